@@ -99,3 +99,17 @@ def head_info(repo: pygit2.Repository) -> HeadInfo:
     if repo.head_is_unborn:
         return HeadInfo(branch=branch, commit=None, detached=False)
     return HeadInfo(branch=branch, commit=str(repo.head.target), detached=False)
+
+
+def identity(repo: pygit2.Repository) -> tuple[str | None, str | None]:
+    """`user.name` and `user.email` from the repository's config (global included)."""
+    config = repo.config
+
+    def get(key: str) -> str | None:
+        try:
+            value = config[key]
+        except (KeyError, pygit2.GitError):
+            return None
+        return value or None
+
+    return get("user.name"), get("user.email")

@@ -1,0 +1,42 @@
+"""Small helpers shared by the actions: opening the backup, the daemon's pid, time rendering."""
+
+from __future__ import annotations
+
+import os
+import signal
+from datetime import UTC, datetime
+
+from daemon.backup import Backup
+from daemon.config import Config
+from daemon.lock import holder_pid
+from daemon.locations import lock_path
+
+WAKE_SIGNAL = signal.SIGUSR1  # tells a running daemon to re-read the state database
+
+
+def daemon_pid(backup: Backup) -> int | None:
+    """The pid of the mdbackup process holding this repository's lock, or None."""
+    return holder_pid(lock_path(backup.git_dir))
+
+
+def wake_daemon(backup: Backup) -> int | None:
+    """Make a running daemon act on the state database now. Returns its pid, or None."""
+    pid = daemon_pid(backup)
+    if pid is None or pid == os.getpid():
+        return None
+    try:
+        os.kill(pid, WAKE_SIGNAL)
+    except ProcessLookupError:
+        return None
+    return pid
+
+
+def iso_utc(epoch: float | None) -> str | None:
+    """ISO 8601 UTC with `Z`, seconds precision; None stays None."""
+    if epoch is None:
+        return None
+    return datetime.fromtimestamp(epoch, UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
+
+
+def open_backup(config: Config) -> Backup:
+    return Backup.open(config)

@@ -1,0 +1,57 @@
+"""`run`: the daemon, or with `--once` one pass (scan, commit, push) and exit."""
+
+from __future__ import annotations
+
+import argparse
+import sys
+
+from daemon import logs
+from daemon.backup import Backup
+from daemon.config import Config
+from daemon.exitcodes import ExitCode
+from daemon.git.repo import NotAWorkTree
+from daemon.lock import LockBusy, RepositoryLock
+from daemon.locations import lock_path
+from daemon.queue import now
+
+
+def run(config: Config, args: argparse.Namespace) -> int:
+    try:
+        backup = Backup.open(config)
+    except NotAWorkTree as exc:
+        print(f"mdbackup: --repo: {exc}", file=sys.stderr)
+        return ExitCode.USAGE
+    try:
+        lock = RepositoryLock.acquire(lock_path(backup.git_dir))
+    except LockBusy as exc:
+        print(f"mdbackup: {exc}", file=sys.stderr)
+        return ExitCode.BUSY
+    try:
+        if args.once:
+            return run_once(backup)
+        from daemon.service import Service  # the long-running parts only when needed
+
+        return Service(backup, config_path=config.source).run()
+    finally:
+        lock.release()
+        backup.close()
+
+
+def run_once(backup: Backup) -> int:
+    """Scan, commit everything pending (failed paths too) in one commit, push; exit code."""
+    log = logs.get()
+    if backup.queue.paused():
+        log.info("paused", detail="commits nothing while paused; `mdbackup resume` to resume")
+        print("mdbackup: paused; nothing committed (run `mdbackup resume`)", file=sys.stderr)
+        return ExitCode.OK
+    started = now()
+    backup.queue.requeue_interrupted(now=started)
+    if backup.config.commit.enabled:
+        backup.queue.enable_disabled(now=started)
+    backup.scan(now=started, reason="once")
+    report = backup.commit_due(now=now(), failed_too=True)
+    if report.busy:
+        print(f"mdbackup: git is busy ({report.busy}); changes stay pending", file=sys.stderr)
+        return ExitCode.BUSY
+    push_ok = backup.push_now(now=now()) if backup.config.push.enabled else True
+    return ExitCode.FAILED if report.failed or not push_ok else ExitCode.OK

@@ -1,0 +1,187 @@
+"""One repository's backup steps: record, scan, commit what is due, push.
+
+Thin orchestration over the queue (`daemon.queue`) and the libgit2 layer
+(`daemon.git`): used alike by `run --once`, the daemon's worker and the flush on
+SIGTERM.
+"""
+
+from __future__ import annotations
+
+import socket
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass
+from datetime import datetime
+from pathlib import Path
+
+import pygit2
+
+from daemon import logs
+from daemon.config import Config
+from daemon.git import repo as gitrepo
+from daemon.git.commit import CommitRefused, Committer, GitBusy, PathChange
+from daemon.git.scan import ScanResult, changed_paths
+from daemon.locations import db_path
+from daemon.message import ChangeSummary, render_message
+from daemon.patterns import StoreFilter
+from daemon.queue import FORGET, SUCCESS, Batch, Outcome, Queue
+from daemon.statuses import PathStatus
+
+
+@dataclass(frozen=True)
+class PassReport:
+    """What one commit pass did. `busy` is set when git was busy (nothing lost)."""
+
+    taken: int = 0
+    commit_id: str | None = None
+    committed: int = 0
+    failed: int = 0
+    busy: str | None = None
+    paused: bool = False
+
+
+class Backup:
+    """The backup of one repository, as configured."""
+
+    def __init__(self, *, config: Config, repo: pygit2.Repository, queue: Queue) -> None:
+        self.config = config
+        self.repo = repo
+        self.queue = queue
+        self.filter = StoreFilter.build(
+            store_prefix=config.store_prefix,
+            include=config.store.include,
+            exclude=config.store.exclude,
+        )
+        self.committer = Committer(repo)
+        self.log = logs.get()
+        self._last_deferral: str | None = None
+
+    @classmethod
+    def open(cls, config: Config) -> Backup:
+        """Open the configured repository and its state database."""
+        repo = gitrepo.open_repository(config.repo)
+        queue = Queue(db_path(gitrepo.git_dir(repo), config.state.db))
+        return cls(config=config, repo=repo, queue=queue)
+
+    @property
+    def git_dir(self) -> Path:
+        return gitrepo.git_dir(self.repo)
+
+    def record(self, paths: Iterable[str], *, now: float) -> int:
+        """Record changes to the store paths among `paths` (others are ignored)."""
+        wanted = [p for p in paths if self.filter.wants(p)]
+        return self.queue.record(wanted, now=now, disabled=not self.config.commit.enabled)
+
+    def scan(self, *, now: float, reason: str) -> ScanResult:
+        """Record every store path that differs from HEAD; logs what it found."""
+        result = changed_paths(
+            self.repo,
+            store_prefix=self.config.store_prefix,
+            wants=self.filter.wants,
+            wants_dir=self.filter.might_contain,
+        )
+        self.record(result.changed, now=now)
+        self.log.info(
+            "scan", reason=reason, changed=len(result.changed), files=result.files_seen,
+            hashed=result.hashed, elapsed_ms=result.elapsed_ms,
+        )
+        return result
+
+    def commit_due(self, *, now: float, failed_too: bool = False) -> PassReport:
+        """Commit every due path in one commit (failed ones too when `failed_too`).
+
+        Never raises for a git problem: busy git defers the batch, anything else
+        fails it with the reason, and the report says which.
+        """
+        if self.queue.paused():
+            return PassReport(paused=True)
+        if not self.config.commit.enabled:
+            return PassReport()
+        batch = self.queue.take_batch(now=now, include_failed_early=failed_too)
+        if not batch:
+            return PassReport()
+        outcomes, report = self._commit(batch, now=now)
+        self.queue.finish_batch(
+            batch, outcomes, now=now,
+            retry_min=self.config.push.retry_min, retry_max=self.config.push.retry_max,
+        )
+        return report
+
+    def _commit(self, batch: Batch, *, now: float) -> tuple[dict[str, Outcome], PassReport]:
+        try:
+            result = self.committer.commit_paths(
+                batch.paths,
+                message=self._message,
+                author=self._signature(),
+                committer=self._signature(),
+                max_file_size=self.config.store.max_file_size,
+            )
+        except GitBusy as exc:
+            self._log_deferral(str(exc), len(batch))
+            return {}, PassReport(taken=len(batch), busy=str(exc))
+        except CommitRefused as exc:
+            return self._fail_all(batch, str(exc))
+        except (pygit2.GitError, OSError) as exc:
+            self.log.error("commit_error", error=str(exc), paths=len(batch))
+            return self._fail_all(batch, f"commit failed: {exc}")
+        self._last_deferral = None
+        outcomes: dict[str, Outcome] = {}
+        for change in result.changes:
+            outcomes[change.path] = SUCCESS
+        for path in result.unchanged:
+            outcomes[path] = SUCCESS
+        for path in result.skipped:
+            outcomes[path] = FORGET
+        for path, reason in result.failed.items():
+            outcomes[path] = Outcome(PathStatus.FAILED, error=reason)
+            self.log.warning("path_failed", path=path, error=reason)
+        if result.commit_id:
+            firsts = [i.first_seen_at for i in batch.items if i.first_seen_at is not None]
+            latency = round((now - min(firsts)) * 1000) if firsts else None
+            self.log.info(
+                "commit", commit=result.commit_id, branch=result.branch,
+                paths=len(result.changes), elapsed_ms=result.elapsed_ms,
+                latency_ms=latency, failed=len(result.failed),
+            )
+        return outcomes, PassReport(
+            taken=len(batch), commit_id=result.commit_id, committed=len(result.changes),
+            failed=len(result.failed),
+        )
+
+    def _fail_all(self, batch: Batch, reason: str) -> tuple[dict[str, Outcome], PassReport]:
+        self.log.error("commit_failed", error=reason, paths=len(batch))
+        failed = Outcome(PathStatus.FAILED, error=reason)
+        return {p: failed for p in batch.paths}, PassReport(taken=len(batch), failed=len(batch))
+
+    def _log_deferral(self, reason: str, paths: int) -> None:
+        if reason != self._last_deferral:
+            self.log.warning("commit_deferred", reason=reason, paths=paths)
+            self._last_deferral = reason
+
+    def _signature(self) -> pygit2.Signature:
+        name, email = gitrepo.identity(self.repo)
+        commit = self.config.commit
+        return pygit2.Signature(
+            commit.author_name or name or "mdbackup",
+            commit.author_email or email or f"mdbackup@{socket.gethostname()}",
+        )
+
+    def _message(self, changes: Sequence[PathChange]) -> str:
+        def rel(kind: str) -> tuple[str, ...]:
+            return tuple(self.filter.store_relative(c.path) or c.path for c in changes if c.kind == kind)
+
+        summary = ChangeSummary(added=rel("added"), modified=rel("modified"), deleted=rel("deleted"))
+        return render_message(
+            self.config.commit.message, changes=summary,
+            hostname=socket.gethostname(), now=datetime.now().astimezone(),
+        )
+
+    def push_now(self, *, now: float) -> bool:
+        """Push what the remote lacks and record the push state; True when it has our head."""
+        from daemon.pushing import push_now  # the network layer only when pushing
+
+        return push_now(self, now=now)
+
+    def close(self) -> None:
+        self.queue.close()
+
+

@@ -1,0 +1,96 @@
+"""Command line: parse arguments, set up logging, load the config, run one action.
+
+Each command is a module of `daemon.actions`; `COMMANDS` maps names to them.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import sys
+from collections.abc import Callable, Sequence
+from pathlib import Path
+
+from daemon import __version__, logs
+from daemon.actions import check, control, run, status
+from daemon.config import Config, ConfigError, Overrides, find_config_file, load_config
+from daemon.exitcodes import ExitCode
+
+Action = Callable[[Config, argparse.Namespace], int]
+
+COMMANDS: dict[str, Action] = {
+    "run": run.run,
+    "status": status.status,
+    "retry": control.retry,
+    "pause": control.pause,
+    "resume": control.resume,
+    "check": check.check,
+}
+
+
+class _Parser(argparse.ArgumentParser):
+    """argparse that exits with the contract's usage code (2) and a one-line error."""
+
+    def error(self, message: str) -> None:  # type: ignore[override]
+        self.exit(ExitCode.USAGE, f"mdbackup: {message} (see mdbackup --help)\n")
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = _Parser(prog="mdbackup", description="Keep a markdown store backed up in git.")
+    parser.add_argument("--config", type=Path, help="config file (default: $MDBACKUP_CONFIG, "
+                        "then $XDG_CONFIG_HOME/mdbackup/config.toml)")
+    parser.add_argument("--verbose", action="store_true", help="log debug events")
+    parser.add_argument("--log-format", choices=["auto", "console", "json"],
+                        help="log renderer (default: [log] format, auto)")
+    parser.add_argument("--once", action="store_true", help="the same as `run --once`")
+    parser.add_argument("--version", action="version", version=f"mdbackup {__version__}")
+    commands = parser.add_subparsers(dest="command", metavar="COMMAND", parser_class=_Parser)
+
+    run_parser = commands.add_parser("run", help="the daemon; with --once: one pass, then exit")
+    run_parser.add_argument("--once", action="store_true", dest="run_once",
+                            help="one pass (scan, commit, push), then exit")
+    run_parser.add_argument("--repo", type=Path, help="the git working tree")
+    run_parser.add_argument("--store", help="the store folder, relative to the repo")
+    push = run_parser.add_mutually_exclusive_group()
+    push.add_argument("--push", action="store_true", default=None, dest="push")
+    push.add_argument("--no-push", action="store_false", dest="push")
+
+    status_parser = commands.add_parser("status", help="pending, failed, last commit, push state")
+    status_parser.add_argument("--json", action="store_true", help="machine-readable")
+    status_parser.add_argument("--all", action="store_true", help="list every tracked path")
+
+    commands.add_parser("retry", help="failed paths and a failed push become pending again now")
+    commands.add_parser("pause", help="keep recording changes but commit nothing")
+    commands.add_parser("resume", help="commit again, including what piled up")
+    commands.add_parser("check", help="validate config, repository and remote; commit nothing")
+    return parser
+
+
+def _normalise(args: argparse.Namespace) -> argparse.Namespace:
+    """Fill in what a command's own parser did not set (`mdbackup --once`, bare `mdbackup`)."""
+    command = args.command or "run"
+    defaults = {"run_once": False, "repo": None, "store": None, "push": None,
+                "json": False, "all": False}
+    for key, value in defaults.items():
+        if not hasattr(args, key):
+            setattr(args, key, value)
+    args.command = command
+    args.once = bool(args.once or args.run_once)
+    return args
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    args = _normalise(build_parser().parse_args(argv))
+    overrides = Overrides(repo=args.repo, store=args.store, push=args.push)
+    try:
+        path = find_config_file(explicit=args.config, environ=os.environ)
+        config = load_config(path, overrides=overrides, cwd=Path.cwd())
+    except ConfigError as exc:
+        for problem in exc.problems:
+            print(problem, file=sys.stderr)
+        return ExitCode.USAGE
+    logs.configure(
+        level="debug" if args.verbose else config.log.level,
+        fmt=args.log_format or config.log.format,
+    )
+    return int(COMMANDS[args.command](config, args))

@@ -1,0 +1,164 @@
+"""Find the store paths that differ from HEAD (reads no config).
+
+Walks only the store folder and only HEAD's subtree for it, so the cost follows
+the store, not the repository. A file is hashed only when the index's stat data
+does not vouch for it (same size and mtime as when the index entry was written,
+and the entry's blob is HEAD's), the way git itself avoids rehashing.
+"""
+
+from __future__ import annotations
+
+import os
+import stat
+import time
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass
+
+import pygit2
+from pygit2.enums import FileMode
+
+
+@dataclass(frozen=True)
+class ScanResult:
+    """`changed`: repo-relative paths that differ from HEAD (added, modified, deleted)."""
+
+    changed: tuple[str, ...]
+    files_seen: int
+    hashed: int
+    elapsed_ms: float
+
+
+def changed_paths(
+    repo: pygit2.Repository,
+    *,
+    store_prefix: str,
+    wants: Callable[[str], bool],
+    wants_dir: Callable[[str], bool],
+) -> ScanResult:
+    """Every path under `store_prefix` that `wants` accepts and whose working-tree
+    content differs from HEAD: new files not ignored by .gitignore (a tracked path
+    stays tracked), modified files and links, deleted files.
+    """
+    started = time.perf_counter()
+    head = _head_entries(repo, store_prefix)
+    index = repo.index
+    index_written_ns = _mtime_ns(os.path.join(repo.path, "index"))
+    seen: set[str] = set()
+    changed: list[str] = []
+    hashed = 0
+    for path, st in _walk(repo.workdir, store_prefix, wants_dir):
+        if not wants(path):
+            continue
+        seen.add(path)
+        known = head.get(path)
+        if known is None:
+            if path in index or not repo.path_is_ignored(path):
+                changed.append(path)
+            continue
+        if _index_vouches(index, path, st, known, index_written_ns=index_written_ns):
+            continue
+        hashed += 1
+        if _content_entry(repo, path, st) != known:
+            changed.append(path)
+    changed.extend(p for p in head if p not in seen and wants(p))
+    return ScanResult(
+        changed=tuple(sorted(changed)),
+        files_seen=len(seen),
+        hashed=hashed,
+        elapsed_ms=round((time.perf_counter() - started) * 1000, 3),
+    )
+
+
+def _head_entries(repo: pygit2.Repository, prefix: str) -> dict[str, tuple[pygit2.Oid, int]]:
+    """Blob and link entries of HEAD's tree under `prefix`: path -> (oid, mode)."""
+    if repo.head_is_unborn:
+        return {}
+    tree = repo.head.peel(pygit2.Commit).tree
+    if prefix:
+        try:
+            sub = tree[prefix]
+        except KeyError:
+            return {}
+        if sub.filemode != FileMode.TREE:
+            return {}
+        tree = repo[sub.id]
+    entries: dict[str, tuple[pygit2.Oid, int]] = {}
+    stack: list[tuple[pygit2.Tree, str]] = [(tree, prefix + "/" if prefix else "")]
+    while stack:
+        current, base = stack.pop()
+        for entry in current:
+            if entry.filemode == FileMode.TREE:
+                stack.append((repo[entry.id], f"{base}{entry.name}/"))
+            elif entry.filemode != FileMode.COMMIT:  # submodules are not store files
+                entries[base + entry.name] = (entry.id, entry.filemode)
+    return entries
+
+
+def _walk(
+    workdir: str, prefix: str, wants_dir: Callable[[str], bool]
+) -> Iterator[tuple[str, os.stat_result]]:
+    """Files and links under the store folder: (repo-relative path, lstat)."""
+    stack = [prefix]
+    while stack:
+        rel_dir = stack.pop()
+        try:
+            with os.scandir(os.path.join(workdir, rel_dir)) as it:
+                entries = list(it)
+        except OSError:
+            continue  # vanished or unreadable folder: its tracked files show as deleted
+        for entry in entries:
+            rel = f"{rel_dir}/{entry.name}" if rel_dir else entry.name
+            try:
+                st = entry.stat(follow_symlinks=False)
+            except OSError:
+                continue
+            if stat.S_ISDIR(st.st_mode):
+                if entry.name != ".git" and wants_dir(rel):
+                    stack.append(rel)
+            elif stat.S_ISREG(st.st_mode) or stat.S_ISLNK(st.st_mode):
+                yield rel, st
+
+
+def _index_vouches(
+    index: pygit2.Index, path: str, st: os.stat_result, known: tuple[pygit2.Oid, int],
+    *, index_written_ns: int,
+) -> bool:
+    """True when the index entry is HEAD's blob and its stat data matches the file.
+
+    Reads the stat fields through pygit2's cffi binding (the Python IndexEntry does
+    not expose them); any doubt answers False, which only costs a hash.
+    """
+    ffi, lib = pygit2.ffi, pygit2.C
+    raw_index = getattr(index, "_index", None)
+    if raw_index is None:
+        return False
+    centry = lib.git_index_get_bypath(raw_index, os.fsencode(path), 0)
+    if centry == ffi.NULL:
+        return False
+    oid = pygit2.Oid(raw=bytes(ffi.buffer(ffi.addressof(centry, "id"))[:]))
+    if oid != known[0] or centry.mode != known[1]:
+        return False
+    mtime_ns = centry.mtime.seconds * 1_000_000_000 + centry.mtime.nanoseconds
+    if centry.file_size != (st.st_size & 0xFFFFFFFF) or mtime_ns != st.st_mtime_ns:
+        return False
+    # Racy entry: the file changed no earlier than the index was written, so equal
+    # stat data proves nothing (git's "racy git" rule).
+    return st.st_mtime_ns < index_written_ns
+
+
+def _mtime_ns(path: str) -> int:
+    try:
+        return os.stat(path).st_mtime_ns
+    except OSError:
+        return 0
+
+
+def _content_entry(repo: pygit2.Repository, path: str, st: os.stat_result) -> tuple[pygit2.Oid, int]:
+    full = os.path.join(repo.workdir, path)
+    if stat.S_ISLNK(st.st_mode):
+        return pygit2.hash(os.readlink(os.fsencode(full))), FileMode.LINK
+    mode = FileMode.BLOB_EXECUTABLE if st.st_mode & stat.S_IXUSR else FileMode.BLOB
+    try:
+        return pygit2.hashfile(full), mode
+    except (OSError, pygit2.GitError):
+        return pygit2.Oid(hex="0" * 40), mode  # unreadable: let the commit report why

@@ -1,0 +1,217 @@
+"""The libgit2 commit layer against real repositories, inspected with the git CLI."""
+
+from __future__ import annotations
+
+import os
+import stat
+import subprocess
+import sys
+from pathlib import Path
+
+import pygit2
+import pytest
+
+from daemon.git.commit import Committer, CommitRefused, GitBusy
+from daemon.git.repo import open_repository
+from tests.helpers import commit_count, git, head_files, init_repo
+
+SIG = pygit2.Signature("mdbackup test", "t@example.com")
+
+
+def commit(repo_path: Path, paths, *, max_file_size: int = 10_000_000, message="backup"):
+    committer = Committer(open_repository(repo_path))
+    return committer.commit_paths(
+        list(paths), message=lambda changes: message, author=SIG, committer=SIG,
+        max_file_size=max_file_size,
+    )
+
+
+def write(repo: Path, rel: str, text: str) -> Path:
+    path = repo / rel
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text(text)
+    return path
+
+
+def test_commits_only_the_given_paths(repo: Path) -> None:
+    write(repo, "notes/a.md", "a\n")
+    write(repo, "notes/b.md", "b\n")
+    result = commit(repo, ["notes/a.md"])
+    assert result.commit_id == git(repo, "rev-parse", "HEAD").strip()
+    assert [c.kind for c in result.changes] == ["added"]
+    files = head_files(repo)
+    assert files["notes/a.md"] == "a\n"
+    assert "notes/b.md" not in files
+    assert git(repo, "status", "--porcelain", "notes/a.md") == ""
+
+
+def test_user_staged_change_stays_staged_and_out_of_the_commit(repo: Path) -> None:
+    write(repo, "src.txt", "staged by the user\n")
+    git(repo, "add", "src.txt")
+    write(repo, "notes/a.md", "note\n")
+    commit(repo, ["notes/a.md"])
+    assert "src.txt" not in head_files(repo)
+    assert git(repo, "diff", "--cached", "--name-only").split() == ["src.txt"]
+
+
+def test_modification_deletion_and_rename(repo: Path) -> None:
+    write(repo, "notes/a.md", "one\n")
+    write(repo, "notes/old.md", "moving\n")
+    commit(repo, ["notes/a.md", "notes/old.md"])
+    write(repo, "notes/a.md", "two\n")
+    (repo / "notes/old.md").rename(repo / "notes/new.md")
+    result = commit(repo, ["notes/a.md", "notes/old.md", "notes/new.md"])
+    kinds = {c.path: c.kind for c in result.changes}
+    assert kinds == {"notes/a.md": "modified", "notes/old.md": "deleted", "notes/new.md": "added"}
+    files = head_files(repo)
+    assert files["notes/a.md"] == "two\n" and files["notes/new.md"] == "moving\n"
+    assert "notes/old.md" not in files
+    assert git(repo, "status", "--porcelain") == ""
+
+
+def test_deleting_the_last_file_of_a_folder_removes_the_folder(repo: Path) -> None:
+    write(repo, "notes/deep/x/only.md", "x\n")
+    commit(repo, ["notes/deep/x/only.md"])
+    (repo / "notes/deep/x/only.md").unlink()
+    commit(repo, ["notes/deep/x/only.md"])
+    assert git(repo, "ls-tree", "-r", "HEAD", "--name-only").split() == ["README.txt"]
+
+
+def test_new_subfolders_and_odd_names(repo: Path) -> None:
+    names = ["notes/new/sub/dir/a.md", "notes/with space.md", "notes/-leading.md",
+             "notes/ünïcödé ✓.md", "notes/quote\"s.md"]
+    for name in names:
+        write(repo, name, name + "\n")
+    commit(repo, names)
+    files = head_files(repo)
+    for name in names:
+        assert files[name] == name + "\n"
+
+
+def test_no_empty_commit(repo: Path) -> None:
+    before = commit_count(repo)
+    result = commit(repo, ["README.txt", "notes/never-existed.md"])
+    assert result.commit_id is None
+    assert set(result.unchanged) == {"README.txt", "notes/never-existed.md"}
+    assert commit_count(repo) == before
+
+
+def test_unborn_branch_gets_its_first_commit(tmp_path: Path) -> None:
+    repo = init_repo(tmp_path / "fresh", commit=False)
+    write(repo, "a.md", "first\n")
+    result = commit(repo, ["a.md"])
+    assert result.commit_id and commit_count(repo) == 1
+    assert head_files(repo) == {"a.md": "first\n"}
+
+
+def test_detached_head_is_refused(repo: Path) -> None:
+    git(repo, "checkout", "-q", "--detach")
+    write(repo, "a.md", "x\n")
+    with pytest.raises(CommitRefused, match="detached"):
+        commit(repo, ["a.md"])
+
+
+def test_held_index_lock_defers_and_is_never_removed(repo: Path) -> None:
+    lock = repo / ".git/index.lock"
+    lock.write_text("")
+    write(repo, "a.md", "x\n")
+    head = git(repo, "rev-parse", "HEAD")
+    with pytest.raises(GitBusy, match="index.lock"):
+        commit(repo, ["a.md"])
+    assert lock.exists()
+    assert git(repo, "rev-parse", "HEAD") == head
+
+
+def test_merge_in_progress_defers(repo: Path) -> None:
+    write(repo, "a.md", "base\n")
+    git(repo, "add", "a.md")
+    git(repo, "commit", "-qm", "base")
+    git(repo, "checkout", "-qb", "other")
+    write(repo, "a.md", "other\n")
+    git(repo, "commit", "-qam", "other")
+    git(repo, "checkout", "-q", "main")
+    write(repo, "a.md", "main\n")
+    git(repo, "commit", "-qam", "main")
+    git(repo, "merge", "other", check=False)
+    with pytest.raises(GitBusy, match="merge"):
+        commit(repo, ["a.md"])
+
+
+def test_symlink_committed_as_link_and_target_never_read(repo: Path, tmp_path: Path) -> None:
+    secret = tmp_path / "secret.txt"
+    secret.write_text("TOP-SECRET-CONTENT\n")
+    (repo / "notes").mkdir()
+    os.symlink(secret, repo / "notes/link.md")
+    commit(repo, ["notes/link.md"])
+    line = git(repo, "ls-tree", "HEAD", "notes/link.md")
+    assert line.startswith("120000 blob")
+    assert git(repo, "cat-file", "-p", "HEAD:notes/link.md") == str(secret)
+    objects = subprocess.run(["git", "-C", str(repo), "cat-file", "--batch-all-objects",
+                              "--batch"], capture_output=True, check=True).stdout
+    assert b"TOP-SECRET-CONTENT" not in objects
+
+
+def test_executable_bit_kept(repo: Path) -> None:
+    path = write(repo, "run.md", "#!/bin/sh\n")
+    path.chmod(path.stat().st_mode | stat.S_IXUSR)
+    commit(repo, ["run.md"])
+    assert git(repo, "ls-tree", "HEAD", "run.md").startswith("100755")
+
+
+def test_file_over_max_size_fails_with_reason_others_committed(repo: Path) -> None:
+    write(repo, "big.md", "x" * 2000)
+    write(repo, "small.md", "ok\n")
+    result = commit(repo, ["big.md", "small.md"], max_file_size=1000)
+    assert "max_file_size" in result.failed["big.md"]
+    files = head_files(repo)
+    assert "small.md" in files and "big.md" not in files
+
+
+def test_gitignored_untracked_file_is_skipped_but_tracked_one_stays_tracked(repo: Path) -> None:
+    write(repo, ".gitignore", "*.secret.md\n")
+    write(repo, "tracked.secret.md", "v1\n")
+    git(repo, "add", "-f", ".gitignore", "tracked.secret.md")
+    git(repo, "commit", "-qm", "tracked despite ignore")
+    write(repo, "tracked.secret.md", "v2\n")
+    write(repo, "new.secret.md", "ignored\n")
+    result = commit(repo, ["tracked.secret.md", "new.secret.md"])
+    assert result.skipped == ("new.secret.md",)
+    files = head_files(repo)
+    assert files["tracked.secret.md"] == "v2\n" and "new.secret.md" not in files
+
+
+def test_git_environment_variables_are_ignored(repo: Path, tmp_path: Path) -> None:
+    decoy = init_repo(tmp_path / "decoy")
+    write(repo, "a.md", "real\n")
+    env = {"GIT_DIR": str(decoy / ".git"), "GIT_WORK_TREE": str(decoy),
+           "GIT_INDEX_FILE": str(tmp_path / "decoy-index")}
+    code = (
+        "import pygit2, pathlib;"
+        "from daemon.git.commit import Committer;"
+        "from daemon.git.repo import open_repository;"
+        "s=pygit2.Signature('t','t@e');"
+        f"Committer(open_repository(pathlib.Path({str(repo)!r}))).commit_paths(['a.md'],"
+        "message=lambda c:'m',author=s,committer=s,max_file_size=10**6)"
+    )
+    subprocess.run([sys.executable, "-c", code], check=True, env={**os.environ, **env},
+                   cwd=Path(__file__).parent.parent)
+    assert head_files(repo)["a.md"] == "real\n"
+    assert commit_count(decoy) == 1
+    assert not (tmp_path / "decoy-index").exists()
+
+
+def test_branch_moved_by_someone_else_is_not_rolled_back(repo: Path) -> None:
+    """The compare-and-swap path: a commit made by the user between passes stays."""
+    committer = Committer(open_repository(repo))
+    write(repo, "a.md", "1\n")
+    committer.commit_paths(["a.md"], message=lambda c: "m", author=SIG, committer=SIG,
+                           max_file_size=10**6)
+    write(repo, "user.txt", "user\n")
+    git(repo, "add", "user.txt")
+    git(repo, "commit", "-qm", "user commit")
+    write(repo, "a.md", "2\n")
+    committer.commit_paths(["a.md"], message=lambda c: "m", author=SIG, committer=SIG,
+                           max_file_size=10**6)
+    files = head_files(repo)
+    assert files["user.txt"] == "user\n" and files["a.md"] == "2\n"
+    assert git(repo, "log", "--format=%s", "-3").split("\n")[:3] == ["m", "user commit", "m"]
