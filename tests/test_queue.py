@@ -1,0 +1,142 @@
+"""The durable path queue on a real SQLite file."""
+
+from __future__ import annotations
+
+import sqlite3
+import threading
+from pathlib import Path
+
+import peewee
+import pytest
+
+from daemon.queue import FORGET, SUCCESS, Outcome, Queue, backoff
+from daemon.statuses import PathStatus
+
+RETRY = {"retry_min": 5.0, "retry_max": 900.0}
+
+
+@pytest.fixture
+def queue(tmp_path: Path) -> Queue:
+    q = Queue(tmp_path / "mdbackup" / "state.db")
+    yield q
+    q.close()
+
+
+def status_of(queue: Queue, path: str) -> PathStatus:
+    return {r.path: r.status for r in queue.rows(include_success=True)}[path]
+
+
+def test_record_take_finish(queue: Queue) -> None:
+    queue.record(["a.md", "b.md", "a.md"], now=100.0)
+    assert queue.counts()["pending"] == 2
+    batch = queue.take_batch(now=101.0)
+    assert batch.paths == ("a.md", "b.md")
+    assert queue.counts()["queued"] == 2
+    queue.finish_batch(batch, {"a.md": SUCCESS, "b.md": SUCCESS}, now=102.0, **RETRY)
+    assert queue.counts()["success"] == 2
+    assert queue.rows() == []
+    assert all(r.last_backup_at == 102.0 for r in queue.rows(include_success=True))
+
+
+def test_change_recorded_while_queued_stays_pending(queue: Queue) -> None:
+    queue.record(["a.md"], now=1.0)
+    batch = queue.take_batch(now=2.0)
+    queue.record(["a.md"], now=3.0)  # the file changed while its batch was committed
+    assert status_of(queue, "a.md") is PathStatus.QUEUED
+    queue.finish_batch(batch, {"a.md": SUCCESS}, now=4.0, **RETRY)
+    row = queue.rows()[0]
+    assert row.status is PathStatus.PENDING
+    assert row.last_backup_at == 4.0  # the older content was committed
+
+
+def test_failure_keeps_last_backup_at_and_backs_off(queue: Queue) -> None:
+    queue.record(["a.md"], now=1.0)
+    queue.finish_batch(queue.take_batch(now=1.0), {"a.md": SUCCESS}, now=2.0, **RETRY)
+    queue.record(["a.md"], now=3.0)
+    failed = Outcome(PathStatus.FAILED, error="permission denied")
+    queue.finish_batch(queue.take_batch(now=3.0), {"a.md": failed}, now=4.0, **RETRY)
+    row = queue.rows()[0]
+    assert (row.status, row.last_backup_at, row.last_error, row.attempts) == (
+        PathStatus.FAILED, 2.0, "permission denied", 1)
+    assert row.next_attempt_at == 4.0 + 5.0
+    assert len(queue.take_batch(now=5.0)) == 0  # not due yet
+    queue.finish_batch(queue.take_batch(now=9.0), {"a.md": failed}, now=9.0, **RETRY)
+    assert queue.rows()[0].next_attempt_at == 9.0 + 10.0
+    assert queue.rows()[0].attempts == 2
+
+
+def test_backoff_is_capped() -> None:
+    assert [backoff(n, minimum=5, maximum=30) for n in (1, 2, 3, 4, 5)] == [5, 10, 20, 30, 30]
+
+
+def test_deferred_paths_go_back_to_pending_without_an_attempt(queue: Queue) -> None:
+    queue.record(["a.md"], now=1.0)
+    queue.finish_batch(queue.take_batch(now=1.0), {}, now=2.0, **RETRY)
+    row = queue.rows()[0]
+    assert row.status is PathStatus.PENDING and row.attempts == 0
+
+
+def test_forget_drops_the_row_unless_changed_since(queue: Queue) -> None:
+    queue.record(["ignored.md", "changed.md"], now=1.0)
+    batch = queue.take_batch(now=1.0)
+    queue.record(["changed.md"], now=1.5)
+    queue.finish_batch(batch, {"ignored.md": FORGET, "changed.md": FORGET}, now=2.0, **RETRY)
+    assert [r.path for r in queue.rows(include_success=True)] == ["changed.md"]
+
+
+def test_requeue_interrupted_and_retry_failed(queue: Queue) -> None:
+    queue.record(["a.md", "b.md"], now=1.0)
+    batch = queue.take_batch(now=1.0)
+    queue.finish_batch(batch, {"a.md": SUCCESS, "b.md": Outcome(PathStatus.FAILED, error="x")},
+                       now=2.0, **RETRY)
+    queue.record(["c.md"], now=3.0)
+    queue.take_batch(now=3.0)  # a crash leaves c.md queued
+    assert queue.requeue_interrupted(now=4.0) == 1
+    assert queue.retry_failed(now=4.0) == 1
+    assert queue.counts()["pending"] == 3
+
+
+def test_status_check_constraint_rejects_unknown_status(queue: Queue) -> None:
+    with pytest.raises(peewee.IntegrityError):
+        queue.PathRecord.insert(path="x", status="bogus", updated_at=0).execute()
+
+
+def test_two_threads_and_a_second_connection_do_not_lose_writes(queue: Queue) -> None:
+    """A writer thread records while the main thread takes and finishes batches."""
+    done = threading.Event()
+    written: list[str] = []
+
+    def writer() -> None:
+        for i in range(300):
+            queue.record([f"f{i % 50}.md"], now=float(i))
+            written.append(f"f{i % 50}.md")
+        queue.close()
+        done.set()
+
+    thread = threading.Thread(target=writer)
+    thread.start()
+    other = Queue(queue.path)  # as `status` from another process would open it
+    while not done.is_set():
+        batch = queue.take_batch(now=0.0)
+        queue.finish_batch(batch, {p: SUCCESS for p in batch.paths}, now=1.0, **RETRY)
+        other.counts()
+    thread.join()
+    batch = queue.take_batch(now=0.0)
+    queue.finish_batch(batch, {p: SUCCESS for p in batch.paths}, now=1.0, **RETRY)
+    assert queue.counts()["success"] == 50 and queue.counts()["pending"] == 0
+    other.close()
+
+
+def test_paused_and_push_state_survive_reopening(tmp_path: Path) -> None:
+    path = tmp_path / "state.db"
+    q = Queue(path)
+    q.set_paused(True)
+    q.set_push_state(status="failed", last_error="boom", attempts=2)
+    q.close()
+    q2 = Queue(path)
+    assert q2.paused() is True
+    state = q2.push_state()
+    assert (state.status.value, state.last_error, state.attempts) == ("failed", "boom", 2)
+    q2.close()
+    mode = sqlite3.connect(path).execute("PRAGMA journal_mode").fetchone()[0]
+    assert mode == "wal"
