@@ -93,7 +93,7 @@ def test_requeue_interrupted_and_retry_failed(queue: Queue) -> None:
     queue.take_batch(now=3.0)  # a crash leaves c.md queued
     assert queue.requeue_interrupted(now=4.0) == 1
     assert queue.retry_failed(now=4.0) == 1
-    assert queue.counts()["pending"] == 3
+    assert queue.counts()["pending"] == 2
 
 
 def test_status_check_constraint_rejects_unknown_status(queue: Queue) -> None:
