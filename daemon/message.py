@@ -1,0 +1,131 @@
+"""Commit message templates: the placeholders, their validation and rendering.
+
+A template is a `str.format` string restricted to bare named placeholders from
+`PLACEHOLDERS` (no format specs, no conversions, no attribute or index access).
+Literal braces are written `{{` and `}}`. Paths in messages are relative to the
+store folder, POSIX style.
+"""
+
+from __future__ import annotations
+
+import string
+from dataclasses import dataclass
+from datetime import datetime
+
+PLACEHOLDERS: frozenset[str] = frozenset(
+    {"summary", "count", "added", "modified", "deleted", "files", "hostname", "timestamp"}
+)
+
+SUMMARY_MAX = 72
+"""`{summary}` never exceeds this many characters."""
+
+_ELLIPSIS = "..."
+_MORE = ", ..."
+_SEPARATOR = ", "
+
+
+def _known() -> str:
+    return ", ".join(f"{{{name}}}" for name in sorted(PLACEHOLDERS))
+
+
+def template_problems(template: str) -> list[str]:
+    """Describe everything wrong with `template`, one string per problem; empty when it is fine.
+
+    Problems: malformed braces, an empty `{}`, an unknown placeholder (named),
+    a format spec (`{count:>3}`) or a conversion (`{summary!r}`).
+    """
+    try:
+        fields = [
+            (name, spec, conversion)
+            for _, name, spec, conversion in string.Formatter().parse(template)
+            if name is not None
+        ]
+    except ValueError as exc:
+        return [f"malformed braces ({exc}); write {{{{ and }}}} for literal braces"]
+    problems: list[str] = []
+    for name, spec, conversion in fields:
+        problem = _field_problem(name, spec, conversion)
+        if problem is not None and problem not in problems:
+            problems.append(problem)
+    return problems
+
+
+def _field_problem(name: str, spec: str | None, conversion: str | None) -> str | None:
+    """The problem with one `{name!conversion:spec}` field, or None."""
+    if name == "":
+        return f"empty placeholder {{}} (known: {_known()})"
+    if name not in PLACEHOLDERS:
+        return f"unknown placeholder {{{name}}} (known: {_known()})"
+    if conversion:
+        return f"conversion not allowed in {{{name}!{conversion}}}"
+    if spec:
+        return f"format spec not allowed in {{{name}:{spec}}}"
+    return None
+
+
+@dataclass(frozen=True)
+class ChangeSummary:
+    """The paths of one commit, relative to the STORE folder, POSIX style.
+
+    The three tuples are expected to be disjoint (a rename is one deletion plus
+    one addition); a path listed twice is counted once.
+    """
+
+    added: tuple[str, ...] = ()
+    modified: tuple[str, ...] = ()
+    deleted: tuple[str, ...] = ()
+
+    @property
+    def paths(self) -> tuple[str, ...]:
+        """Every path of the change, sorted, each once."""
+        return tuple(sorted({*self.added, *self.modified, *self.deleted}))
+
+
+def summarize(paths: tuple[str, ...] | list[str], *, limit: int = SUMMARY_MAX) -> str:
+    """`1 file: a.md` / `3 files: a.md, b.md, sub/c.md`, never longer than `limit` characters.
+
+    `paths` are listed sorted. When they do not all fit, as many whole names as
+    fit are kept, followed by `, ...`. When not even the first whole name fits,
+    its tail is kept behind `...` (the file name is the informative end):
+    `1 file: ...deep/folder/name.md`, `4 files: ...name.md, ...`.
+    """
+    names = sorted(paths)
+    count = len(names)
+    header = f"{count} file{'' if count == 1 else 's'}"
+    if count == 0:
+        return header
+    header += ": "
+    full = header + _SEPARATOR.join(names)
+    if len(full) <= limit:
+        return full
+    suffix = "" if count == 1 else _MORE
+    for keep in range(count - 1, 0, -1):
+        candidate = header + _SEPARATOR.join(names[:keep]) + _MORE
+        if len(candidate) <= limit:
+            return candidate
+    room = limit - len(header) - len(_ELLIPSIS) - len(suffix)
+    tail = names[0][-room:] if room > 0 else ""
+    return (header + _ELLIPSIS + tail + suffix)[:limit]
+
+
+def render_message(template: str, *, changes: ChangeSummary, hostname: str, now: datetime) -> str:
+    """Render a commit message; raises ValueError when `template_problems(template)` is not empty.
+
+    `{timestamp}` is `now` in local time with its offset, seconds precision
+    (`2026-11-27T10:00:00+01:00`); a naive `now` is taken as local time.
+    """
+    problems = template_problems(template)
+    if problems:
+        raise ValueError("; ".join(problems))
+    paths = changes.paths
+    values = {
+        "summary": summarize(paths),
+        "count": str(len(paths)),
+        "added": str(len(set(changes.added))),
+        "modified": str(len(set(changes.modified))),
+        "deleted": str(len(set(changes.deleted))),
+        "files": "\n".join(paths),
+        "hostname": hostname,
+        "timestamp": now.astimezone().isoformat(timespec="seconds"),
+    }
+    return template.format_map(values)
