@@ -23,8 +23,14 @@ from daemon.git.scan import ScanResult, changed_paths
 from daemon.locations import db_path
 from daemon.message import ChangeSummary, render_message
 from daemon.patterns import StoreFilter
+from daemon.pushing import Pusher
 from daemon.queue import FORGET, SUCCESS, Batch, Outcome, Queue
 from daemon.statuses import PathStatus
+
+
+def _store_filter(config: Config) -> StoreFilter:
+    return StoreFilter.build(store_prefix=config.store_prefix, include=config.store.include,
+                             exclude=config.store.exclude)
 
 
 @dataclass(frozen=True)
@@ -46,12 +52,9 @@ class Backup:
         self.config = config
         self.repo = repo
         self.queue = queue
-        self.filter = StoreFilter.build(
-            store_prefix=config.store_prefix,
-            include=config.store.include,
-            exclude=config.store.exclude,
-        )
+        self.filter = _store_filter(config)
         self.committer = Committer(repo)
+        self.pusher = Pusher(config=config, repo=repo, queue=queue)
         self.log = logs.get()
         self._last_deferral: str | None = None
 
@@ -71,17 +74,18 @@ class Backup:
         wanted = [p for p in paths if self.filter.wants(p)]
         return self.queue.record(wanted, now=now, disabled=not self.config.commit.enabled)
 
-    def scan(self, *, now: float, reason: str) -> ScanResult:
-        """Record every store path that differs from HEAD; logs what it found."""
+    def scan(self, *, now: float, reason: str, folder: str | None = None) -> ScanResult:
+        """Record every store path (under `folder` when given) that differs from HEAD;
+        logs what it found."""
         result = changed_paths(
             self.repo,
-            store_prefix=self.config.store_prefix,
+            store_prefix=self.config.store_prefix if folder is None else folder,
             wants=self.filter.wants,
             wants_dir=self.filter.might_contain,
         )
         self.record(result.changed, now=now)
         self.log.info(
-            "scan", reason=reason, changed=len(result.changed), files=result.files_seen,
+            "scan", reason=reason, folder=folder, changed=len(result.changed), files=result.files_seen,
             hashed=result.hashed, elapsed_ms=result.elapsed_ms,
         )
         return result
@@ -135,6 +139,7 @@ class Backup:
             outcomes[path] = Outcome(PathStatus.FAILED, error=reason)
             self.log.warning("path_failed", path=path, error=reason)
         if result.commit_id:
+            self.pusher.committed()
             firsts = [i.first_seen_at for i in batch.items if i.first_seen_at is not None]
             latency = round((now - min(firsts)) * 1000) if firsts else None
             self.log.info(
@@ -175,11 +180,21 @@ class Backup:
             hostname=socket.gethostname(), now=datetime.now().astimezone(),
         )
 
-    def push_now(self, *, now: float) -> bool:
-        """Push what the remote lacks and record the push state; True when it has our head."""
-        from daemon.pushing import push_now  # the network layer only when pushing
+    def push_if_due(self, *, now: float, force: bool = False) -> bool:
+        """Push when due (at once when `force`); True when the remote has the local head."""
+        return self.pusher.push_if_due(now=now, force=force)
 
-        return push_now(self, now=now)
+    def push_deadline(self) -> float | None:
+        return self.pusher.deadline()
+
+    def push_summary(self) -> str | None:
+        return self.pusher.summary()
+
+    def reconfigure(self, config: Config) -> None:
+        """Use a reloaded config for the same repository from now on."""
+        self.config = config
+        self.filter = _store_filter(config)
+        self.pusher = Pusher(config=config, repo=self.repo, queue=self.queue)
 
     def close(self) -> None:
         self.queue.close()

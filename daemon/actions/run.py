@@ -7,7 +7,7 @@ import sys
 
 from daemon import logs
 from daemon.backup import Backup
-from daemon.config import Config
+from daemon.config import Config, Overrides
 from daemon.exitcodes import ExitCode
 from daemon.git.repo import NotAWorkTree
 from daemon.lock import LockBusy, RepositoryLock
@@ -31,7 +31,8 @@ def run(config: Config, args: argparse.Namespace) -> int:
             return run_once(backup)
         from daemon.service import Service  # the long-running parts only when needed
 
-        return Service(backup, config_path=config.source).run()
+        overrides = Overrides(repo=args.repo, store=args.store, push=args.push)
+        return Service(backup, config_path=config.source, overrides=overrides).run()
     finally:
         lock.release()
         backup.close()
@@ -53,5 +54,5 @@ def run_once(backup: Backup) -> int:
     if report.busy:
         print(f"mdbackup: git is busy ({report.busy}); changes stay pending", file=sys.stderr)
         return ExitCode.BUSY
-    push_ok = backup.push_now(now=now()) if backup.config.push.enabled else True
+    push_ok = backup.push_if_due(now=now(), force=True)
     return ExitCode.FAILED if report.failed or not push_ok else ExitCode.OK

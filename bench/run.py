@@ -1,0 +1,40 @@
+"""Run every benchmark and print a table: ours, the baseline measured in the same run, target.
+
+    python bench/run.py            # all rows
+    python bench/run.py commit     # only the rows whose name starts with "commit"
+"""
+
+from __future__ import annotations
+
+import sys
+import tempfile
+from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
+
+from bench import bench_commit  # noqa: E402
+from bench.common import Row  # noqa: E402
+
+SUITES = {
+    "commit": bench_commit.run,
+}
+
+
+def main(argv: list[str]) -> int:
+    chosen = [name for name in SUITES if not argv or name in argv]
+    rows: list[Row] = []
+    for name in chosen:
+        with tempfile.TemporaryDirectory(prefix=f"mdbackup-bench-{name}-") as tmp:
+            print(f"running {name} ...", file=sys.stderr, flush=True)
+            rows.extend(SUITES[name](Path(tmp)))
+    widths = [max(len(getattr(r, f)) for r in rows + [Row("benchmark", "mdbackup", "baseline",
+              "target", "verdict")]) for f in ("name", "ours", "baseline", "target", "verdict")]
+    header = Row("benchmark", "mdbackup", "baseline", "target", "verdict")
+    for row in [header] + rows:
+        print("  ".join(getattr(row, f).ljust(w) for f, w in
+                        zip(("name", "ours", "baseline", "target", "verdict"), widths)))
+    return 0 if all(not r.verdict.startswith("FAIL") for r in rows) else 1
+
+
+if __name__ == "__main__":
+    sys.exit(main(sys.argv[1:]))
