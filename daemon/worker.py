@@ -63,7 +63,7 @@ class Worker(threading.Thread):
         self.notifier = notifier
         self._on_ready = on_ready
         self._on_exit = on_exit
-        self._stop = threading.Event()
+        self._stop_requested = threading.Event()
         self._new_config: Config | None = None
         self._config_lock = threading.Lock()
         self.watcher = self._make_watcher()
@@ -82,7 +82,7 @@ class Worker(threading.Thread):
     def stop(self, *, flush_bound: float) -> None:
         """Stop watching, commit everything pending at once, push; within `flush_bound` s."""
         self.flush_deadline = time.monotonic() + flush_bound
-        self._stop.set()
+        self._stop_requested.set()
         self.inbox.wake()
 
     def reload(self, config: Config) -> None:
@@ -125,7 +125,7 @@ class Worker(threading.Thread):
 
     def _loop(self) -> None:
         errors = 0
-        while not self._stop.is_set():
+        while not self._stop_requested.is_set():
             try:
                 timeout = self._iterate()
                 errors = 0

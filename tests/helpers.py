@@ -39,9 +39,12 @@ def init_repo(path: Path, *, commit: bool = True) -> Path:
 
 
 def head_files(repo: Path, ref: str = "HEAD") -> dict[str, str]:
-    """Path -> content of every blob in `ref`'s tree."""
-    names = git(repo, "ls-tree", "-r", "-z", "--name-only", ref).split("\0")
-    return {n: git(repo, "show", f"{ref}:{n}") for n in names if n}
+    """Path -> content of every blob in `ref`'s tree ({} when `ref` does not exist yet)."""
+    commit = git(repo, "rev-parse", "--verify", "-q", ref, check=False).strip()
+    if not commit:
+        return {}
+    names = git(repo, "ls-tree", "-r", "-z", "--name-only", commit).split("\0")
+    return {n: git(repo, "show", f"{commit}:{n}") for n in names if n}
 
 
 def commit_count(repo: Path, ref: str = "HEAD") -> int:

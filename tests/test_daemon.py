@@ -136,7 +136,7 @@ def test_writes_during_commits_are_never_lost(daemon, repo: Path, store: Path) -
 
 
 def test_max_delay_commits_edits_that_never_pause(daemon, repo: Path, store: Path) -> None:
-    daemon("[watch]\ndebounce = 5.0\nmax_delay = 1.0\n").start()
+    daemon("[watch]\ndebounce = 1.5\nmax_delay = 1.5\n").start()  # never 1.5 s of quiet
     stop = threading.Event()
 
     def writer() -> None:
