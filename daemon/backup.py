@@ -15,7 +15,7 @@ from pathlib import Path
 
 import pygit2
 
-from daemon import logs
+from daemon import crashpoints, logs
 from daemon.config import Config
 from daemon.git import repo as gitrepo
 from daemon.git.commit import CommitRefused, Committer, GitBusy, PathChange
@@ -72,7 +72,10 @@ class Backup:
     def record(self, paths: Iterable[str], *, now: float) -> int:
         """Record changes to the store paths among `paths` (others are ignored)."""
         wanted = [p for p in paths if self.filter.wants(p)]
-        return self.queue.record(wanted, now=now, disabled=not self.config.commit.enabled)
+        recorded = self.queue.record(wanted, now=now, disabled=not self.config.commit.enabled)
+        if recorded:
+            crashpoints.reach("recorded")
+        return recorded
 
     def scan(self, *, now: float, reason: str, folder: str | None = None) -> ScanResult:
         """Record every store path (under `folder` when given) that differs from HEAD;
@@ -103,11 +106,13 @@ class Backup:
         batch = self.queue.take_batch(now=now, include_failed_early=failed_too)
         if not batch:
             return PassReport()
+        crashpoints.reach("queued")
         outcomes, report = self._commit(batch, now=now)
         self.queue.finish_batch(
             batch, outcomes, now=now,
             retry_min=self.config.push.retry_min, retry_max=self.config.push.retry_max,
         )
+        crashpoints.reach("db_marked")
         return report
 
     def _commit(self, batch: Batch, *, now: float) -> tuple[dict[str, Outcome], PassReport]:

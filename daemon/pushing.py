@@ -13,7 +13,7 @@ from pathlib import Path
 
 import pygit2
 
-from daemon import logs
+from daemon import crashpoints, logs
 from daemon.config import Config
 from daemon.git import push as gitpush
 from daemon.git.repo import commits_ahead, head_info
@@ -98,12 +98,14 @@ class Pusher:
         if self.repo.head_is_unborn:
             self.queue.set_push_state(status=PushStatus.SUCCESS, ahead=0, last_error=None)
             return True
+        crashpoints.reach("push_started")
         result = gitpush.push_branch(
             self.repo, remote_name=self.config.push.remote, local_branch=local,
             remote_branch=remote_branch, credentials=credentials(self.config),
         )
         if not result.ok:
             return self._failed(now, result.error or "push failed", kind=result.kind)
+        crashpoints.reach("push_done")
         self.queue.set_push_state(
             status=PushStatus.SUCCESS, last_push_at=now, last_error=None,
             next_attempt_at=None, attempts=0, ahead=0,

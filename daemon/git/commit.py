@@ -22,6 +22,7 @@ from typing import Literal
 import pygit2
 from pygit2.enums import FileMode
 
+from daemon import crashpoints
 from daemon.git.repo import busy_reason
 
 ChangeKind = Literal["added", "modified", "deleted"]
@@ -138,18 +139,23 @@ class Committer:
         if not changes:
             return CommitResult(None, branch, (), tuple(unchanged), tuple(skipped), failed,
                                 _ms_since(started))
+        crashpoints.reach("blobs_written")
         tree_id = _rewrite_tree(repo, base_tree, plan)
+        crashpoints.reach("tree_written")
         if base_tree is not None and tree_id == base_tree.id:
             return CommitResult(None, branch, (), tuple(unchanged + [c.path for c in changes]),
                                 tuple(skipped), failed, _ms_since(started))
 
         self._update_index(index, plan)
+        crashpoints.reach("index_written")
         commit_id = repo.create_commit(
             None, author, committer, message(changes), tree_id,
             [] if parent is None else [parent.id],
         )
+        crashpoints.reach("commit_written")
         if not _move_branch(repo, branch_ref_name, branch_ref, commit_id):
             return None  # the branch moved under us: start again from its new head
+        crashpoints.reach("ref_moved")
         return CommitResult(str(commit_id), branch, tuple(changes), tuple(unchanged),
                             tuple(skipped), failed, _ms_since(started))
 
