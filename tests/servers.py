@@ -1,0 +1,557 @@
+"""Real git servers on 127.0.0.1 for network tests: OpenSSH `sshd`, smart HTTP, and `ssh-agent`.
+
+Import the fixtures into `tests/conftest.py` with:
+
+    from tests.servers import http_server, ssh_server  # noqa: F401  (pytest fixtures)
+
+Everything binds to 127.0.0.1 on a free port, waits on a condition with a bounded
+poll (never a fixed sleep), and is stopped in teardown (no leaked threads or
+processes). The git CLI is used here only to create and inspect the server side
+(bare repositories, `git http-backend`); the daemon itself never runs git.
+
+`ssh_server` skips when `/usr/sbin/sshd` (Debian: `openssh-server`) or
+`ssh-keygen` (`openssh-client`) is missing; `http_server` skips when
+`git http-backend` is missing; `ssh_agent()` needs `ssh-agent`/`ssh-add`.
+"""
+
+from __future__ import annotations
+
+import base64
+import contextlib
+import getpass
+import http.server
+import os
+import secrets
+import shutil
+import signal
+import socket
+import socketserver
+import stat
+import subprocess
+import threading
+import time
+from collections.abc import Iterator
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import pytest
+
+SSHD = "/usr/sbin/sshd"
+START_TIMEOUT = 10.0  # seconds to wait for a server to accept connections
+
+
+# ----------------------------------------------------------------------------- helpers
+
+
+def free_port() -> int:
+    """A TCP port that was free on 127.0.0.1 a moment ago."""
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def wait_for(condition, *, timeout: float, interval: float = 0.02, what: str = "condition") -> None:
+    """Poll `condition()` until it is truthy; raise TimeoutError after `timeout` seconds."""
+    deadline = time.monotonic() + timeout
+    while True:
+        if condition():
+            return
+        if time.monotonic() >= deadline:
+            raise TimeoutError(f"timed out after {timeout:.1f}s waiting for {what}")
+        time.sleep(interval)
+
+
+def port_accepts(port: int, host: str = "127.0.0.1") -> bool:
+    try:
+        with socket.create_connection((host, port), timeout=0.2):
+            return True
+    except OSError:
+        return False
+
+
+def _run(*args: str | os.PathLike, **kw) -> subprocess.CompletedProcess:
+    return subprocess.run([str(a) for a in args], check=True, capture_output=True, text=True, **kw)
+
+
+def init_bare(path: Path) -> Path:
+    """`git init --bare` with main as the default branch."""
+    _run("git", "init", "-q", "--bare", "--initial-branch=main", path)
+    return path
+
+
+def remote_ref(bare: Path, ref: str = "refs/heads/main") -> str | None:
+    """The oid of `ref` in `bare`, read with the git CLI (None when it does not exist)."""
+    proc = subprocess.run(
+        ["git", "--git-dir", str(bare), "rev-parse", "--verify", "--quiet", ref],
+        capture_output=True,
+        text=True,
+    )
+    return proc.stdout.strip() or None
+
+
+def install_declining_hook(bare: Path, message: str = "push declined by test hook") -> Path:
+    """Install a `pre-receive` hook in `bare` that prints `message` and refuses every push."""
+    hook = bare / "hooks" / "pre-receive"
+    hook.parent.mkdir(exist_ok=True)
+    hook.write_text(f"#!/bin/sh\necho '{message}' >&2\nexit 1\n")
+    hook.chmod(0o755)
+    return hook
+
+
+def keygen(path: Path, *, passphrase: str = "", comment: str = "mdbackup-test") -> tuple[Path, Path]:
+    """Generate an ed25519 key pair at `path` (+ `.pub`); returns (private, public)."""
+    _run("ssh-keygen", "-q", "-t", "ed25519", "-N", passphrase, "-C", comment, "-f", path)
+    return path, Path(f"{path}.pub")
+
+
+def _pub_line(pub: Path) -> str:
+    """`TYPE BASE64` of a public key file (no comment)."""
+    kind, blob = pub.read_text().split()[:2]
+    return f"{kind} {blob}"
+
+
+# ----------------------------------------------------------------------------- ssh
+
+
+@dataclass
+class SSHServer:
+    """A running OpenSSH server with one bare repository.
+
+    `url` is `ssh://USER@127.0.0.1:PORT/abs/path/remote.git`. Both `client_key`
+    (unencrypted) and `passphrase_key` (protected by `passphrase`) are in the
+    server's authorized_keys; `unauthorized_key` is not. `known_hosts_line` is
+    the line to put in a client's known_hosts (`[127.0.0.1]:PORT ssh-ed25519 ...`).
+    """
+
+    host: str
+    port: int
+    user: str
+    url: str
+    bare: Path
+    workdir: Path
+    client_key: Path
+    client_pub: Path
+    passphrase_key: Path
+    passphrase_pub: Path
+    passphrase: str
+    unauthorized_key: Path
+    unauthorized_pub: Path
+    host_pub: Path
+    known_hosts_line: str
+    process: subprocess.Popen = field(repr=False)
+
+    @property
+    def host_pattern(self) -> str:
+        """How known_hosts names this server (`[host]:port` for a port other than 22)."""
+        return self.host if self.port == 22 else f"[{self.host}]:{self.port}"
+
+    def other_host_key_line(self) -> str:
+        """A known_hosts line for this host and port with a DIFFERENT key ("changed host key")."""
+        other = self.workdir / f"other_host_key_{secrets.token_hex(4)}"
+        _, pub = keygen(other, comment="other-host-key")
+        return f"{self.host_pattern} {_pub_line(pub)}"
+
+    def write_known_hosts(self, path: Path, *, changed: bool = False, hashed: bool = False) -> Path:
+        """Write a known_hosts file naming this server (with a changed key when `changed`)."""
+        line = self.other_host_key_line() if changed else self.known_hosts_line
+        path.parent.mkdir(parents=True, exist_ok=True)
+        path.write_text(line + "\n")
+        if hashed:
+            _run("ssh-keygen", "-q", "-H", "-f", path)
+            Path(f"{path}.old").unlink(missing_ok=True)
+        return path
+
+    def reset_bare(self) -> None:
+        """Empty the remote repository (fresh `git init --bare` at the same path)."""
+        shutil.rmtree(self.bare)
+        init_bare(self.bare)
+
+
+def _sshd_config(tmp: Path, port: int, host_key: Path, authorized_keys: Path) -> Path:
+    config = tmp / "sshd_config"
+    config.write_text(
+        "\n".join(
+            [
+                f"ListenAddress 127.0.0.1:{port}",
+                f"HostKey {host_key}",
+                f"AuthorizedKeysFile {authorized_keys}",
+                "PidFile none",
+                "UsePAM no",
+                "StrictModes no",
+                "PermitRootLogin prohibit-password",
+                "PubkeyAuthentication yes",
+                "PasswordAuthentication no",
+                "KbdInteractiveAuthentication no",
+                "AllowAgentForwarding no",
+                "AllowTcpForwarding no",
+                "X11Forwarding no",
+                "PrintMotd no",
+                "PrintLastLog no",
+                "UseDNS no",
+                "LogLevel VERBOSE",
+                "MaxStartups 100",
+                "MaxAuthTries 10",
+                "",
+            ]
+        )
+    )
+    return config
+
+
+def _stop(proc: subprocess.Popen, timeout: float = 5.0) -> None:
+    """Terminate a process we started (by pid), escalating to SIGKILL; always reaps it."""
+    if proc.poll() is None:
+        proc.send_signal(signal.SIGTERM)
+        try:
+            proc.wait(timeout=timeout)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+            proc.wait(timeout=timeout)
+
+
+@pytest.fixture
+def ssh_server(tmp_path_factory) -> Iterator[SSHServer]:
+    """A real OpenSSH `sshd -D -e` on 127.0.0.1:PORT, running as the current user, with a bare repo."""
+    if not os.path.exists(SSHD):
+        pytest.skip(f"{SSHD} not installed (Debian: apt-get install openssh-server)")
+    if shutil.which("ssh-keygen") is None:
+        pytest.skip("ssh-keygen not installed (Debian: apt-get install openssh-client)")
+    tmp = tmp_path_factory.mktemp("sshd")
+    os.chmod(tmp, 0o700)
+    user = getpass.getuser()
+    if os.geteuid() == 0:
+        # sshd started as root insists on its privilege-separation directory
+        # (normally made by the systemd unit).
+        Path("/run/sshd").mkdir(mode=0o755, exist_ok=True)
+
+    host_key, host_pub = keygen(tmp / "ssh_host_ed25519_key", comment="test-host")
+    client_key, client_pub = keygen(tmp / "id_client")
+    passphrase = "correct horse battery " + secrets.token_hex(4)
+    pass_key, pass_pub = keygen(tmp / "id_passphrase", passphrase=passphrase)
+    unauth_key, unauth_pub = keygen(tmp / "id_unauthorized")
+    authorized = tmp / "authorized_keys"
+    authorized.write_text(client_pub.read_text() + pass_pub.read_text())
+    authorized.chmod(0o600)
+
+    bare = init_bare(tmp / "remote.git")
+    port = free_port()
+    config = _sshd_config(tmp, port, host_key, authorized)
+    stderr_path = tmp / "sshd.stderr"
+    with open(stderr_path, "wb") as stderr:
+        proc = subprocess.Popen(
+            [SSHD, "-D", "-e", "-f", str(config)],
+            stdin=subprocess.DEVNULL,
+            stdout=stderr,
+            stderr=stderr,
+            start_new_session=True,
+        )
+    try:
+        try:
+            wait_for(
+                lambda: proc.poll() is not None or port_accepts(port),
+                timeout=START_TIMEOUT,
+                what=f"sshd on 127.0.0.1:{port}",
+            )
+        except TimeoutError:
+            pass
+        if proc.poll() is not None or not port_accepts(port):
+            _stop(proc)
+            pytest.fail(
+                f"sshd did not come up on 127.0.0.1:{port} (exit {proc.returncode}):\n"
+                + stderr_path.read_text(errors="replace")
+            )
+        pattern = f"[127.0.0.1]:{port}"
+        yield SSHServer(
+            host="127.0.0.1",
+            port=port,
+            user=user,
+            url=f"ssh://{user}@127.0.0.1:{port}{bare}",
+            bare=bare,
+            workdir=tmp,
+            client_key=client_key,
+            client_pub=client_pub,
+            passphrase_key=pass_key,
+            passphrase_pub=pass_pub,
+            passphrase=passphrase,
+            unauthorized_key=unauth_key,
+            unauthorized_pub=unauth_pub,
+            host_pub=host_pub,
+            known_hosts_line=f"{pattern} {_pub_line(host_pub)}",
+            process=proc,
+        )
+    finally:
+        # Killing the listener's process group also ends its per-connection children.
+        with contextlib.suppress(ProcessLookupError):
+            os.killpg(proc.pid, signal.SIGTERM)
+        try:
+            proc.wait(timeout=5)
+        except subprocess.TimeoutExpired:
+            with contextlib.suppress(ProcessLookupError):
+                os.killpg(proc.pid, signal.SIGKILL)
+            proc.wait(timeout=5)
+
+
+# ----------------------------------------------------------------------------- ssh-agent
+
+
+@contextlib.contextmanager
+def ssh_agent(*keys: Path, passphrase: str = "") -> Iterator[str]:
+    """Run a real `ssh-agent -D -a SOCK`, `ssh-add` `keys`, yield the SSH_AUTH_SOCK path.
+
+    The caller decides how the socket reaches libssh2 (e.g. `monkeypatch.setenv`).
+    A passphrase-protected key is added via SSH_ASKPASS with `passphrase`.
+    """
+    for tool in ("ssh-agent", "ssh-add"):
+        if shutil.which(tool) is None:
+            pytest.skip(f"{tool} not installed (Debian: apt-get install openssh-client)")
+    # Unix socket paths are limited to ~107 bytes: keep it short.
+    import tempfile
+
+    sockdir = Path(tempfile.mkdtemp(prefix="agent-"))
+    sock = sockdir / "agent.sock"
+    proc = subprocess.Popen(
+        ["ssh-agent", "-D", "-a", str(sock)],
+        stdin=subprocess.DEVNULL,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        start_new_session=True,
+    )
+    try:
+        try:
+            wait_for(
+                lambda: proc.poll() is not None or sock.exists(),
+                timeout=START_TIMEOUT,
+                what="ssh-agent socket",
+            )
+        except TimeoutError:
+            pass
+        if proc.poll() is not None or not sock.exists():
+            _stop(proc)
+            out = proc.stdout.read().decode(errors="replace") if proc.stdout else ""
+            pytest.fail(f"ssh-agent did not start: {out}")
+        env = {"PATH": os.environ.get("PATH", "/usr/bin:/bin"), "SSH_AUTH_SOCK": str(sock)}
+        if passphrase:
+            askpass = sockdir / "askpass"
+            askpass.write_text("#!/bin/sh\ncat \"$(dirname \"$0\")/pp\"\n")
+            askpass.chmod(0o700)
+            pp = sockdir / "pp"
+            pp.write_text(passphrase + "\n")
+            pp.chmod(0o600)
+            env.update(SSH_ASKPASS=str(askpass), SSH_ASKPASS_REQUIRE="force", DISPLAY=":0")
+        for key in keys:
+            subprocess.run(
+                ["ssh-add", str(key)],
+                env=env,
+                check=True,
+                capture_output=True,
+                stdin=subprocess.DEVNULL,
+                timeout=START_TIMEOUT,
+            )
+        yield str(sock)
+    finally:
+        _stop(proc)
+        if proc.stdout:
+            proc.stdout.close()
+        shutil.rmtree(sockdir, ignore_errors=True)
+
+
+# ----------------------------------------------------------------------------- smart http
+
+
+class _GitHTTPHandler(http.server.BaseHTTPRequestHandler):
+    """Basic-auth gate in front of `git http-backend` (CGI)."""
+
+    protocol_version = "HTTP/1.1"
+    timeout = 15  # socket timeout: a stuck client cannot pin a handler thread forever
+    server: _GitHTTPServer
+
+    def log_message(self, format: str, *args) -> None:  # noqa: A002 - stdlib signature
+        self.server.log.append(format % args)
+
+    # -- request body (Content-Length or chunked) --
+
+    def _read_body(self) -> bytes:
+        if "chunked" in self.headers.get("Transfer-Encoding", "").lower():
+            chunks = []
+            while True:
+                line = self.rfile.readline(65537)
+                if not line:
+                    raise ConnectionError("client closed during a chunked body")
+                size = int(line.split(b";", 1)[0].strip(), 16)
+                if size == 0:
+                    # trailers until an empty line
+                    while self.rfile.readline(65537) not in (b"\r\n", b"\n", b""):
+                        pass
+                    break
+                chunks.append(self.rfile.read(size))
+                self.rfile.readline(3)  # CRLF after the chunk
+            self.server.chunked_requests += 1
+            return b"".join(chunks)
+        length = int(self.headers.get("Content-Length") or 0)
+        return self.rfile.read(length) if length else b""
+
+    def _send(self, code: int, body: bytes, headers: dict[str, str] | None = None) -> None:
+        self.send_response(code)
+        for k, v in (headers or {}).items():
+            self.send_header(k, v)
+        self.send_header("Content-Length", str(len(body)))
+        self.send_header("Connection", "close")
+        self.end_headers()
+        if self.command != "HEAD":
+            self.wfile.write(body)
+        self.close_connection = True
+
+    def _authorized(self) -> str | None:
+        header = self.headers.get("Authorization", "")
+        if not header.startswith("Basic "):
+            return None
+        try:
+            user, _, password = base64.b64decode(header[6:]).decode().partition(":")
+        except (ValueError, UnicodeDecodeError):
+            return None
+        if secrets.compare_digest(user, self.server.username) and secrets.compare_digest(
+            password, self.server.token
+        ):
+            return user
+        return None
+
+    def _handle(self) -> None:
+        body = self._read_body() if self.command == "POST" else b""
+        user = self._authorized()
+        if user is None:
+            self.server.auth_failures += 1
+            self._send(401, b"authentication required\n",
+                       {"WWW-Authenticate": 'Basic realm="git"', "Content-Type": "text/plain"})
+            return
+        path, _, query = self.path.partition("?")
+        env = {
+            "PATH": os.environ.get("PATH", "/usr/bin:/bin"),
+            "HOME": str(self.server.root),
+            "GIT_PROJECT_ROOT": str(self.server.root),
+            "GIT_HTTP_EXPORT_ALL": "1",
+            "GIT_CONFIG_NOSYSTEM": "1",
+            "REQUEST_METHOD": self.command,
+            "PATH_INFO": path,
+            "QUERY_STRING": query,
+            "REMOTE_USER": user,
+            "REMOTE_ADDR": self.client_address[0],
+            "AUTH_TYPE": "Basic",
+            "CONTENT_TYPE": self.headers.get("Content-Type", ""),
+            "CONTENT_LENGTH": str(len(body)),
+            "SERVER_PROTOCOL": "HTTP/1.1",
+            "GATEWAY_INTERFACE": "CGI/1.1",
+        }
+        for name in ("Content-Encoding", "Git-Protocol"):
+            if self.headers.get(name):
+                env["HTTP_" + name.upper().replace("-", "_")] = self.headers[name]
+        proc = subprocess.run(
+            ["git", "http-backend"], input=body, env=env, capture_output=True, timeout=60
+        )
+        head, sep, out = proc.stdout.partition(b"\r\n\r\n")
+        if not sep:
+            head, sep, out = proc.stdout.partition(b"\n\n")
+        if proc.returncode != 0 and not sep:
+            self._send(500, proc.stderr or b"http-backend failed\n", {"Content-Type": "text/plain"})
+            return
+        code, headers = 200, {}
+        for line in head.decode("latin-1").splitlines():
+            name, _, value = line.partition(":")
+            if name.lower() == "status":
+                code = int(value.strip().split()[0])
+            elif name:
+                headers[name.strip()] = value.strip()
+        self._send(code, out, headers)
+
+    def do_GET(self) -> None:  # noqa: N802 - stdlib naming
+        self._handle()
+
+    def do_POST(self) -> None:  # noqa: N802
+        self._handle()
+
+
+class _GitHTTPServer(socketserver.ThreadingMixIn, http.server.HTTPServer):
+    daemon_threads = False  # server_close() joins every handler thread
+    block_on_close = True
+    allow_reuse_address = True
+
+    def __init__(self, addr, root: Path, username: str, token: str):
+        super().__init__(addr, _GitHTTPHandler)
+        self.root = root
+        self.username = username
+        self.token = token
+        self.log: list[str] = []
+        self.auth_failures = 0
+        self.chunked_requests = 0
+
+
+@dataclass
+class HTTPServer:
+    """A running smart-HTTP git server (Basic auth) with one bare repository at `url`."""
+
+    url: str
+    username: str
+    token: str
+    bare: Path
+    port: int
+    server: _GitHTTPServer = field(repr=False)
+
+    @property
+    def auth_failures(self) -> int:
+        """How many requests were answered 401 so far."""
+        return self.server.auth_failures
+
+    @property
+    def chunked_requests(self) -> int:
+        """How many request bodies arrived with Transfer-Encoding: chunked."""
+        return self.server.chunked_requests
+
+    def install_declining_hook(self, message: str = "push declined by test hook") -> Path:
+        return install_declining_hook(self.bare, message)
+
+
+@pytest.fixture
+def http_server(tmp_path_factory) -> Iterator[HTTPServer]:
+    """A real smart-HTTP git server (`git http-backend` behind HTTP Basic auth) on 127.0.0.1."""
+    if subprocess.run(["git", "http-backend"], capture_output=True,
+                      env={"PATH": os.environ.get("PATH", ""), "REQUEST_METHOD": "GET"}).returncode == 127:
+        pytest.skip("git http-backend not available")
+    root = tmp_path_factory.mktemp("http")
+    bare = init_bare(root / "remote.git")
+    username = "tester"
+    token = "tok-" + secrets.token_hex(16)
+    server = _GitHTTPServer(("127.0.0.1", 0), root, username, token)
+    port = server.server_address[1]
+    thread = threading.Thread(target=server.serve_forever, kwargs={"poll_interval": 0.05},
+                              name=f"git-http-{port}", daemon=False)
+    thread.start()
+    try:
+        wait_for(lambda: port_accepts(port), timeout=START_TIMEOUT, what="http server")
+        yield HTTPServer(
+            url=f"http://127.0.0.1:{port}/remote.git",
+            username=username,
+            token=token,
+            bare=bare,
+            port=port,
+            server=server,
+        )
+    finally:
+        server.shutdown()
+        server.server_close()
+        thread.join(timeout=10)
+        assert not thread.is_alive(), "http server thread did not stop"
+
+
+__all__ = [
+    "HTTPServer",
+    "SSHServer",
+    "free_port",
+    "http_server",
+    "init_bare",
+    "install_declining_hook",
+    "keygen",
+    "port_accepts",
+    "remote_ref",
+    "ssh_agent",
+    "ssh_server",
+    "wait_for",
+]
