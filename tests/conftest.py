@@ -33,3 +33,6 @@ def no_leaked_threads():
         thread.join(timeout=5)
     still = [t.name for t in leaked if t.is_alive()]
     assert not still, f"threads leaked: {still}"
+
+
+from tests.servers import http_server, ssh_server  # noqa: E402,F401  (fixtures)

@@ -1,0 +1,205 @@
+"""Push as the user sees it: `--once`, the daemon, `status`, `check`, against real remotes."""
+
+from __future__ import annotations
+
+import json
+import shutil
+from pathlib import Path
+
+import pytest
+
+from tests.daemon_harness import Daemon
+from tests.helpers import git, head_files, mdbackup, wait_until
+from tests.servers import init_bare, install_declining_hook, remote_ref
+
+
+@pytest.fixture
+def store(repo: Path) -> Path:
+    path = repo / "notes"
+    path.mkdir()
+    return path
+
+
+@pytest.fixture
+def bare(tmp_path: Path) -> Path:
+    return init_bare(tmp_path / "remote.git")
+
+
+def write_config(home: Path, repo: Path, text: str) -> dict[str, str]:
+    cfg = home / "config.toml"
+    cfg.write_text(f'[store]\nrepo = "{repo}"\npath = "notes"\n{text}')
+    return {"MDBACKUP_CONFIG": str(cfg)}
+
+
+def push_config(*, retry_min: float = 1, retry_max: float = 2) -> str:
+    return f"[push]\nenabled = true\nretry_min = {retry_min}\nretry_max = {retry_max}\n"
+
+
+def status(repo: Path, home: Path, env: dict[str, str]) -> dict:
+    return mdbackup("status", "--json", cwd=repo, home=home, env=env).json()
+
+
+def local_head(repo: Path) -> str:
+    return git(repo, "rev-parse", "main").strip()
+
+
+@pytest.mark.parametrize("as_url", [False, True], ids=["path", "file-url"])
+def test_once_pushes_to_a_bare_remote(repo, home, store, bare, as_url) -> None:
+    git(repo, "remote", "add", "origin", f"file://{bare}" if as_url else str(bare))
+    env = write_config(home, repo, push_config())
+    (store / "a.md").write_text("a\n")
+    result = mdbackup("--once", cwd=repo, home=home, env=env)
+    assert result.code == 0, result.err
+    assert remote_ref(bare) == local_head(repo)
+    push = status(repo, home, env)["push"]
+    assert push["status"] == "success" and push["ahead"] == 0 and push["last_push_at"]
+
+
+def test_push_disabled_leaves_the_remote_untouched(repo, home, store, bare) -> None:
+    git(repo, "remote", "add", "origin", str(bare))
+    env = write_config(home, repo, "")
+    (store / "a.md").write_text("a\n")
+    assert mdbackup("--once", cwd=repo, home=home, env=env).code == 0
+    assert remote_ref(bare) is None
+    assert status(repo, home, env)["push"]["status"] == "disabled"
+
+
+def test_remote_moved_away_then_back_fails_then_retry_pushes_without_new_change(
+        repo, home, store, bare, tmp_path) -> None:
+    git(repo, "remote", "add", "origin", str(bare))
+    env = write_config(home, repo, push_config(retry_min=600, retry_max=600))
+    (store / "a.md").write_text("a\n")
+    assert mdbackup("--once", cwd=repo, home=home, env=env).code == 0
+    away = tmp_path / "away.git"
+    bare.rename(away)
+    (store / "b.md").write_text("b\n")
+    (store / "c.md").write_text("c\n")
+    assert mdbackup("--once", cwd=repo, home=home, env=env).code == 1
+    (store / "d.md").write_text("d\n")
+    assert mdbackup("--once", cwd=repo, home=home, env=env).code == 1
+    push = status(repo, home, env)["push"]
+    assert push["status"] == "failed" and push["ahead"] == 2
+    assert str(bare) in push["last_error"] and push["next_attempt_at"]
+    assert mdbackup("status", cwd=repo, home=home, env=env).code == 1
+    away.rename(bare)
+    # nothing new to commit: the retry must still push what the remote lacks
+    assert mdbackup("retry", cwd=repo, home=home, env=env).code == 0
+    assert mdbackup("--once", cwd=repo, home=home, env=env).code == 0
+    assert remote_ref(bare) == local_head(repo)
+    push = status(repo, home, env)["push"]
+    assert push["status"] == "success" and push["ahead"] == 0 and push["last_error"] is None
+
+
+def test_diverged_remote_is_never_overwritten_and_commits_go_on(repo, home, store, bare,
+                                                                tmp_path) -> None:
+    git(repo, "remote", "add", "origin", str(bare))
+    env = write_config(home, repo, push_config(retry_min=600, retry_max=600))
+    (store / "a.md").write_text("a\n")
+    assert mdbackup("--once", cwd=repo, home=home, env=env).code == 0
+    other = tmp_path / "other"
+    git(tmp_path, "clone", "-q", str(bare), str(other))
+    git(other, "config", "user.email", "o@example.com")
+    git(other, "config", "user.name", "Other")
+    (other / "theirs.txt").write_text("from another machine\n")
+    git(other, "add", "theirs.txt")
+    git(other, "commit", "-qm", "theirs")
+    git(other, "push", "-q", "origin", "main")
+    theirs = remote_ref(bare)
+    (store / "b.md").write_text("b\n")
+    assert mdbackup("--once", cwd=repo, home=home, env=env).code == 1
+    assert remote_ref(bare) == theirs  # nothing on the remote was overwritten
+    assert head_files(repo)["notes/b.md"] == "b\n"  # committing goes on locally
+    push = status(repo, home, env)["push"]
+    assert push["status"] == "failed" and "remote has diverged" in push["last_error"]
+
+
+def test_check_reaches_the_remote(repo, home, store, bare, tmp_path) -> None:
+    git(repo, "remote", "add", "origin", str(bare))
+    env = write_config(home, repo, push_config())
+    ok = mdbackup("check", cwd=repo, home=home, env=env)
+    assert ok.code == 0 and "remote: ok" in ok.out, ok.out + ok.err
+    git(repo, "remote", "set-url", "origin", str(tmp_path / "missing.git"))
+    bad = mdbackup("check", cwd=repo, home=home, env=env)
+    assert bad.code == 1 and "missing.git" in bad.out
+    git(repo, "remote", "remove", "origin")
+    none = mdbackup("check", cwd=repo, home=home, env=env)
+    assert none.code == 1 and "origin" in none.out
+
+
+def test_daemon_pushes_each_commit_and_after_a_crash_between_commit_and_push(
+        repo, home, store, bare) -> None:
+    git(repo, "remote", "add", "origin", str(bare))
+    config = "[watch]\ndebounce = 0.1\n" + push_config()
+    d = Daemon(repo=repo, home=home, config=config, env={"MDBACKUP_CRASH_AT": "push_started:2"})  # 1st: the push at start
+    try:
+        d.start()
+        (store / "a.md").write_text("a\n")
+        assert d.proc.wait(timeout=30) == -9  # killed after the commit, before the push
+        assert "notes/a.md" in head_files(repo)
+        assert remote_ref(bare) != local_head(repo)
+        d2 = Daemon(repo=repo, home=home, config=config)
+        try:
+            d2.start()
+            wait_until(lambda: remote_ref(bare) == local_head(repo), message="pushed at restart")
+            (store / "b.md").write_text("b\n")
+            wait_until(lambda: "notes/b.md" in head_files(repo)
+                       and remote_ref(bare) == local_head(repo), message="pushed after commit")
+            assert d2.stop() == 0
+        finally:
+            d2.close()
+    finally:
+        d.close()
+
+
+def test_http_token_never_appears_in_logs_status_or_database(repo, home, store, http_server) -> None:
+    git(repo, "remote", "add", "origin", http_server.url)
+    config = (push_config() + f'[auth]\nusername = "{http_server.username}"\n'
+              'token_env = "TEST_TOKEN"\n')
+    env = {**write_config(home, repo, config), "TEST_TOKEN": http_server.token}
+    (store / "a.md").write_text("a\n")
+    good = mdbackup("--once", "--verbose", cwd=repo, home=home, env=env)
+    assert good.code == 0, good.err
+    assert remote_ref(http_server.bare) == local_head(repo)
+    wrong = "wrong-" + http_server.token
+    bad_env = {**env, "TEST_TOKEN": wrong}
+    (store / "b.md").write_text("b\n")
+    bad = mdbackup("--once", "--verbose", cwd=repo, home=home, env=bad_env, timeout=30)
+    assert bad.code == 1
+    doc = status(repo, home, bad_env)
+    assert doc["push"]["status"] == "failed" and "auth" in doc["push"]["last_error"]
+    db = (repo / ".git/mdbackup/state.db").read_bytes()
+    for text in (good.out, good.err, bad.out, bad.err, json.dumps(doc), db.decode("latin-1")):
+        assert http_server.token not in text
+        assert wrong not in text
+
+
+def test_declining_hook_is_a_failed_push(repo, home, store, http_server) -> None:
+    git(repo, "remote", "add", "origin", http_server.url)
+    http_server.install_declining_hook("no pushes today")
+    config = push_config() + f'[auth]\nusername = "{http_server.username}"\ntoken_env = "T"\n'
+    env = {**write_config(home, repo, config), "T": http_server.token}
+    (store / "a.md").write_text("a\n")
+    result = mdbackup("--once", cwd=repo, home=home, env=env)
+    assert result.code == 1
+    push = status(repo, home, env)["push"]
+    assert push["status"] == "failed" and "declined" in push["last_error"]
+    assert remote_ref(http_server.bare) is None
+
+
+def test_ssh_push_with_key_and_host_verification(repo, home, store, ssh_server) -> None:
+    git(repo, "remote", "add", "origin", ssh_server.url)
+    config = push_config() + f'[auth]\nssh_key = "{ssh_server.client_key}"\n'
+    env = write_config(home, repo, config)
+    (store / "a.md").write_text("a\n")
+    unknown = mdbackup("--once", cwd=repo, home=home, env=env)  # no known_hosts entry yet
+    assert unknown.code == 1
+    error = status(repo, home, env)["push"]["last_error"]
+    assert "127.0.0.1" in error and "known_hosts" in error
+    ssh_server.write_known_hosts(home / ".ssh/known_hosts")
+    ok = mdbackup("--once", cwd=repo, home=home, env=env)
+    assert ok.code == 0, ok.err
+    assert remote_ref(ssh_server.bare) == local_head(repo)
+    ssh_server.write_known_hosts(home / ".ssh/known_hosts", changed=True)
+    (store / "b.md").write_text("b\n")
+    assert mdbackup("--once", cwd=repo, home=home, env=env).code == 1
+    assert "changed" in status(repo, home, env)["push"]["last_error"].lower()
