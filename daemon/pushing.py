@@ -9,6 +9,7 @@ the remote lacks, whether or not anything new was committed.
 from __future__ import annotations
 
 import os
+from collections.abc import Mapping
 from pathlib import Path
 
 import pygit2
@@ -21,8 +22,15 @@ from daemon.queue import Queue, backoff
 from daemon.statuses import PushStatus
 
 
-def credentials(config: Config, environ: os._Environ[str] | dict[str, str] = os.environ
-                ) -> gitpush.Credentials:
+def use_extra_ca(environ: Mapping[str, str] = os.environ) -> None:
+    """HTTPS trusts the system CA store; `SSL_CERT_FILE` / `SSL_CERT_DIR` add CAs
+    (a self-hosted server's own CA), as they do for OpenSSL-based tools."""
+    cafile, capath = environ.get("SSL_CERT_FILE"), environ.get("SSL_CERT_DIR")
+    if cafile or capath:
+        pygit2.settings.set_ssl_cert_locations(cafile, capath)
+
+
+def credentials(config: Config, environ: Mapping[str, str] = os.environ) -> gitpush.Credentials:
     """Credentials from `[auth]`; secrets are read from the named environment variables
     and registered with the log scrubber before anything can log them."""
     auth = config.auth
@@ -44,6 +52,7 @@ class Pusher:
     """Pushes one repository's branch as configured and records the push state."""
 
     def __init__(self, *, config: Config, repo: pygit2.Repository, queue: Queue) -> None:
+        use_extra_ca()
         self.config = config
         self.repo = repo
         self.queue = queue
