@@ -175,6 +175,7 @@ class Watcher:
         self._watches: list[ObservedWatch] = []
         self._hook = OverflowHook(inbox)
         self._limit_reported = False
+        self._partial = False
         self.log = logs.get()
 
     @property
@@ -229,16 +230,40 @@ class Watcher:
             self._report_start_error(exc)
 
     def _report_start_error(self, exc: OSError) -> None:
-        if exc.errno == errno.ENOSPC and not self._limit_reported:
-            self._limit_reported = True
-            self.log.error(
-                "inotify_watch_limit", limit=_read_int(MAX_WATCHES_FILE),
-                detail="the inotify watch limit is reached; backups continue through "
-                       "periodic rescans. Raise it with: sudo sysctl "
-                       "fs.inotify.max_user_watches=524288 (persist in /etc/sysctl.d/)",
-            )
-        elif exc.errno != errno.ENOSPC:
+        if exc.errno == errno.ENOSPC:
+            self._partial = True
+            self._report_limit(watched=inotify_watch_count(), folders=None)
+        else:
             self.log.error("watch_failed", error=str(exc), path=str(self.store_dir))
+
+    def _report_limit(self, *, watched: int | None, folders: int | None) -> None:
+        if self._limit_reported:
+            return
+        self._limit_reported = True
+        self.log.error(
+            "inotify_watch_limit", limit=_read_int(MAX_WATCHES_FILE), watched=watched,
+            folders=folders,
+            detail="the inotify watch limit is reached, so some folders are not watched; "
+                   "backups continue through rescans every minute. Raise the limit with: "
+                   "sudo sysctl fs.inotify.max_user_watches=524288 "
+                   "(and persist it in /etc/sysctl.d/)",
+        )
+
+    def check_coverage(self) -> bool:
+        """True when every folder of the store is watched.
+
+        watchdog silently skips subfolders it cannot watch once the inotify watch
+        limit is reached; the kernel's count of our watches (/proc/self/fdinfo) tells.
+        """
+        if self._poll_interval > 0 or self._observer is None:
+            return not self.degraded
+        watched = inotify_watch_count()
+        folders = sum(1 for _ in os.walk(self.store_dir))
+        if watched is not None and watched >= folders:
+            return True
+        self._partial = True
+        self._report_limit(watched=watched, folders=folders)
+        return False
 
     def stop(self, *, timeout: float = 5.0) -> None:
         logging.getLogger("watchdog.observers").removeHandler(self._hook)
@@ -252,8 +277,28 @@ class Watcher:
 
     @property
     def degraded(self) -> bool:
-        """True when changes are only found by rescans (the watcher could not start)."""
-        return self._observer is None or not self._observer.is_alive()
+        """True when some changes are only found by rescans (the watcher could not start,
+        or the inotify watch limit left folders unwatched)."""
+        return self._partial or self._observer is None or not self._observer.is_alive()
+
+
+def inotify_watch_count() -> int | None:
+    """How many inotify watches this process holds (None when it holds no inotify fd)."""
+    total, found = 0, False
+    try:
+        fds = os.listdir("/proc/self/fdinfo")
+    except OSError:
+        return None
+    for fd in fds:
+        try:
+            text = Path("/proc/self/fdinfo", fd).read_text()
+        except OSError:
+            continue  # closed meanwhile
+        count = text.count("inotify wd:")
+        if count or "inotify" in text:
+            found = True
+            total += count
+    return total if found else None
 
 
 def _read_int(path: str) -> int | None:

@@ -118,6 +118,7 @@ class Worker(threading.Thread):
             queue.enable_disabled(now=started)
         self.log.info("starting", requeued=requeued, store=str(self.watcher.store_dir))
         self.backup.scan(now=started, reason="start")
+        self.watcher.check_coverage()
         self.backup.commit_due(now=now(), failed_too=True)
         self.backup.push_if_due(now=now(), force=True)
         self._schedule_rescan()
@@ -146,6 +147,7 @@ class Worker(threading.Thread):
         current = now()
         if self._next_rescan is not None and current >= self._next_rescan:
             self.backup.scan(now=current, reason="periodic")
+            self.watcher.check_coverage()
             self._schedule_rescan()
         deadline = self._commit_deadline()
         if deadline is not None and deadline <= current:
