@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import os
 import threading
+import time
 from pathlib import Path
 
 import pytest
@@ -21,6 +23,32 @@ def home(tmp_path: Path) -> Path:
 def repo(tmp_path: Path) -> Path:
     """A git repository on main with one commit (README.txt, outside any store)."""
     return init_repo(tmp_path / "repo")
+
+
+def _children() -> set[int]:
+    """Live child processes of this process (zombies already exited, so not counted)."""
+    me = str(os.getpid())
+    found = set()
+    for pid in filter(str.isdigit, os.listdir("/proc")):
+        try:
+            stat = Path(f"/proc/{pid}/stat").read_text()
+        except OSError:
+            continue
+        fields = stat.rsplit(")", 1)[1].split()
+        if fields[1] == me and fields[0] != "Z":
+            found.add(int(pid))
+    return found
+
+
+@pytest.fixture(autouse=True)
+def no_leaked_processes():
+    """Fail a test that leaves a child process running."""
+    before = _children()
+    yield
+    deadline = time.monotonic() + 5
+    while (leaked := _children() - before) and time.monotonic() < deadline:
+        time.sleep(0.05)
+    assert not leaked, f"processes leaked: {sorted(leaked)}"
 
 
 @pytest.fixture(autouse=True)

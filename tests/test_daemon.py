@@ -76,6 +76,34 @@ def test_vim_save_sequence(daemon, repo: Path, store: Path) -> None:
     assert not {n for n in names if n.endswith(("~", ".swp", "4913"))}
 
 
+def test_emacs_jetbrains_and_vscode_saves(daemon, repo: Path, store: Path) -> None:
+    daemon().start()
+    f = store / "note.md"
+    f.write_text("v1\n")
+    wait_until(committed(repo, "notes/note.md", "v1\n"))
+    # emacs: a lock symlink while editing, a backup file on the first save
+    os.symlink("user@host.1234:1700000000", store / ".#note.md")
+    (store / "note.md~").write_text("v1\n")
+    f.write_text("emacs\n")
+    (store / ".#note.md").unlink()
+    wait_until(committed(repo, "notes/note.md", "emacs\n"), message="emacs save")
+    # JetBrains safe-write: write a temp, move the original aside, move the temp in
+    tmp = store / "note.md___jb_tmp___"
+    tmp.write_text("jetbrains\n")
+    f.rename(store / "note.md___jb_old___")
+    tmp.rename(f)
+    (store / "note.md___jb_old___").unlink()
+    wait_until(committed(repo, "notes/note.md", "jetbrains\n"), message="JetBrains save")
+    # VS Code: truncate and write in place
+    with f.open("r+") as handle:
+        handle.truncate(0)
+        handle.write("vscode\n")
+    wait_until(committed(repo, "notes/note.md", "vscode\n"), message="VS Code save")
+    names = set(git(repo, "log", "--all", "--name-only", "--format=").split())
+    assert names & {"notes/.#note.md", "notes/note.md~", "notes/note.md___jb_tmp___",
+                    "notes/note.md___jb_old___"} == set()
+
+
 def test_rename_and_folders_moved_in_out_within(daemon, repo: Path, store: Path,
                                                   tmp_path: Path) -> None:
     daemon().start()
