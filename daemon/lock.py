@@ -21,9 +21,13 @@ from __future__ import annotations
 import errno
 import fcntl
 import os
+import signal
 import time
 from pathlib import Path
 from types import TracebackType
+
+WAKE_SIGNAL = signal.SIGUSR1
+"""Sent to the lock holder (a running daemon) to make it act on the state database now."""
 
 _PROBE_GRACE = 0.5  # seconds acquire keeps retrying while no live holder is named
 _RETRY_PAUSE = 0.01  # seconds between those attempts

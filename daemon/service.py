@@ -22,11 +22,11 @@ from daemon import logs
 from daemon.backup import Backup
 from daemon.config import ConfigError, Overrides, load_config
 from daemon.exitcodes import ExitCode
+from daemon.lock import WAKE_SIGNAL
 from daemon.notify import Notifier, watchdog_interval
 from daemon.worker import Worker
 
 FLUSH_BOUND = 20.0  # seconds a stop may take (systemd's TimeoutStopSec is above it)
-WAKE_SIGNAL = signal.SIGUSR1
 _HANDLED = (signal.SIGTERM, signal.SIGINT, signal.SIGHUP, WAKE_SIGNAL)
 
 

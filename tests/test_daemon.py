@@ -281,3 +281,19 @@ def test_sighup_reloads_config_and_keeps_old_on_error(daemon, repo: Path, store:
     wait_until(committed(repo, "notes/c.md", "c\n"))
     assert git(repo, "log", "-1", "--format=%s").startswith("second:")
     assert d.stop() == 0
+
+
+def test_store_folder_deleted_and_recreated_is_watched_again(daemon, repo: Path,
+                                                            store: Path) -> None:
+    import shutil
+
+    daemon().start()
+    (store / "a.md").write_text("a\n")
+    wait_until(committed(repo, "notes/a.md", "a\n"))
+    shutil.rmtree(store)
+    wait_until(lambda: "notes/a.md" not in head_files(repo), message="deletion committed")
+    store.mkdir()
+    (store / "b.md").write_text("b\n")
+    wait_until(committed(repo, "notes/b.md", "b\n"), message="first file in the new folder")
+    (store / "c.md").write_text("c\n")  # only seen if the new folder is watched
+    wait_until(committed(repo, "notes/c.md", "c\n"), message="watched again")

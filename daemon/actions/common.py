@@ -3,15 +3,13 @@
 from __future__ import annotations
 
 import os
-import signal
 from datetime import UTC, datetime
 
 from daemon.backup import Backup
 from daemon.config import Config
-from daemon.lock import holder_pid
+from daemon.lock import WAKE_SIGNAL, holder_pid
 from daemon.locations import lock_path
 
-WAKE_SIGNAL = signal.SIGUSR1  # tells a running daemon to re-read the state database
 
 
 def daemon_pid(backup: Backup) -> int | None:
