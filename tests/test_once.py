@@ -235,3 +235,25 @@ def test_repo_that_is_not_a_work_tree_exits_2(tmp_path: Path, home: Path) -> Non
     plain.mkdir()
     result = mdbackup("run", "--once", "--repo", str(plain), cwd=tmp_path, home=home)
     assert result.code == 2 and "--repo" in result.err
+
+
+def test_version_and_usage_errors(repo: Path, home: Path) -> None:
+    from daemon import __version__
+
+    version = mdbackup("--version", cwd=repo, home=home)
+    assert version.code == 0 and version.out.strip() == f"mdbackup {__version__}"
+    bad = mdbackup("frobnicate", cwd=repo, home=home)
+    assert bad.code == 2 and "frobnicate" in bad.err and "Traceback" not in bad.err
+    flag = mdbackup("run", "--push", "--no-push", cwd=repo, home=home)
+    assert flag.code == 2 and "--no-push" in flag.err
+
+
+def test_python_dash_m_daemon_is_the_same_program(repo: Path, home: Path) -> None:
+    import subprocess
+    import sys
+
+    from tests.helpers import ROOT, test_env
+
+    out = subprocess.run([sys.executable, "-m", "daemon", "--help"], cwd=ROOT, text=True,
+                         capture_output=True, env=test_env(home), check=True).stdout
+    assert out.startswith("usage: mdbackup")
