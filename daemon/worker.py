@@ -27,6 +27,7 @@ from daemon.queue import Window, now
 from daemon.watcher import Drained, Inbox, Watcher
 
 DEGRADED_RESCAN = 60.0  # seconds between rescans while the watcher cannot run
+BUSY_RETRY_MIN, BUSY_RETRY_MAX = 0.5, 30.0  # seconds between tries while git is busy
 _MAX_CONSECUTIVE_ERRORS = 10
 
 
@@ -71,6 +72,8 @@ class Worker(threading.Thread):
         self.flush_deadline: float | None = None
         self.log = logs.get()
         self._next_rescan: float | None = None
+        self._busy_retry_at: float | None = None
+        self._busy_wait = BUSY_RETRY_MIN
 
     def _make_watcher(self) -> Watcher:
         config = self.backup.config
@@ -151,7 +154,7 @@ class Worker(threading.Thread):
             self._schedule_rescan()
         deadline = self._commit_deadline()
         if deadline is not None and deadline <= current:
-            self.backup.commit_due(now=current)
+            self._note_busy(self.backup.commit_due(now=current).busy, current)
             self._report()
             deadline = self._commit_deadline()
         push_at = self.backup.push_deadline()
@@ -166,8 +169,19 @@ class Worker(threading.Thread):
         if self.backup.queue.paused() or not self.backup.config.commit.enabled:
             return None
         watch = self.backup.config.watch
-        return batch_deadline(self.backup.queue.window(), debounce=watch.debounce,
-                              max_delay=watch.max_delay)
+        deadline = batch_deadline(self.backup.queue.window(), debounce=watch.debounce,
+                                  max_delay=watch.max_delay)
+        if deadline is not None and self._busy_retry_at is not None:
+            return max(deadline, self._busy_retry_at)
+        return deadline
+
+    def _note_busy(self, busy: str | None, current: float) -> None:
+        """While git is busy, try again after a growing pause instead of spinning."""
+        if busy is None:
+            self._busy_retry_at, self._busy_wait = None, BUSY_RETRY_MIN
+            return
+        self._busy_retry_at = current + self._busy_wait
+        self._busy_wait = min(BUSY_RETRY_MAX, self._busy_wait * 2)
 
     def _take_in(self, drained: Drained) -> None:
         current = now()
