@@ -185,9 +185,9 @@ class Backup:
             hostname=socket.gethostname(), now=datetime.now().astimezone(),
         )
 
-    def push_if_due(self, *, now: float, force: bool = False) -> bool:
+    def push_if_due(self, *, now: float, force: bool = False, timeout: float | None = None) -> bool:
         """Push when due (at once when `force`); True when the remote has the local head."""
-        return self.pusher.push_if_due(now=now, force=force)
+        return self.pusher.push_if_due(now=now, force=force, timeout=timeout)
 
     def push_deadline(self) -> float | None:
         return self.pusher.deadline()

@@ -88,7 +88,7 @@ class Pusher:
             return state.next_attempt_at or 0.0
         return None
 
-    def push_if_due(self, *, now: float, force: bool = False) -> bool:
+    def push_if_due(self, *, now: float, force: bool = False, timeout: float | None = None) -> bool:
         """Push when due (or at once when `force`); True when the remote has our head."""
         if not self.enabled:
             if self.queue.push_state().status is not PushStatus.DISABLED:
@@ -97,10 +97,11 @@ class Pusher:
         due = self.deadline()
         if not force and (due is None or due > now):
             return self.queue.push_state().status is PushStatus.SUCCESS
-        return self.push(now=now)
+        return self.push(now=now, timeout=timeout)
 
-    def push(self, *, now: float) -> bool:
-        """Push what the remote lacks now; record and log the outcome."""
+    def push(self, *, now: float, timeout: float | None = None) -> bool:
+        """Push what the remote lacks now (network steps bounded by `timeout` seconds,
+        default 60); record and log the outcome."""
         local, remote_branch = self.branches()
         if local is None or remote_branch is None:
             return self._failed(now, "HEAD is detached (not on a branch); nothing to push")
@@ -111,6 +112,7 @@ class Pusher:
         result = gitpush.push_branch(
             self.repo, remote_name=self.config.push.remote, local_branch=local,
             remote_branch=remote_branch, credentials=credentials(self.config),
+            timeout=timeout or gitpush.DEFAULT_TIMEOUT,
         )
         if not result.ok:
             return self._failed(now, result.error or "push failed", kind=result.kind)

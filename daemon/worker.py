@@ -58,7 +58,9 @@ class Worker(threading.Thread):
 
     def __init__(self, *, backup: Backup, notifier: Notifier,
                  on_ready: Callable[[], None], on_exit: Callable[[], None]) -> None:
-        super().__init__(name="mdbackup-worker")
+        # A daemon thread: a stop that overruns its bound must not keep the process alive;
+        # being cut off anywhere is a crash the next start recovers from.
+        super().__init__(name="mdbackup-worker", daemon=True)
         self.backup = backup
         self.inbox = Inbox()
         self.notifier = notifier
@@ -222,8 +224,9 @@ class Worker(threading.Thread):
         drained = self.inbox.drain()
         self._take_in(Drained(paths=drained.paths, folders=drained.folders))
         self.backup.commit_due(now=now())
-        if self.flush_deadline is None or time.monotonic() < self.flush_deadline:
-            self.backup.push_if_due(now=now(), force=True)
+        left = None if self.flush_deadline is None else self.flush_deadline - time.monotonic()
+        if left is None or left > 1:
+            self.backup.push_if_due(now=now(), force=True, timeout=left)
         self._report()
 
     def _report(self) -> None:
