@@ -47,6 +47,12 @@ def head_files(repo: Path, ref: str = "HEAD") -> dict[str, str]:
     return {n: git(repo, "show", f"{commit}:{n}") for n in names if n}
 
 
+def head_paths(repo: Path, ref: str = "HEAD") -> set[str]:
+    """The paths in `ref`'s tree (cheap: one git call, no contents)."""
+    out = git(repo, "ls-tree", "-r", "-z", "--name-only", ref, check=False)
+    return {name for name in out.split("\0") if name}
+
+
 def commit_count(repo: Path, ref: str = "HEAD") -> int:
     out = git(repo, "rev-list", "--count", ref, check=False).strip()
     return int(out) if out.isdigit() else 0

@@ -4,8 +4,6 @@ from __future__ import annotations
 
 import os
 import signal
-import subprocess
-import sys
 import threading
 import time
 from pathlib import Path
@@ -13,7 +11,7 @@ from pathlib import Path
 import pytest
 
 from tests.daemon_harness import Daemon
-from tests.helpers import ROOT, commit_count, git, head_files, mdbackup, wait_until
+from tests.helpers import commit_count, git, head_files, head_paths, mdbackup, wait_until
 
 FAST = "[watch]\ndebounce = 0.2\nmax_delay = 5.0\n"
 
@@ -134,8 +132,9 @@ def test_burst_of_2000_files_gives_few_commits(daemon, repo: Path, store: Path) 
         sub = store / f"d{i % 20}"
         sub.mkdir(exist_ok=True)
         (sub / f"f{i}.md").write_text(f"file {i}\n")
-    wait_until(lambda: sum(p.startswith("notes/") for p in head_files(repo)) == 2000,
-               timeout=60, interval=0.5, message="all 2000 files")
+    wait_until(lambda: sum(p.startswith("notes/") for p in head_paths(repo)) == 2000,
+               timeout=60, interval=0.2, message="all 2000 files")
+    assert head_files(repo)["notes/d7/f1987.md"] == "file 1987\n"
     assert commit_count(repo) - before <= 3
 
 
