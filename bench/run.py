@@ -2,6 +2,7 @@
 
     python bench/run.py            # all rows
     python bench/run.py commit     # only the rows whose name starts with "commit"
+    python bench/run.py daemon     # the real daemon (MDBACKUP_BENCH_IDLE=10 for a short idle window)
 """
 
 from __future__ import annotations
@@ -12,11 +13,12 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from bench import bench_commit  # noqa: E402
+from bench import bench_commit, bench_daemon  # noqa: E402
 from bench.common import Row  # noqa: E402
 
 SUITES = {
     "commit": bench_commit.run,
+    "daemon": bench_daemon.run,
 }
 
 
