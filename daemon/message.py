@@ -99,10 +99,17 @@ def summarize(paths: tuple[str, ...] | list[str], *, limit: int = SUMMARY_MAX) -
     if len(full) <= limit:
         return full
     suffix = "" if count == 1 else _MORE
-    for keep in range(count - 1, 0, -1):
-        candidate = header + _SEPARATOR.join(names[:keep]) + _MORE
-        if len(candidate) <= limit:
-            return candidate
+    # Add names from the front while the next one still fits: linear in what is kept.
+    kept: list[str] = []
+    length = len(header) + len(_MORE)
+    for name in names[: count - 1]:
+        extra = len(name) + (len(_SEPARATOR) if kept else 0)
+        if length + extra > limit:
+            break
+        kept.append(name)
+        length += extra
+    if kept:
+        return header + _SEPARATOR.join(kept) + _MORE
     room = limit - len(header) - len(_ELLIPSIS) - len(suffix)
     tail = names[0][-room:] if room > 0 else ""
     return (header + _ELLIPSIS + tail + suffix)[:limit]

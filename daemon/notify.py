@@ -53,8 +53,10 @@ class Notifier:
         payload = "\n".join(lines).encode("utf-8", errors="replace")
         try:
             with socket.socket(socket.AF_UNIX, socket.SOCK_DGRAM) as sock:
-                sock.sendto(payload, self.address)
-        except OSError:
+                # Never block: a reader that stops reading (its queue holds about ten
+                # datagrams) must not stall the daemon; the message is dropped instead.
+                sock.sendto(payload, socket.MSG_DONTWAIT, self.address)
+        except OSError:  # BlockingIOError included
             return False
         return True
 

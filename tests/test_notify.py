@@ -156,3 +156,13 @@ def test_watchdog_interval_defaults_to_the_process_environment(monkeypatch: pyte
     monkeypatch.setenv("WATCHDOG_USEC", "4000000")
     monkeypatch.delenv("WATCHDOG_PID", raising=False)
     assert watchdog_interval() == 2.0
+
+
+def test_a_reader_that_never_reads_does_not_block_the_sender(
+        path_socket: tuple[socket.socket, str]) -> None:
+    """The receiving queue holds about ten datagrams; later sends are dropped, not blocked."""
+    _sock, address = path_socket
+    notifier = Notifier(address)
+    results = [notifier.status(f"message {i}") for i in range(100)]
+    assert results[0] is True
+    assert results[-1] is False  # dropped: the queue is full and nobody reads it
