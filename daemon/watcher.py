@@ -23,7 +23,12 @@ from watchdog.events import (
     DirCreatedEvent,
     DirDeletedEvent,
     DirMovedEvent,
+    FileClosedEvent,
     FileClosedNoWriteEvent,
+    FileCreatedEvent,
+    FileDeletedEvent,
+    FileModifiedEvent,
+    FileMovedEvent,
     FileOpenedEvent,
     FileSystemEvent,
     FileSystemEventHandler,
@@ -36,6 +41,13 @@ from daemon import logs
 from daemon.patterns import StoreFilter
 
 _IGNORED_EVENTS = (FileOpenedEvent, FileClosedNoWriteEvent)
+# Asked of inotify: without a filter watchdog also subscribes to opens and read-only
+# closes, waking the observer (and taking the GIL) for every file anyone reads,
+# the daemon's own hashing included.
+_WANTED_EVENTS = [
+    FileCreatedEvent, FileModifiedEvent, FileDeletedEvent, FileMovedEvent, FileClosedEvent,
+    DirCreatedEvent, DirDeletedEvent, DirMovedEvent,
+]
 MAX_WATCHES_FILE = "/proc/sys/fs/inotify/max_user_watches"
 
 
@@ -209,7 +221,9 @@ class Watcher:
                 str(store.parent), recursive=False,
             ))
         if store.is_dir():
-            self._watches.append(self._observer.schedule(handler, str(store), recursive=True))
+            self._watches.append(self._observer.schedule(
+                handler, str(store), recursive=True, event_filter=_WANTED_EVENTS,
+            ))
         else:
             self.log.warning("store_missing", path=str(store),
                              detail="watching for it to appear")

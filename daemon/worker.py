@@ -148,7 +148,7 @@ class Worker(threading.Thread):
         """One round: apply a reload, take in what the watcher saw, commit/push/rescan
         what is due. Returns how long to sleep (None: until woken)."""
         self._apply_reload()
-        self._take_in(self.inbox.drain())
+        self._take_in_all()
         current = now()
         if self._next_rescan is not None and current >= self._next_rescan:
             self.backup.scan(now=current, reason="periodic")
@@ -185,17 +185,28 @@ class Worker(threading.Thread):
         self._busy_retry_at = current + self._busy_wait
         self._busy_wait = min(BUSY_RETRY_MAX, self._busy_wait * 2)
 
+    def _take_in_all(self) -> None:
+        """Record what the watcher collected, again and again while more arrives (a
+        burst keeps its batch open), but no longer than `watch.max_delay`."""
+        until = time.monotonic() + self.backup.config.watch.max_delay
+        drained = self.inbox.drain()
+        while drained.paths or drained.folders or drained.rescan or drained.rewatch:
+            self._take_in(drained)
+            if time.monotonic() >= until:
+                break
+            drained = self.inbox.drain()
+
     def _take_in(self, drained: Drained) -> None:
-        current = now()
+        """Record one drained lot; each change is stamped when it is recorded."""
         if drained.paths:
-            self.backup.record(drained.paths, now=current)
+            self.backup.record(drained.paths, now=now())
         if drained.rewatch:
             self.watcher.rewatch()
         if drained.rescan:
-            self.backup.scan(now=current, reason=drained.rescan)
+            self.backup.scan(now=now(), reason=drained.rescan)
         else:
             for folder in sorted(drained.folders):
-                self.backup.scan(now=current, reason="folder changed", folder=folder)
+                self.backup.scan(now=now(), reason="folder changed", folder=folder)
 
     def _schedule_rescan(self) -> None:
         interval = self.backup.config.watch.rescan_interval

@@ -7,6 +7,7 @@ import signal
 import socket
 import subprocess
 import sys
+import threading
 import time
 from pathlib import Path
 
@@ -14,34 +15,48 @@ from tests.helpers import ROOT, git, test_env
 
 
 class NotifySocket:
-    """A datagram socket standing in for systemd's NOTIFY_SOCKET."""
+    """A datagram socket standing in for systemd's NOTIFY_SOCKET, read all the time
+    (as systemd does) by a thread of its own, stopped by `close`."""
 
     def __init__(self, path: Path) -> None:
         self.path = path
         self.sock = socket.socket(socket.AF_UNIX, socket.SOCK_DGRAM)
         self.sock.bind(str(path))
+        self.sock.settimeout(0.05)
         self.messages: list[str] = []
+        self._changed = threading.Condition()
+        self._stop = threading.Event()
+        self._reader = threading.Thread(target=self._read, name=f"notify-{path.name}")
+        self._reader.start()
 
-    def wait_for(self, line: str, *, timeout: float = 20.0) -> str:
-        """Wait for a datagram holding `line` (one of its lines); return the datagram."""
-        deadline = time.monotonic() + timeout
-        for seen in self.messages:
-            if line in seen.split("\n"):
-                return seen
-        while True:
-            remaining = deadline - time.monotonic()
-            if remaining <= 0:
-                raise AssertionError(f"no {line!r} within {timeout}s; got {self.messages}")
-            self.sock.settimeout(remaining)
+    def _read(self) -> None:
+        while not self._stop.is_set():
             try:
                 data = self.sock.recv(4096).decode()
             except TimeoutError:
                 continue
-            self.messages.append(data)
-            if line in data.split("\n"):
-                return data
+            except OSError:
+                return
+            with self._changed:
+                self.messages.append(data)
+                self._changed.notify_all()
+
+    def wait_for(self, line: str, *, timeout: float = 20.0) -> str:
+        """Wait for a datagram holding `line` (one of its lines); return the datagram."""
+        deadline = time.monotonic() + timeout
+        with self._changed:
+            while True:
+                for seen in self.messages:
+                    if line in seen.split("\n"):
+                        return seen
+                remaining = deadline - time.monotonic()
+                if remaining <= 0:
+                    raise AssertionError(f"no {line!r} within {timeout}s; got {self.messages}")
+                self._changed.wait(remaining)
 
     def close(self) -> None:
+        self._stop.set()
+        self._reader.join(timeout=5)
         self.sock.close()
 
 
