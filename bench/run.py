@@ -13,11 +13,12 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from bench import bench_commit, bench_daemon  # noqa: E402
+from bench import bench_commit, bench_daemon, bench_push  # noqa: E402
 from bench.common import Row  # noqa: E402
 
 SUITES = {
     "commit": bench_commit.run,
+    "push": bench_push.run,
     "daemon": bench_daemon.run,
 }
 
