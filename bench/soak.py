@@ -1,0 +1,498 @@
+"""Randomized crash soak: random file operations, kill -9 at random moments, check after each recovery.
+
+    python bench/soak.py --iterations 1000 --seed 7        # long run, prints figures
+    python bench/soak.py --iterations 50 --seed 7 --keep   # keep the repository afterwards
+
+One iteration: random operations on the store (write, rewrite in the ways editors
+save, delete, rename, folder move, nested folders, symlinks, chmod, temp files,
+putting back the committed content) while the daemon runs; then the daemon dies
+by SIGKILL, in one of three ways:
+
+- `timed`: the running daemon is killed after a random delay (debounce, commit and
+  push all fall in the range);
+- `crashpoint`: a daemon started with `MDBACKUP_CRASH_AT=<random step>:<random n>`
+  kills itself there (killed by us after the operations if it never got there);
+- `startup`: a daemon is killed at a random moment of its start-up scan and commit.
+
+Then perhaps more operations while it is down, a restart without the variable,
+a bounded wait until idle and every invariant of `tests/invariants.py`. A
+violation stops the run (the repository is kept; the seed and iteration are
+printed) unless `--keep-going`.
+
+Reproducible from the seed: each iteration draws every decision from its own
+`Random(f"{seed}:{i}")` and the operations depend only on the files, never on
+timing, so a seed replays the same operations and kill plans; only where in the
+daemon's work a timed kill lands depends on the machine. `tests/test_soak.py`
+runs a short soak with this engine.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import random
+import shutil
+import signal
+import sys
+import tempfile
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
+
+from daemon.crashpoints import STEPS  # noqa: E402
+from tests.daemon_harness import Daemon  # noqa: E402
+from tests.invariants import (  # noqa: E402
+    STORE,
+    Checker,
+    World,
+    dispose,
+    git_text,
+    is_store_file,
+    make_daemon,
+    ready_or_dead,
+    wait_dead,
+    wait_idle,
+)
+
+DEBOUNCE = 0.15
+MAX_FILES = 60  # past this many store files, operations lean to deleting
+CRASH_WAIT = 1.5  # seconds a crash-point daemon gets to reach its step after the operations
+
+
+@dataclass
+class Stats:
+    iterations: int = 0
+    kills: int = 0
+    crash_point_kills: int = 0
+    timed_kills: int = 0
+    startup_kills: int = 0
+    idle_kills: int = 0
+    clean_stops: int = 0
+    ops: int = 0
+    files: set[str] = field(default_factory=set)
+    violations: list[str] = field(default_factory=list)
+    started: float = field(default_factory=time.monotonic)
+
+    def line(self) -> str:
+        elapsed = time.monotonic() - self.started
+        return (f"iterations {self.iterations}  kills {self.kills} (crash points "
+                f"{self.crash_point_kills}, timed {self.timed_kills}, start-up "
+                f"{self.startup_kills}, idle {self.idle_kills})  clean stops {self.clean_stops}  "
+                f"ops {self.ops}  files {len(self.files)}  violations {len(self.violations)}  "
+                f"{elapsed:.0f} s")
+
+
+class Mutator:
+    """Random operations on the store; every choice comes from `rng` and the files on disk."""
+
+    def __init__(self, world: World, rng: random.Random, stats: Stats) -> None:
+        self.world = world
+        self.root = world.repo / STORE
+        self.rng = rng
+        self.stats = stats
+
+    # -- what is there ----------------------------------------------------------------
+
+    def _walk(self) -> tuple[list[Path], list[Path], list[Path]]:
+        """(store files, other files, folders below the root), sorted: deterministic."""
+        files, junk, dirs = [], [], []
+        for folder, subdirs, names in os.walk(self.root):
+            subdirs.sort()
+            for d in subdirs:
+                dirs.append(Path(folder, d))
+            for name in sorted(names):
+                path = Path(folder, name)
+                (files if is_store_file(self._rel(path)) else junk).append(path)
+        return sorted(files), sorted(junk), sorted(dirs)
+
+    def _rel(self, path: Path) -> str:
+        return os.path.relpath(path, self.world.repo).replace(os.sep, "/")
+
+    def _touch(self, *paths: Path) -> None:
+        self.stats.files.update(self._rel(p) for p in paths)
+
+    def _name(self, suffix: str = ".md") -> str:
+        stem = self.rng.choice(["n", "note", "Notiz ü", "with space", "x"])
+        return f"{stem}-{self.rng.randrange(1_000_000)}{suffix}"
+
+    def _text(self) -> str:
+        kind = self.rng.random()
+        if kind < 0.05:
+            return ""
+        if kind < 0.1:
+            return "big line of a big file\n" * self.rng.randrange(1000, 4000)
+        return "".join(f"line {self.rng.randrange(10**6)}\n" for _ in range(self.rng.randrange(1, 8)))
+
+    def _folder(self, dirs: list[Path]) -> Path:
+        return self.rng.choice([self.root, self.root, *dirs])
+
+    # -- the operations ---------------------------------------------------------------
+
+    def write_new(self, files, junk, dirs) -> None:
+        path = self._folder(dirs) / self._name()
+        path.write_text(self._text())
+        self._touch(path)
+
+    def rewrite(self, files, junk, dirs) -> None:
+        if not files:
+            return self.write_new(files, junk, dirs)
+        path = self.rng.choice(files)
+        text = self._text()
+        how = self.rng.choice(["plain", "append", "atomic", "vim", "truncate"])
+        if how == "plain":
+            path.write_text(text)
+        elif how == "append":
+            with path.open("a") as fh:
+                fh.write(text)
+        elif how == "truncate":
+            path.write_text("")
+        elif how == "atomic":
+            tmp = path.with_name(f".{path.name}.{self.rng.randrange(1000)}.tmp")
+            tmp.write_text(text)
+            os.replace(tmp, path)
+        else:  # vim: swap file, 4913 probe, rename to backup~, write, drop the backup
+            swap = path.with_name(f".{path.name}.swp")
+            swap.write_text("swap")
+            probe = path.with_name("4913")
+            probe.write_text("")
+            probe.unlink()
+            backup = path.with_name(path.name + "~")
+            os.replace(path, backup)
+            path.write_text(text)
+            backup.unlink()
+            swap.unlink()
+        self._touch(path)
+
+    def revert(self, files, junk, dirs) -> None:
+        """Put back a file's committed content (an edit undone)."""
+        committed = sorted(self.world.head_store())
+        if not committed:
+            return self.write_new(files, junk, dirs)
+        rel = self.rng.choice(committed)
+        data = git_text(self.world.repo, "cat-file", "blob", f"HEAD:{rel}").encode(
+            "utf-8", "surrogateescape")
+        path = self.world.repo / rel
+        if os.path.islink(path) or (path.exists() and not path.is_file()):
+            return
+        path.parent.mkdir(parents=True, exist_ok=True)
+        mode = self.world.head_store()[rel][0]
+        if mode == "120000":
+            path.unlink(missing_ok=True)
+            os.symlink(os.fsdecode(data), path)
+        else:
+            path.write_bytes(data)
+        self._touch(path)
+
+    def delete(self, files, junk, dirs) -> None:
+        if files:
+            path = self.rng.choice(files)
+            path.unlink()
+            self._touch(path)
+
+    def rename(self, files, junk, dirs) -> None:
+        if files:
+            path = self.rng.choice(files)
+            target = self._folder(dirs) / self._name()
+            os.rename(path, target)
+            self._touch(path, target)
+
+    def move_folder(self, files, junk, dirs) -> None:
+        if not dirs:
+            return self.nested(files, junk, dirs)
+        folder = self.rng.choice(dirs)
+        parents = [d for d in [self.root, *dirs] if d != folder and folder not in d.parents]
+        target = self.rng.choice(parents) / f"moved-{self.rng.randrange(1_000_000)}"
+        moved = [p for p in files if folder in p.parents]
+        os.rename(folder, target)
+        self._touch(*moved, *(target / p.relative_to(folder) for p in moved))
+
+    def nested(self, files, junk, dirs) -> None:
+        base = self._folder(dirs)
+        depth = self.rng.randrange(1, 4)
+        folder = base.joinpath(*(f"d{self.rng.randrange(1000)}" for _ in range(depth)))
+        folder.mkdir(parents=True, exist_ok=True)
+        for _ in range(self.rng.randrange(1, 4)):
+            path = folder / self._name()
+            path.write_text(self._text())
+            self._touch(path)
+
+    def delete_folder(self, files, junk, dirs) -> None:
+        if dirs:
+            folder = self.rng.choice(dirs)
+            self._touch(*(p for p in files if folder in p.parents))
+            shutil.rmtree(folder)
+
+    def symlink(self, files, junk, dirs) -> None:
+        folder = self._folder(dirs)
+        siblings = [p.name for p in files if p.parent == folder]
+        target = self.rng.choice(siblings) if siblings and self.rng.random() < 0.8 else "missing.md"
+        path = folder / self._name()
+        os.symlink(target, path)
+        self._touch(path)
+
+    def chmod(self, files, junk, dirs) -> None:
+        regular = [p for p in files if not p.is_symlink()]
+        if regular:
+            path = self.rng.choice(regular)
+            path.chmod(path.stat().st_mode ^ 0o100)
+            self._touch(path)
+
+    def temp_file(self, files, junk, dirs) -> None:
+        """Editor leftovers: never committed, whatever happens."""
+        if junk and self.rng.random() < 0.4:
+            victim = self.rng.choice(junk)
+            if victim.name != ".gitkeep":
+                victim.unlink()
+            return
+        folder = self._folder(dirs)
+        name = self.rng.choice([".x.md.swp", "x.md~", "draft.tmp", "4913", ".#lock.md",
+                                "#auto.md#", "notes.txt", "y.md___jb_tmp___"])
+        (folder / name).write_text("temp\n")
+
+    OPS: dict[str, float] = {
+        "write_new": 3, "rewrite": 5, "revert": 1, "delete": 2, "rename": 2, "move_folder": 1,
+        "nested": 1, "delete_folder": 0.3, "symlink": 0.5, "chmod": 0.5, "temp_file": 1,
+    }
+
+    def random_op(self) -> str:
+        files, junk, dirs = self._walk()
+        names = list(self.OPS)
+        weights = [self.OPS[n] for n in names]
+        if len(files) > MAX_FILES:
+            weights = [w * (6 if n in ("delete", "delete_folder") else 1) for n, w in zip(names, weights)]
+        op = self.rng.choices(names, weights)[0]
+        getattr(self, op)(files, junk, dirs)
+        self.stats.ops += 1
+        return op
+
+    def run(self, count: int, *, pause: float = 0.0) -> list[str]:
+        """`count` operations; between them, now and then, a pause of up to `pause` s."""
+        done = []
+        for _ in range(count):
+            done.append(self.random_op())
+            if pause and self.rng.random() < 0.3:
+                time.sleep(self.rng.uniform(0, pause))
+        return done
+
+
+class Soak:
+    """The soak on one world; `run()` returns the stats (violations included)."""
+
+    def __init__(self, root: Path, *, seed: int, iterations: int, keep_going: bool = False,
+                 fsck_every: int = 10, say: Callable[[str], None] = print,
+                 report_every: int = 10) -> None:
+        self.world = World.create(root, push=True)
+        self.log_path = root / "soak.log"
+        self.seed = seed
+        self.iterations = iterations
+        self.keep_going = keep_going
+        self.fsck_every = fsck_every
+        self._say = say
+        self.report_every = report_every
+        self.stats = Stats()
+        self.checker = Checker(self.world, fsck=False)
+        self.daemon: Daemon | None = None
+        self.config = self.world.config(debounce=DEBOUNCE)
+
+    def say(self, text: str) -> None:
+        """Report a line, and keep it in `<root>/soak.log` next to the repository."""
+        with self.log_path.open("a") as fh:
+            fh.write(text + "\n")
+        self._say(text)
+
+    # -- the daemon ----------------------------------------------------------------------
+
+    def _start(self, crash_at: str | None = None) -> Daemon:
+        self.daemon = make_daemon(self.world, config=self.config, crash_at=crash_at).start(
+            wait_ready=False)
+        return self.daemon
+
+    def _stop_current(self, rng: random.Random) -> None:
+        """The idle daemon goes: a clean stop (must exit 0) or kill -9."""
+        d = self.daemon
+        if d is None:
+            return
+        if d.proc.poll() is None:
+            if rng.random() < 0.5:
+                code = d.stop(timeout=30)
+                self.stats.clean_stops += 1
+                if code != 0:
+                    self._violation(f"clean stop exited {code}", d)
+            else:
+                d.proc.send_signal(signal.SIGKILL)
+                d.proc.wait(timeout=10)
+                self.stats.kills += 1
+                self.stats.idle_kills += 1
+        dispose(d)
+        self.daemon = None
+
+    def _kill_now(self, d: Daemon, what: str) -> None:
+        """SIGKILL `d`; a daemon that already exited by itself is a violation."""
+        code = d.proc.poll()
+        if code is not None:
+            self._violation(f"the daemon exited by itself with {code} before the {what} kill", d)
+        else:
+            d.proc.send_signal(signal.SIGKILL)
+            d.proc.wait(timeout=10)
+            self.stats.kills += 1
+        dispose(d)
+        self.daemon = None
+
+    def close(self) -> None:
+        if self.daemon is not None:
+            dispose(self.daemon)
+            self.daemon = None
+
+    # -- iterations ----------------------------------------------------------------------
+
+    def _violation(self, text: str, daemon: Daemon | None = None) -> None:
+        line = f"seed {self.seed} iteration {self.stats.iterations}: {text}"
+        self.stats.violations.append(line)
+        self.say("VIOLATION " + line)
+        if daemon is not None:
+            self.say("--- daemon log (tail):\n" + daemon.log()[-4000:])
+
+    def iteration(self, i: int) -> None:
+        rng = random.Random(f"{self.seed}:{i}")
+        mutator = Mutator(self.world, rng, self.stats)
+        kind = rng.choices(["timed", "crashpoint", "startup"], [5, 4, 1])[0]
+        live_ops = rng.randrange(1, 10)
+        down_ops = rng.choice([0, 0, 1, 3])
+        step, n = rng.choice(STEPS), rng.choice([1, 1, 1, 2, 3])
+        delay = rng.uniform(0, DEBOUNCE * 2 + 0.3)
+
+        if kind == "timed":
+            d = self.daemon
+            assert d is not None
+            mutator.run(live_ops, pause=DEBOUNCE * 2)
+            time.sleep(delay)
+            self._kill_now(d, "timed")
+            self.stats.timed_kills += 1
+        elif kind == "startup":
+            self._stop_current(rng)
+            mutator.run(live_ops)
+            d = self._start()
+            time.sleep(rng.uniform(0.2, 1.0))
+            self._kill_now(d, "start-up")
+            self.stats.startup_kills += 1
+        else:
+            self._stop_current(rng)
+            mutator.run(rng.choice([0, 0, 2]))
+            d = self._start(crash_at=f"{step}:{n}")
+            try:
+                ready_or_dead(d)
+            except AssertionError as exc:
+                self._violation(str(exc), d)
+            mutator.run(live_ops, pause=DEBOUNCE * 2)
+            code = wait_dead(d, timeout=CRASH_WAIT)
+            if code is None:
+                self._kill_now(d, "crash point never reached, so")
+                self.stats.timed_kills += 1
+            else:
+                if code != -signal.SIGKILL:
+                    self._violation(f"crash-point daemon ({step}:{n}) exited {code}", d)
+                else:
+                    self.stats.kills += 1
+                    self.stats.crash_point_kills += 1
+                dispose(d)
+                self.daemon = None
+
+        mutator.run(down_ops)
+        self.recover(fsck=(i + 1) % self.fsck_every == 0)
+
+    def recover(self, *, fsck: bool = False) -> None:
+        """Restart without the crash variable, wait until idle, check every invariant."""
+        d = self._start()
+        try:
+            ready = ready_or_dead(d)
+        except AssertionError as exc:
+            ready = False
+            self._violation(str(exc), d)
+        if not ready:
+            self._violation(f"the restarted daemon died (exit {d.proc.poll()})", d)
+            self._repair()
+            return
+        not_idle = wait_idle(self.world, timeout=30, alive=lambda: d.proc.poll() is None)
+        self.checker.fsck = fsck
+        problems = ([not_idle] if not_idle else []) + self.checker.check()
+        for problem in problems:
+            self._violation(problem)
+        if problems:
+            self.say("--- daemon log (tail):\n" + d.log()[-4000:])
+            self._repair()
+
+    def _repair(self) -> None:
+        """After a reported violation with --keep-going: put things right the way a user
+        would (stale locks removed, the store's index entries reset) and go on."""
+        if not self.keep_going:
+            return
+        self.close()
+        for lock in [self.world.git_dir / "index.lock", *(self.world.git_dir / "refs").rglob("*.lock")]:
+            lock.unlink(missing_ok=True)
+        if self.world.remote is not None:
+            for lock in (self.world.remote / "refs").rglob("*.lock"):
+                lock.unlink()
+        git_text(self.world.repo, "reset", "-q", "--", STORE)
+        self._start()
+        ready_or_dead(self.daemon)
+        wait_idle(self.world, timeout=30)
+        self.checker = Checker(self.world, fsck=False)
+
+    def run(self) -> Stats:
+        self.say(f"soak: seed {self.seed}, {self.iterations} iterations, repository "
+                 f"{self.world.repo}")
+        try:
+            self.recover(fsck=True)
+            for i in range(self.iterations):
+                if self.stats.violations and not self.keep_going:
+                    break
+                self.iteration(i)
+                self.stats.iterations += 1
+                if self.report_every and self.stats.iterations % self.report_every == 0:
+                    self.say(self.stats.line())
+            if not self.stats.violations or self.keep_going:
+                self.checker.fsck = True
+                for problem in self.checker.check():
+                    self._violation(f"final check: {problem}")
+                self._stop_current(random.Random(0))
+        finally:
+            self.close()
+        self.say(self.stats.line())
+        if self.stats.violations:
+            self.say(f"violations found; replay with: python bench/soak.py --seed {self.seed} "
+                     f"--iterations {self.iterations}")
+        return self.stats
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--iterations", type=int, default=100)
+    parser.add_argument("--seed", type=int, default=None, help="default: a random one (printed)")
+    parser.add_argument("--keep-going", action="store_true",
+                        help="after a violation, repair like a user would and go on")
+    parser.add_argument("--keep", action="store_true", help="keep the repository afterwards")
+    parser.add_argument("--dir", type=Path, default=None, help="where to build the repository")
+    parser.add_argument("--report-every", type=int, default=10)
+    args = parser.parse_args(argv)
+    seed = args.seed if args.seed is not None else random.SystemRandom().randrange(10**9)
+    root = Path(tempfile.mkdtemp(prefix=f"mdbackup-soak-{seed}-", dir=args.dir))
+    soak = Soak(root / "world", seed=seed, iterations=args.iterations,
+                keep_going=args.keep_going, report_every=args.report_every,
+                say=lambda s: print(s, flush=True))
+    stats = soak.run()
+    failed = bool(stats.violations)
+    if failed or args.keep:
+        print(f"repository kept: {root}", flush=True)
+    else:
+        shutil.rmtree(root, ignore_errors=True)
+    print(f"RESULT seed={seed} iterations={stats.iterations} kills={stats.kills} "
+          f"ops={stats.ops} files={len(stats.files)} violations={len(stats.violations)}",
+          flush=True)
+    return 1 if failed else 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
