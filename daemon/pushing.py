@@ -117,6 +117,8 @@ class Pusher:
         if not result.ok:
             return self._failed(now, result.error or "push failed", kind=result.kind)
         crashpoints.reach("push_done")
+        if result.warning:
+            self.log.warning("push_warning", warning=result.warning)
         self.queue.set_push_state(
             status=PushStatus.SUCCESS, last_push_at=now, last_error=None,
             next_attempt_at=None, attempts=0, ahead=0,

@@ -158,6 +158,7 @@ class PushResult:
     kind: str | None
     commits: int = 0
     behind: int = 0
+    warning: str | None = None  # the push succeeded, but something beside it did not
 
 
 # ----------------------------------------------------------------------------- internal errors
@@ -839,6 +840,16 @@ def _push_branch(
     try:
         remote.push([f"refs/heads/{local_branch}:{dst_ref}"], callbacks=callbacks)
     except Exception as exc:  # noqa: BLE001 - every libgit2/callback error becomes a result
+        if dst_ref in callbacks.accepted and "failed to lock file" in str(exc):
+            # The remote took the update; only the local remote-tracking ref could not
+            # be moved (its lock is held, or left by a process that died). The lock is
+            # not ours to remove: say so and count the push as done.
+            return PushResult(
+                True, str(local), remote_before, None, None, commits=state.ahead,
+                warning=_scrub(f"pushed, but the remote-tracking ref was not updated: {exc}; "
+                               "if no git process is running, remove that .lock file",
+                               credentials),
+            )
         kind, message = _classify(exc, url, credentials)
         behind = exc.behind if isinstance(exc, _Diverged) else (-1 if kind == KIND_DIVERGED else 0)
         return _failure(kind, message, credentials, remote_before=remote_before, behind=behind)
