@@ -428,11 +428,20 @@ def _wants_function(store_prefix: str, include: GlobSet, exclude: GlobSet) -> Ca
 
 
 def _folder_include(pattern: str) -> str:
-    """A folder-only include selects everything inside: `journal/` -> `**/journal/**`, `/a/b/` -> `/a/b/**`."""
+    """A folder-only include selects everything inside: `journal/` -> `**/journal/**`, `/a/b/` -> `/a/b/**`.
+
+    A folder ending in `**` is at least one folder deep: `a/**/` -> `a/*/**` (files in
+    `a/x/`, not `a/f`), `**/` -> `**/*/**` (files inside some folder, not at the top).
+    """
     stripped = _strip_trailing_spaces(pattern)
     folder = stripped.rstrip("/")
     if not stripped.endswith("/") or not folder:
         return pattern
+    segments = folder.split("/")
+    if segments[-1] == "**":  # `a/**` as a folder is `a/*` or deeper
+        while segments and segments[-1] == "**":
+            segments.pop()
+        folder = "/".join([*segments, "*"])
     if "/" in folder.lstrip("/"):
         return folder + "/**"
     return ("" if folder.startswith("/") else "**/") + folder + "/**"
