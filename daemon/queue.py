@@ -12,17 +12,30 @@ is never lost.
 
 Read-then-write transactions are `BEGIN IMMEDIATE` (see LIBRARY-NOTES: plain
 deferred transactions fail under contention even with busy_timeout).
+
+Paths are stored as text. A file name that is not valid UTF-8 reaches us as a
+`str` with surrogate escapes (os.fsdecode), which SQLite text cannot hold: it is
+stored as `/` plus its bytes with `%` escapes (`/notes/caf%E9.md`); no real path
+starts with `/`, so the form is unambiguous and `rows()` gives back the original.
+
+A state database that SQLite finds corrupt (not a database, malformed) is moved
+aside as `state.db.corrupt-<UTC time>` (with its -wal and -shm) and a new one is
+made: the database is only a cache, the next scan rebuilds it.
 """
 
 from __future__ import annotations
 
+import os
+import sqlite3
 import time
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from pathlib import Path
+from urllib.parse import unquote_to_bytes
 
 import peewee as pw
 
+from daemon import logs
 from daemon.statuses import PathStatus, PushStatus
 
 _IN_CLAUSE_CHUNK = 500  # stays below SQLite's host parameter limit
@@ -110,6 +123,56 @@ class Window:
     next_retry_at: float | None
 
 
+_RAW_PATH_MARK = "/"  # starts the stored form of a path that is not valid UTF-8
+_SQLITE_CORRUPT, _SQLITE_NOTADB = 11, 26
+_CORRUPT_MESSAGES = ("file is not a database", "malformed", "database corrupt")
+
+
+def path_to_db(path: str) -> str:
+    """The stored form of a repo-relative path (itself, unless it is not valid UTF-8)."""
+    try:
+        path.encode("utf-8")
+    except UnicodeEncodeError:
+        raw = path.encode("utf-8", "surrogateescape")
+        return _RAW_PATH_MARK + "".join(
+            chr(b) if 0x20 <= b < 0x7F and b != 0x25 else f"%{b:02X}" for b in raw
+        )
+    return path
+
+
+def path_from_db(stored: str) -> str:
+    """The path whose stored form is `stored` (inverse of `path_to_db`)."""
+    if stored.startswith(_RAW_PATH_MARK):
+        return unquote_to_bytes(stored[len(_RAW_PATH_MARK):]).decode("utf-8", "surrogateescape")
+    return stored
+
+
+def is_corruption(exc: BaseException) -> bool:
+    """True when SQLite says the database file is damaged (not when it is busy, read-only,
+    on a full disk, ...)."""
+    seen: set[int] = set()
+    stack: list[BaseException] = [exc]
+    while stack:
+        current = stack.pop()
+        if id(current) in seen:
+            continue
+        seen.add(id(current))
+        code = getattr(current, "sqlite_errorcode", None)
+        if isinstance(code, int) and code & 0xFF in (_SQLITE_CORRUPT, _SQLITE_NOTADB):
+            return True
+        if isinstance(current, (sqlite3.DatabaseError, pw.DatabaseError)) and any(
+            m in str(current).lower() for m in _CORRUPT_MESSAGES
+        ):
+            return True
+        stack.extend(a for a in current.args if isinstance(a, BaseException))
+        stack.extend(e for e in (current.__cause__, current.__context__) if e is not None)
+    return False
+
+
+class StateCorrupt(Exception):
+    """The state database failed its integrity check."""
+
+
 def backoff(attempts: int, *, minimum: float, maximum: float) -> float:
     """Seconds to wait after the `attempts`-th consecutive failure (1, 2, ...)."""
     return min(maximum, minimum * (2 ** max(0, attempts - 1)))
@@ -121,12 +184,33 @@ class Queue:
     def __init__(self, db_path: Path) -> None:
         db_path.parent.mkdir(parents=True, exist_ok=True)
         self.path = db_path
+        self.moved_aside: Path | None = None  # where a corrupt database went, if one did
+        try:
+            self._open()
+        except (pw.DatabaseError, sqlite3.DatabaseError, StateCorrupt) as exc:
+            if not (isinstance(exc, StateCorrupt) or is_corruption(exc)):
+                raise
+            self.close()
+            self.moved_aside = _move_aside(db_path)
+            logs.get().error(
+                "state_db_corrupt", path=str(db_path), moved_to=str(self.moved_aside),
+                error=str(exc),
+                detail="the state database is damaged; it was moved aside and a new one is "
+                       "built from a scan of the store (nothing in git or the working tree is "
+                       "lost; the paused flag and failure history start afresh)",
+            )
+            self._open()
+
+    def _open(self) -> None:
         self.db = pw.SqliteDatabase(
-            str(db_path),
+            str(self.path),
             pragmas={"journal_mode": "wal", "synchronous": "normal", "busy_timeout": 10000},
         )
         self._define_models()
         with self.db.connection_context():
+            verdict = self.db.execute_sql("PRAGMA quick_check(1)").fetchone()
+            if verdict is None or verdict[0] != "ok":
+                raise StateCorrupt(f"integrity check failed: {verdict[0] if verdict else 'no answer'}")
             self.db.create_tables([self.PathRecord, self.RepoRecord], safe=True)
             self.RepoRecord.insert(id=1).on_conflict_ignore().execute()
 
@@ -187,7 +271,7 @@ class Queue:
         status = PathStatus.DISABLED if disabled else PathStatus.PENDING
         rows = [
             {
-                "path": p, "status": status.value, "generation": 1,
+                "path": path_to_db(p), "status": status.value, "generation": 1,
                 "first_seen_at": now, "last_event_at": now, "updated_at": now,
             }
             for p in dict.fromkeys(paths)
@@ -245,18 +329,18 @@ class Queue:
             due_failed &= (R.next_attempt_at.is_null()) | (R.next_attempt_at <= now)
         condition = (R.status == PathStatus.PENDING.value) | due_failed
         with self.db.atomic("IMMEDIATE"):
-            items = tuple(
-                BatchItem(path, generation, first_seen)
-                for path, generation, first_seen in R.select(R.path, R.generation, R.first_seen_at)
+            rows = list(
+                R.select(R.path, R.generation, R.first_seen_at)
                 .where(condition)
                 .order_by(R.path)
                 .tuples()
             )
-            for chunk in pw.chunked([item.path for item in items], _IN_CLAUSE_CHUNK):
+            for chunk in pw.chunked([stored for stored, _, _ in rows], _IN_CLAUSE_CHUNK):
                 R.update(status=PathStatus.QUEUED.value, updated_at=now).where(
                     R.path.in_(chunk)
                 ).execute()
-        return Batch(items)
+        return Batch(tuple(BatchItem(path_from_db(stored), generation, first_seen)
+                           for stored, generation, first_seen in rows))
 
     def finish_batch(
         self,
@@ -280,21 +364,22 @@ class Queue:
                 outcome = outcomes.get(item.path, DEFERRED)
                 generation, attempts = current.get(item.path, (item.generation, 0))
                 changed_since = generation != item.generation
+                stored = path_to_db(item.path)
                 if outcome.forget and not changed_since:
-                    R.delete().where(R.path == item.path).execute()
+                    R.delete().where(R.path == stored).execute()
                     continue
                 update = self._outcome_update(
                     outcome, changed_since=changed_since, now=now,
                     retry_after=backoff(attempts + 1, minimum=retry_min, maximum=retry_max),
                 )
-                R.update(update).where(R.path == item.path).execute()
+                R.update(update).where(R.path == stored).execute()
 
     def _generations_and_attempts(self, paths: Iterable[str]) -> dict[str, tuple[int, int]]:
         R = self.PathRecord
         found: dict[str, tuple[int, int]] = {}
-        for chunk in pw.chunked(list(paths), _IN_CLAUSE_CHUNK):
+        for chunk in pw.chunked([path_to_db(p) for p in paths], _IN_CLAUSE_CHUNK):
             query = R.select(R.path, R.generation, R.attempts).where(R.path.in_(chunk))
-            found.update((path, (gen, att)) for path, gen, att in query.tuples())
+            found.update((path_from_db(stored), (gen, att)) for stored, gen, att in query.tuples())
         return found
 
     def _outcome_update(
@@ -360,7 +445,7 @@ class Queue:
             query = query.where(R.status != PathStatus.SUCCESS.value)
         return [
             PathRow(
-                path=r.path, status=PathStatus(r.status), generation=r.generation,
+                path=path_from_db(r.path), status=PathStatus(r.status), generation=r.generation,
                 first_seen_at=r.first_seen_at, last_event_at=r.last_event_at,
                 last_backup_at=r.last_backup_at, last_error=r.last_error,
                 attempts=r.attempts, next_attempt_at=r.next_attempt_at, updated_at=r.updated_at,
@@ -414,6 +499,22 @@ class Queue:
                 .where((R.id == 1) & (R.push_status == PushStatus.FAILED.value))
                 .execute()
             )
+
+
+def _move_aside(db_path: Path) -> Path:
+    """Rename a damaged database (and its -wal/-shm, which belong to it) out of the way."""
+    stamp = time.strftime("%Y%m%dT%H%M%SZ", time.gmtime())
+    target = db_path.with_name(f"{db_path.name}.corrupt-{stamp}")
+    n = 1
+    while target.exists():
+        n += 1
+        target = db_path.with_name(f"{db_path.name}.corrupt-{stamp}-{n}")
+    for suffix in ("", "-wal", "-shm"):
+        try:
+            os.replace(f"{db_path}{suffix}", f"{target}{suffix}")
+        except FileNotFoundError:
+            pass
+    return target
 
 
 def now() -> float:
