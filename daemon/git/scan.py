@@ -8,6 +8,8 @@ and the entry's blob is HEAD's), the way git itself avoids rehashing.
 
 from __future__ import annotations
 
+import ctypes
+import functools
 import os
 import stat
 import time
@@ -52,7 +54,7 @@ def changed_paths(
         seen.add(path)
         known = head.get(path)
         if known is None:
-            if path in index or not repo.path_is_ignored(path):
+            if path in index or not path_is_ignored(repo, path):
                 changed.append(path)
             continue
         if _index_vouches(index, path, st, known, index_written_ns=index_written_ns):
@@ -67,6 +69,41 @@ def changed_paths(
         hashed=hashed,
         elapsed_ms=round((time.perf_counter() - started) * 1000, 3),
     )
+
+
+def path_is_ignored(repo: pygit2.Repository, path: str) -> bool:
+    """`repo.path_is_ignored(path)`, also for names that are not valid UTF-8.
+
+    Such names travel as `str` with surrogate escapes (os.fsdecode), which pygit2
+    refuses to encode; libgit2 itself takes the raw bytes, so those are passed to
+    `git_ignore_path_is_ignored` directly (through ctypes: pygit2's cffi does not
+    declare it). Without that entry point, the bad bytes are asked about as U+FFFD.
+    """
+    try:
+        return repo.path_is_ignored(path)
+    except UnicodeEncodeError:
+        pass
+    raw = os.fsencode(path)
+    function = _raw_ignore_function()
+    if function is not None:
+        ignored = ctypes.c_int(0)
+        pointer = int(pygit2.ffi.cast("uintptr_t", repo._repo))
+        if function(ctypes.byref(ignored), pointer, raw) == 0:
+            return bool(ignored.value)
+    return repo.path_is_ignored(raw.decode("utf-8", "replace"))
+
+
+@functools.cache
+def _raw_ignore_function() -> Callable[..., int] | None:
+    try:
+        from pygit2 import _libgit2  # the cffi module, linked against libgit2
+
+        function = ctypes.CDLL(_libgit2.__file__).git_ignore_path_is_ignored
+    except (ImportError, OSError, AttributeError):
+        return None
+    function.argtypes = [ctypes.POINTER(ctypes.c_int), ctypes.c_void_p, ctypes.c_char_p]
+    function.restype = ctypes.c_int
+    return function
 
 
 def _head_entries(repo: pygit2.Repository, prefix: str) -> dict[str, tuple[pygit2.Oid, int]]:
