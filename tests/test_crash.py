@@ -200,16 +200,49 @@ def test_kill_at_every_step_in_turn_on_one_repository(world: World) -> None:
         recover_and_check(world, checker, expect=expect)
 
 
+def _edit(root: Path) -> None:
+    (root / "a.md").write_text("an edit undone while the daemon was down\n")
+
+
+def _undo_edit(root: Path) -> None:
+    (root / "a.md").write_text(BASELINE["a.md"])
+
+
+def _add(root: Path) -> None:
+    (root / "ghost.md").write_text("created, then deleted while the daemon was down\n")
+
+
+def _undo_add(root: Path) -> None:
+    (root / "ghost.md").unlink()
+
+
+def _delete(root: Path) -> None:
+    (root / "b.md").unlink()
+
+
+def _undo_delete(root: Path) -> None:
+    (root / "b.md").write_text(BASELINE["b.md"])
+
+
+UNDONE = {"edit": (_edit, _undo_edit), "addition": (_add, _undo_add),
+          "deletion": (_delete, _undo_delete)}
+
+
 @pytest.mark.xfail(strict=True, reason=(
     "DAEMON BUG: a crash between the index write and the branch move leaves the index "
-    "ahead of HEAD; if the file then returns to its committed content, nothing ever "
-    "resets its index entry (git status shows it staged, a later `git commit` by the user "
-    "commits it). See the report: daemon/git/commit.py Committer._commit_once/_plan."))
+    "ahead of HEAD; when the path then goes back to its committed state (edit undone, new "
+    "file deleted, deleted file restored), nothing ever resets its index entry: git status "
+    "shows MM / AD / 'D '+'??', and the user's next `git commit` commits the abandoned "
+    "change. Soak seed 1001 hit it 3 times. See the report: daemon/git/commit.py "
+    "Committer._plan/_commit_once, daemon/git/scan.py changed_paths."))
+@pytest.mark.parametrize("undone", list(UNDONE))
 @pytest.mark.parametrize("step", ["index_written", "commit_written"])
-def test_kill_after_index_written_then_file_reverted_while_down(world: World, step: str) -> None:
+def test_kill_after_index_written_then_change_undone_while_down(world: World, step: str,
+                                                                 undone: str) -> None:
     baseline(world)
     checker = Checker(world)
-    (store(world) / "a.md").write_text("an edit undone while the daemon was down\n")
+    change, undo = UNDONE[undone]
+    change(store(world))
     daemon = make_daemon(world, crash_at=step).start(wait_ready=False)
     try:
         assert not ready_or_dead(daemon)
@@ -217,7 +250,7 @@ def test_kill_after_index_written_then_file_reverted_while_down(world: World, st
     finally:
         dispose(daemon)
     assert index_differs_in_store(world)
-    (store(world) / "a.md").write_text(BASELINE["a.md"])  # the user undoes the edit
+    undo(store(world))  # the user undoes the change before the daemon is back
     recover_and_check(world, checker, expect=BASELINE)
 
 
@@ -368,12 +401,6 @@ def test_checker_is_silent_on_a_healthy_repository_without_push(tmp_path: Path) 
     assert any("lost: notes/sub/c.md" in p for p in Checker(world).check())
 
 
-@pytest.mark.xfail(strict=True, reason=(
-    "DAEMON BUG: a kill -9 inside libgit2's remote.push can leave "
-    ".git/refs/remotes/origin/main.lock (seen by the soak, seed 1001); from then on every "
-    "push updates the remote and then raises 'failed to lock file', so the push state is "
-    "`failed` (retry_min later the retry finds nothing to push). See the report: "
-    "daemon/git/push.py _push_branch."))
 def test_stale_tracking_ref_lock_from_a_killed_push_does_not_fail_pushes(world: World) -> None:
     """What a kill -9 during libgit2's update of the remote-tracking ref leaves behind."""
     baseline(world)
