@@ -228,13 +228,6 @@ UNDONE = {"edit": (_edit, _undo_edit), "addition": (_add, _undo_add),
           "deletion": (_delete, _undo_delete)}
 
 
-@pytest.mark.xfail(strict=True, reason=(
-    "DAEMON BUG: a crash between the index write and the branch move leaves the index "
-    "ahead of HEAD; when the path then goes back to its committed state (edit undone, new "
-    "file deleted, deleted file restored), nothing ever resets its index entry: git status "
-    "shows MM / AD / 'D '+'??', and the user's next `git commit` commits the abandoned "
-    "change. Soak seed 1001 hit it 3 times. See the report: daemon/git/commit.py "
-    "Committer._plan/_commit_once, daemon/git/scan.py changed_paths."))
 @pytest.mark.parametrize("undone", list(UNDONE))
 @pytest.mark.parametrize("step", ["index_written", "commit_written"])
 def test_kill_after_index_written_then_change_undone_while_down(world: World, step: str,

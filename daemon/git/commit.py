@@ -156,7 +156,10 @@ class Committer:
         plan, changes, unchanged, skipped, failed = self._plan(
             paths, base_tree=base_tree, index=index, max_file_size=max_file_size,
         )
+        repairs = _index_repairs(index, base_tree, unchanged)
         if not changes:
+            if repairs:
+                self._update_index(index, repairs)
             return CommitResult(None, branch, (), tuple(unchanged), tuple(skipped), failed,
                                 _ms_since(started))
         crashpoints.reach("blobs_written")
@@ -164,10 +167,12 @@ class Committer:
             tree_id = _rewrite_tree(repo, base_tree, plan)
         crashpoints.reach("tree_written")
         if base_tree is not None and tree_id == base_tree.id:
+            if repairs:
+                self._update_index(index, repairs)
             return CommitResult(None, branch, (), tuple(unchanged + [c.path for c in changes]),
                                 tuple(skipped), failed, _ms_since(started))
 
-        self._update_index(index, plan)
+        self._update_index(index, {**repairs, **plan})
         crashpoints.reach("index_written")
         with _writing("write the commit"):
             commit_id = repo.create_commit(
@@ -453,6 +458,27 @@ def _file_folder_clashes(plan: _Plan) -> list[str]:
 
 def _ms_since(started: float) -> float:
     return round((time.perf_counter() - started) * 1000, 3)
+
+
+def _index_repairs(index: pygit2.Index, base_tree: pygit2.Tree | None,
+                   unchanged: Sequence[str]) -> _Plan:
+    """Index entries to put back to HEAD's state for paths whose working tree equals HEAD.
+
+    Only a batch interrupted between writing the index and moving the branch (a
+    crash) leaves such an entry: without this, the abandoned change would stay
+    staged and go into the user's next `git commit`.
+    """
+    repairs: _Plan = {}
+    for path in unchanged:
+        head = _tree_entry(base_tree, path)
+        try:
+            entry = index[path]
+            staged: _Entry | None = _Entry(entry.id, int(entry.mode))
+        except KeyError:
+            staged = None
+        if staged != head:
+            repairs[path] = head
+    return repairs
 
 
 def _tree_entry(tree: pygit2.Tree | None, path: str) -> _Entry | None:
