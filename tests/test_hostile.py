@@ -222,12 +222,6 @@ def test_failed_path_with_undecodable_name_round_trips_through_the_database(
     assert status_json(repo, home, cfg)[1]["counts"]["failed"] == 0
 
 
-@pytest.mark.xfail(strict=True, reason=(
-    "daemon/actions/status.py (not this change): render_text prints paths as they are; "
-    "a name that is not UTF-8 is a str with surrogate escapes and print() raises "
-    "UnicodeEncodeError on a strict stdout (any UTF-8 locale but C.UTF-8). Escape it "
-    "for display, e.g. path.encode('utf-8', 'surrogateescape').decode('utf-8', "
-    "'backslashreplace')."))
 def test_status_text_with_an_undecodable_name_on_a_strict_stdout(repo: Path, home: Path,
                                                                  store: Path) -> None:
     write_raw(store, b"caf\xe9.md", b"x\n")
@@ -947,10 +941,6 @@ def test_full_disk_with_the_state_on_it_never_moves_the_database_aside(small_dis
     assert "state_db_corrupt" not in result.err
 
 
-@pytest.mark.xfail(strict=True, reason=(
-    "outside this change: with the state on the full disk, daemon/lock.py _write_pid raises "
-    "OSError(ENOSPC) and Queue's SQLite open raises 'disk I/O error'; daemon/actions/run.py "
-    "lets both escape as a traceback instead of one clear line and exit 1"))
 def test_full_disk_with_the_state_on_it_fails_with_a_clear_message(small_disk: Path,
                                                                    home: Path) -> None:
     repo = init_repo(small_disk / "repo")

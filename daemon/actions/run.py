@@ -3,7 +3,11 @@
 from __future__ import annotations
 
 import argparse
+import shutil
 import sys
+from pathlib import Path
+
+import peewee
 
 from daemon import logs
 from daemon.backup import Backup
@@ -21,11 +25,21 @@ def run(config: Config, args: argparse.Namespace) -> int:
     except NotAWorkTree as exc:
         print(f"mdbackup: --repo: {exc}", file=sys.stderr)
         return ExitCode.USAGE
+    except (OSError, peewee.DatabaseError) as exc:  # full disk, read-only .git, ...
+        print(f"mdbackup: cannot open the state database in {config.repo}: {exc}"
+              + _space_hint(config.repo), file=sys.stderr)
+        return ExitCode.FAILED
     try:
         lock = RepositoryLock.acquire(lock_path(backup.git_dir))
     except LockBusy as exc:
         print(f"mdbackup: {exc}", file=sys.stderr)
+        backup.close()
         return ExitCode.BUSY
+    except OSError as exc:
+        print(f"mdbackup: cannot take the lock {lock_path(backup.git_dir)}: {exc}",
+              file=sys.stderr)
+        backup.close()
+        return ExitCode.FAILED
     try:
         if args.once:
             return run_once(backup)
@@ -36,6 +50,15 @@ def run(config: Config, args: argparse.Namespace) -> int:
     finally:
         lock.release()
         backup.close()
+
+
+def _space_hint(path: Path) -> str:
+    """SQLite says only "disk I/O error"; say when the disk is full."""
+    try:
+        free = shutil.disk_usage(path).free
+    except OSError:
+        return ""
+    return " (No space left on the device)" if free < 1 << 20 else ""
 
 
 def run_once(backup: Backup) -> int:

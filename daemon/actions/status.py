@@ -61,6 +61,11 @@ def exit_code(doc: dict[str, Any]) -> ExitCode:
     return ExitCode.FAILED if failed else ExitCode.OK
 
 
+def _printable(path: str) -> str:
+    """A path as text any terminal can print: bytes that are not UTF-8 as `\\xNN`."""
+    return path.encode("utf-8", "surrogateescape").decode("utf-8", "backslashreplace")
+
+
 def render_text(doc: dict[str, Any]) -> str:
     """A short human summary of `report`'s document."""
     counts = ", ".join(f"{n} {s}" for s, n in doc["counts"].items())
@@ -84,7 +89,7 @@ def render_text(doc: dict[str, Any]) -> str:
                      else "paths:")
         for row in rows:
             extra = f" ({row['attempts']} attempts): {row['last_error']}" if row["last_error"] else ""
-            lines.append(f"  {row['status']:<8} {row['path']}{extra}")
+            lines.append(f"  {row['status']:<8} {_printable(row['path'])}{extra}")
     return "\n".join(lines)
 
 
