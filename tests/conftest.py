@@ -9,6 +9,7 @@ from pathlib import Path
 
 import pytest
 
+from tests.daemon_harness import FAST, Daemon
 from tests.helpers import init_repo
 
 
@@ -47,6 +48,29 @@ def _children() -> set[int]:
         if fields[1] == me and fields[0] != "Z":
             found.add(int(pid))
     return found
+
+
+@pytest.fixture
+def store(repo: Path) -> Path:
+    """The store folder `notes/` of `repo`, empty."""
+    path = repo / "notes"
+    path.mkdir()
+    return path
+
+
+@pytest.fixture
+def daemon(repo: Path, home: Path, store: Path):
+    """A factory of real daemons on `repo`'s store; every one is stopped at teardown."""
+    daemons: list[Daemon] = []
+
+    def make(config: str = FAST, **kw) -> Daemon:
+        d = Daemon(repo=repo, home=home, config=config, **kw)
+        daemons.append(d)
+        return d
+
+    yield make
+    for d in daemons:
+        d.close()
 
 
 @pytest.fixture(autouse=True)

@@ -14,6 +14,9 @@ from pathlib import Path
 from tests.helpers import ROOT, git, test_env
 
 
+FAST = "[watch]\ndebounce = 0.2\nmax_delay = 5.0\n"  # a daemon config for quick tests
+
+
 class NotifySocket:
     """A datagram socket standing in for systemd's NOTIFY_SOCKET, read all the time
     (as systemd does) by a thread of its own, stopped by `close`."""

@@ -10,31 +10,9 @@ from pathlib import Path
 
 import pytest
 
-from tests.daemon_harness import Daemon
+from tests.daemon_harness import FAST, Daemon
 from tests.helpers import commit_count, git, head_files, head_paths, mdbackup, wait_until
 
-FAST = "[watch]\ndebounce = 0.2\nmax_delay = 5.0\n"
-
-
-@pytest.fixture
-def store(repo: Path) -> Path:
-    path = repo / "notes"
-    path.mkdir()
-    return path
-
-
-@pytest.fixture
-def daemon(repo: Path, home: Path, store: Path):
-    daemons: list[Daemon] = []
-
-    def make(config: str = FAST, **kw) -> Daemon:
-        d = Daemon(repo=repo, home=home, config=config, **kw)
-        daemons.append(d)
-        return d
-
-    yield make
-    for d in daemons:
-        d.close()
 
 
 def committed(repo: Path, path: str, content: str):

@@ -31,12 +31,11 @@ import daemon.git.commit as commit_module
 from daemon.git.commit import Committer
 from daemon.git.repo import open_repository
 from daemon.git.scan import changed_paths
-from tests.daemon_harness import Daemon
+from tests.daemon_harness import FAST, Daemon
 from tests.helpers import ROOT, Result, commit_count, init_repo, wait_until
 from tests.helpers import test_env as child_env
 
 SIG = pygit2.Signature("mdbackup test", "t@example.com")
-FAST = "[watch]\ndebounce = 0.2\nmax_delay = 5.0\n"
 
 
 # -- helpers ----------------------------------------------------------------------------
@@ -112,27 +111,6 @@ def commit(repo_path: Path, paths, *, max_file_size: int = 10_000_000, committer
     committer = committer or Committer(open_repository(repo_path))
     return committer.commit_paths(list(paths), message=lambda changes: "backup", author=SIG,
                                   committer=SIG, max_file_size=max_file_size)
-
-
-@pytest.fixture
-def store(repo: Path) -> Path:
-    path = repo / "notes"
-    path.mkdir()
-    return path
-
-
-@pytest.fixture
-def daemon(repo: Path, home: Path, store: Path):
-    daemons: list[Daemon] = []
-
-    def make(config: str = FAST, **kw) -> Daemon:
-        d = Daemon(repo=repo, home=home, config=config, **kw)
-        daemons.append(d)
-        return d
-
-    yield make
-    for d in daemons:
-        d.close()
 
 
 # -- odd names ----------------------------------------------------------------------------

@@ -17,13 +17,6 @@ def config_file(home: Path, repo: Path, text: str = "", store: str = "notes") ->
     return path
 
 
-@pytest.fixture
-def store(repo: Path) -> Path:
-    path = repo / "notes"
-    path.mkdir()
-    return path
-
-
 def once(repo: Path, home: Path, *extra: str, env=None):
     return mdbackup("run", "--once", "--repo", str(repo), "--store", "notes", *extra,
                     cwd=repo, home=home, env=env)

@@ -14,13 +14,6 @@ from tests.servers import init_bare, install_declining_hook, remote_ref
 
 
 @pytest.fixture
-def store(repo: Path) -> Path:
-    path = repo / "notes"
-    path.mkdir()
-    return path
-
-
-@pytest.fixture
 def bare(tmp_path: Path) -> Path:
     return init_bare(tmp_path / "remote.git")
 
