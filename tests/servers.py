@@ -26,7 +26,6 @@ import shutil
 import signal
 import socket
 import socketserver
-import stat
 import subprocess
 import threading
 import time

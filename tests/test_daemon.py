@@ -8,9 +8,8 @@ import threading
 import time
 from pathlib import Path
 
-import pytest
 
-from tests.daemon_harness import FAST, Daemon
+from tests.daemon_harness import FAST
 from tests.helpers import commit_count, git, head_files, head_paths, mdbackup, wait_until
 
 

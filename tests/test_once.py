@@ -6,7 +6,6 @@ import os
 import stat
 from pathlib import Path
 
-import pytest
 
 from tests.helpers import commit_count, git, head_files, mdbackup
 

@@ -3,14 +3,13 @@
 from __future__ import annotations
 
 import json
-import shutil
 from pathlib import Path
 
 import pytest
 
 from tests.daemon_harness import Daemon
 from tests.helpers import git, head_files, mdbackup, wait_until
-from tests.servers import init_bare, install_declining_hook, remote_ref
+from tests.servers import init_bare, remote_ref
 
 
 @pytest.fixture
