@@ -422,6 +422,22 @@ def test_file_replaced_by_a_folder_under_the_read(repo: Path, store: Path,
     assert commit(repo, ["notes/x"]).unchanged == ("notes/x",)  # the retry: a folder now
 
 
+def test_git_filters_still_apply_to_files_we_read_ourselves(repo: Path, store: Path) -> None:
+    """Files are read by mdbackup unless a filter applies; then libgit2 filters them."""
+    (store / "plain.md").write_bytes(b"crlf\r\nkept\r\n")
+    commit(repo, ["notes/plain.md"])
+    assert head_content(repo, b"notes/plain.md") == b"crlf\r\nkept\r\n"
+    rgit(repo, "config", "core.autocrlf", "input")
+    (store / "filtered.md").write_bytes(b"crlf\r\nnormalized\r\n")
+    (store / ".gitattributes").write_bytes(b"*.txt.md -text\n")
+    (store / "binary.txt.md").write_bytes(b"left\r\nalone\r\n")
+    result = commit(repo, ["notes/filtered.md", "notes/binary.txt.md"])
+    assert not result.failed
+    assert head_content(repo, b"notes/filtered.md") == b"crlf\nnormalized\n"
+    assert head_content(repo, b"notes/binary.txt.md") == b"left\r\nalone\r\n"
+    assert porcelain(repo, "notes/filtered.md", "notes/binary.txt.md") == b""
+
+
 # -- links, FIFOs, sockets, empty and oversized files ----------------------------------------
 
 
