@@ -23,6 +23,7 @@ from watchdog.events import (
     DirCreatedEvent,
     DirDeletedEvent,
     DirMovedEvent,
+    FileAttribEvent,
     FileClosedEvent,
     FileClosedNoWriteEvent,
     FileCreatedEvent,
@@ -46,6 +47,7 @@ _IGNORED_EVENTS = (FileOpenedEvent, FileClosedNoWriteEvent)
 # the daemon's own hashing included.
 _WANTED_EVENTS = [
     FileCreatedEvent, FileModifiedEvent, FileDeletedEvent, FileMovedEvent, FileClosedEvent,
+    FileAttribEvent,  # a chmod: the executable bit is committed
     DirCreatedEvent, DirDeletedEvent, DirMovedEvent,
 ]
 MAX_WATCHES_FILE = "/proc/sys/fs/inotify/max_user_watches"

@@ -81,10 +81,6 @@ def _mode_in_head(world: World, path: str) -> str | None:
     return None if entry is None else entry[0]
 
 
-@pytest.mark.xfail(strict=True, reason=(
-    "DAEMON BUG (soak seed 2002): daemon/watcher.py _WANTED_EVENTS has no FileAttribEvent, "
-    "so watchdog drops the IN_ATTRIB event of a chmod: the executable bit of a store file "
-    "changed while the daemon runs is never committed (HEAD 100644, file 100755, db success)."))
 def test_chmod_while_running_is_committed(tmp_path: Path) -> None:
     world = World.create(tmp_path / "world", push=False)
     note = world.repo / STORE / "script.md"
@@ -101,11 +97,6 @@ def test_chmod_while_running_is_committed(tmp_path: Path) -> None:
         dispose(daemon)
 
 
-@pytest.mark.xfail(strict=True, reason=(
-    "DAEMON BUG (soak seed 2002): daemon/git/scan.py _index_vouches trusts an index entry "
-    "whose size and mtime match the file without comparing the file's mode: a chmod (which "
-    "changes only ctime) made while the daemon was down is never found by the start-up scan "
-    "once git has refreshed the index's stat data (any `git status`/`git add` by the user)."))
 def test_chmod_while_down_is_found_by_the_start_up_scan(tmp_path: Path) -> None:
     world = World.create(tmp_path / "world", push=False)
     note = world.repo / STORE / "script.md"

@@ -173,14 +173,23 @@ def _index_vouches(
     if centry == ffi.NULL:
         return False
     oid = pygit2.Oid(raw=bytes(ffi.buffer(ffi.addressof(centry, "id"))[:]))
-    if oid != known[0] or centry.mode != known[1]:
-        return False
+    if oid != known[0] or centry.mode != known[1] or _git_mode(st) != known[1]:
+        return False  # a chmod changes only the mode (and ctime), never size or mtime
     mtime_ns = centry.mtime.seconds * 1_000_000_000 + centry.mtime.nanoseconds
-    if centry.file_size != (st.st_size & 0xFFFFFFFF) or mtime_ns != st.st_mtime_ns:
+    ctime_ns = centry.ctime.seconds * 1_000_000_000 + centry.ctime.nanoseconds
+    if (centry.file_size != (st.st_size & 0xFFFFFFFF) or mtime_ns != st.st_mtime_ns
+            or ctime_ns != st.st_ctime_ns):
         return False
     # Racy entry: the file changed no earlier than the index was written, so equal
     # stat data proves nothing (git's "racy git" rule).
     return st.st_mtime_ns < index_written_ns
+
+
+def _git_mode(st: os.stat_result) -> int:
+    """The mode git records for a file with this lstat."""
+    if stat.S_ISLNK(st.st_mode):
+        return FileMode.LINK
+    return FileMode.BLOB_EXECUTABLE if st.st_mode & stat.S_IXUSR else FileMode.BLOB
 
 
 def _mtime_ns(path: str) -> int:
@@ -194,7 +203,7 @@ def _content_entry(repo: pygit2.Repository, path: str, st: os.stat_result) -> tu
     full = os.path.join(repo.workdir, path)
     if stat.S_ISLNK(st.st_mode):
         return pygit2.hash(os.readlink(os.fsencode(full))), FileMode.LINK
-    mode = FileMode.BLOB_EXECUTABLE if st.st_mode & stat.S_IXUSR else FileMode.BLOB
+    mode = _git_mode(st)
     try:
         return pygit2.hashfile(full), mode
     except (OSError, pygit2.GitError):
