@@ -661,10 +661,10 @@ def _store_folder(given: str, repo: Path) -> Path | str:
     relative = resolved.relative_to(repo)
     if ".git" in relative.parts:
         return f"{given}: inside .git"
-    if not exists:
-        return f"{given}: does not exist in {repo}"
-    if not is_dir:
+    if exists and not is_dir:
         return f"{given}: not a folder"
+    # A store folder that does not exist (yet, or deleted for a moment) is fine: the
+    # scan commits its files' deletion and the watcher waits for it to appear.
     return relative
 
 

@@ -81,6 +81,20 @@ class ChangeSummary:
         return tuple(sorted({*self.added, *self.modified, *self.deleted}))
 
 
+def _one_line(path: str) -> str:
+    """A path as it is written in a message: control characters (a newline in a file
+    name) escaped, so every path stays on its line and the subject stays one line."""
+    if path.isprintable():
+        return path
+    return "".join(c if c.isprintable() or _is_byte_escape(c) else c.encode("unicode_escape").decode()
+                   for c in path)
+
+
+def _is_byte_escape(c: str) -> bool:
+    """A byte that is not UTF-8, carried as a surrogate; the commit writer shows it as \\xNN."""
+    return "\udc80" <= c <= "\udcff"
+
+
 def summarize(paths: tuple[str, ...] | list[str], *, limit: int = SUMMARY_MAX) -> str:
     """`1 file: a.md` / `3 files: a.md, b.md, sub/c.md`, never longer than `limit` characters.
 
@@ -89,7 +103,7 @@ def summarize(paths: tuple[str, ...] | list[str], *, limit: int = SUMMARY_MAX) -
     its tail is kept behind `...` (the file name is the informative end):
     `1 file: ...deep/folder/name.md`, `4 files: ...name.md, ...`.
     """
-    names = sorted(paths)
+    names = [_one_line(name) for name in sorted(paths)]
     count = len(names)
     header = f"{count} file{'' if count == 1 else 's'}"
     if count == 0:
@@ -131,7 +145,7 @@ def render_message(template: str, *, changes: ChangeSummary, hostname: str, now:
         "added": str(len(set(changes.added))),
         "modified": str(len(set(changes.modified))),
         "deleted": str(len(set(changes.deleted))),
-        "files": "\n".join(paths),
+        "files": "\n".join(_one_line(path) for path in paths),
         "hostname": hostname,
         "timestamp": now.astimezone().isoformat(timespec="seconds"),
     }

@@ -420,13 +420,18 @@ def test_store_path_absolute_inside_the_repo(repo: Path) -> None:
         (".git", "inside .git"),
         (".git/refs", "inside .git"),
         ("notes/../.git", "inside .git"),
-        ("missing", "does not exist in {repo}"),
         ("config.toml", "not a folder"),
     ],
 )
 def test_bad_store_path(repo: Path, given: str, what: str) -> None:
     path = write(repo, f'[store]\npath = "{given}"\n')
     assert problems_of(path, cwd=repo) == [f"{path}: at 'store.path': {given}: {what.format(repo=repo)}"]
+
+
+def test_store_folder_that_does_not_exist_yet_is_accepted(repo: Path) -> None:
+    """Deleted for a moment, or not created yet: the watcher waits for it to appear."""
+    config = load_text('[store]\npath = "not/yet"\n', repo=repo)
+    assert config.store_prefix == "not/yet"
 
 
 def test_store_symlink_out_of_the_repo(repo: Path, outside: Path) -> None:

@@ -164,3 +164,16 @@ def test_timestamp_keeps_the_local_offset() -> None:
     text = render_message("{timestamp}", changes=ChangeSummary(), hostname="h", now=local)
     assert text == local.astimezone().isoformat(timespec="seconds")
     assert datetime.fromisoformat(text) == local
+
+
+def test_a_newline_in_a_file_name_keeps_the_subject_on_one_line() -> None:
+    from datetime import datetime
+
+    from daemon.message import ChangeSummary, render_message
+
+    message = render_message("backup: {summary}\n\n{files}",
+                             changes=ChangeSummary(added=("two\nlines.md", "b.md")),
+                             hostname="h", now=datetime(2026, 11, 27, 10, 0, 0))
+    subject, _, body = message.partition("\n\n")
+    assert subject == "backup: 2 files: b.md, two\\nlines.md"
+    assert body.splitlines() == ["b.md", "two\\nlines.md"]

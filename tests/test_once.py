@@ -249,3 +249,22 @@ def test_python_dash_m_daemon_is_the_same_program(repo: Path, home: Path) -> Non
     out = subprocess.run([sys.executable, "-m", "daemon", "--help"], cwd=ROOT, text=True,
                          capture_output=True, env=test_env(home), check=True).stdout
     assert out.startswith("usage: mdbackup")
+
+
+def test_store_folder_missing_is_not_a_config_error(repo: Path, home: Path, store: Path,
+                                                   daemon) -> None:
+    import shutil
+
+    from tests.helpers import wait_until
+
+    (store / "a.md").write_text("a\n")
+    assert once(repo, home).code == 0
+    shutil.rmtree(store)
+    result = once(repo, home)
+    assert result.code == 0, result.err  # the deletion is committed, nothing to configure
+    assert "notes/a.md" not in head_files(repo)
+    d = daemon().start()  # the daemon starts without its store and waits for it
+    store.mkdir()
+    (store / "b.md").write_text("b\n")
+    wait_until(lambda: head_files(repo).get("notes/b.md") == "b\n", message="store reappeared")
+    assert d.stop() == 0
