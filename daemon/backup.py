@@ -18,9 +18,10 @@ import pygit2
 from daemon import crashpoints, logs
 from daemon.config import Config
 from daemon.git import repo as gitrepo
+from daemon.git import leftovers
 from daemon.git.commit import CommitRefused, Committer, GitBusy, PathChange
 from daemon.git.scan import ScanResult, changed_paths
-from daemon.locations import db_path
+from daemon import locations
 from daemon.message import ChangeSummary, render_message
 from daemon.patterns import StoreFilter
 from daemon.pushing import Pusher
@@ -62,12 +63,31 @@ class Backup:
     def open(cls, config: Config) -> Backup:
         """Open the configured repository and its state database."""
         repo = gitrepo.open_repository(config.repo)
-        queue = Queue(db_path(gitrepo.git_dir(repo), config.state.db))
+        queue = Queue(locations.db_path(gitrepo.git_dir(repo), config.state.db))
         return cls(config=config, repo=repo, queue=queue)
 
     @property
     def git_dir(self) -> Path:
         return gitrepo.git_dir(self.repo)
+
+    @property
+    def state_dir(self) -> Path:
+        return locations.state_dir(self.git_dir)
+
+    def _commit_locks(self) -> list[Path]:
+        """The locks a commit takes: the index's and the checked-out branch's."""
+        locks = [self.git_dir / "index.lock"]
+        branch = gitrepo.head_info(self.repo).branch
+        if branch:
+            locks.append(self.git_dir / "refs" / "heads" / f"{branch}.lock")
+        return locks
+
+    def clear_leftovers(self) -> None:
+        """Remove the lock files a killed mdbackup of ours left (never git's); call it
+        while holding the repository lock, before the first commit."""
+        for lock in leftovers.clear_left_behind(self.state_dir):
+            self.log.warning("stale_lock_removed", lock=str(lock),
+                             detail="left by an interrupted mdbackup write")
 
     def record(self, paths: Iterable[str], *, now: float) -> int:
         """Record changes to the store paths among `paths` (others are ignored)."""
@@ -117,13 +137,14 @@ class Backup:
 
     def _commit(self, batch: Batch, *, now: float) -> tuple[dict[str, Outcome], PassReport]:
         try:
-            result = self.committer.commit_paths(
-                batch.paths,
-                message=self._message,
-                author=self._signature(),
-                committer=self._signature(),
-                max_file_size=self.config.store.max_file_size,
-            )
+            with leftovers.writing(self.state_dir, self._commit_locks()):
+                result = self.committer.commit_paths(
+                    batch.paths,
+                    message=self._message,
+                    author=self._signature(),
+                    committer=self._signature(),
+                    max_file_size=self.config.store.max_file_size,
+                )
         except GitBusy as exc:
             self._log_deferral(str(exc), len(batch))
             return {}, PassReport(taken=len(batch), busy=str(exc))

@@ -16,8 +16,11 @@ import pygit2
 
 from daemon import crashpoints, logs
 from daemon.config import Config
+from daemon.git import leftovers
 from daemon.git import push as gitpush
+from daemon.git import repo as gitrepo
 from daemon.git.repo import commits_ahead, head_info
+from daemon.locations import state_dir
 from daemon.queue import Queue, backoff
 from daemon.statuses import PushStatus
 
@@ -109,11 +112,14 @@ class Pusher:
             self.queue.set_push_state(status=PushStatus.SUCCESS, ahead=0, last_error=None)
             return True
         crashpoints.reach("push_started")
-        result = gitpush.push_branch(
-            self.repo, remote_name=self.config.push.remote, local_branch=local,
-            remote_branch=remote_branch, credentials=credentials(self.config),
-            timeout=timeout or gitpush.DEFAULT_TIMEOUT,
-        )
+        tracking_lock = gitrepo.git_dir(self.repo) / "refs" / "remotes" / \
+            self.config.push.remote / f"{remote_branch}.lock"
+        with leftovers.writing(state_dir(gitrepo.git_dir(self.repo)), [tracking_lock]):
+            result = gitpush.push_branch(
+                self.repo, remote_name=self.config.push.remote, local_branch=local,
+                remote_branch=remote_branch, credentials=credentials(self.config),
+                timeout=timeout or gitpush.DEFAULT_TIMEOUT,
+            )
         if not result.ok:
             return self._failed(now, result.error or "push failed", kind=result.kind)
         crashpoints.reach("push_done")

@@ -116,6 +116,7 @@ class Worker(threading.Thread):
     def _start_up(self) -> None:
         """Watch first (no change slips between scan and watch), then recover and scan."""
         started = now()
+        self.backup.clear_leftovers()
         self.watcher.start()
         queue = self.backup.queue
         requeued = queue.requeue_interrupted(now=started)

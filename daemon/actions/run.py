@@ -69,6 +69,7 @@ def run_once(backup: Backup) -> int:
         print("mdbackup: paused; nothing committed (run `mdbackup resume`)", file=sys.stderr)
         return ExitCode.OK
     started = now()
+    backup.clear_leftovers()
     backup.queue.requeue_interrupted(now=started)
     if backup.config.commit.enabled:
         backup.queue.enable_disabled(now=started)
