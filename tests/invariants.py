@@ -28,7 +28,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from tests.daemon_harness import Daemon
-from tests.helpers import init_repo, test_env
+from tests.helpers import init_repo, mdbackup, test_env
 
 STORE = "notes"
 BRANCH = "main"
@@ -222,6 +222,16 @@ def make_daemon(world: World, *, config: str | None = None, crash_at: str | None
     env = {"MDBACKUP_CRASH_AT": crash_at} if crash_at else {}
     return Daemon(repo=world.repo, home=world.home, config=config or world.config(),
                   store=STORE, env=env)
+
+
+def run_once(world: World) -> int:
+    """`mdbackup --once` on the world with its daemon config; returns the exit code."""
+    daemon = make_daemon(world)  # only for its config file
+    try:
+        return mdbackup("--once", cwd=world.repo, home=world.home,
+                        env={"MDBACKUP_CONFIG": str(daemon.config_path)}).code
+    finally:
+        daemon.notify.close()
 
 
 def ready_or_dead(daemon: Daemon, *, timeout: float = 30.0) -> bool:

@@ -33,6 +33,7 @@ from tests.invariants import (
     make_daemon,
     ready_or_dead,
     run_git,
+    run_once,
     wait_dead,
     wait_idle,
 )
@@ -360,12 +361,7 @@ def test_checker_catches_a_broken_invariant(world: World, breaker: str) -> None:
     assert checker.check() == []  # a healthy repository passes
     # A second commit pushed, so the remote's history has something to rewind.
     (store(world) / "a.md").write_text("a v2\n")
-    config = make_daemon(world)
-    try:
-        assert mdbackup("--once", cwd=world.repo, home=world.home,
-                        env={"MDBACKUP_CONFIG": str(config.config_path)}).code == 0
-    finally:
-        config.notify.close()
+    assert run_once(world) == 0
     assert checker.check() == []
     breaks, expected = BREAKERS[breaker]
     breaks(world)
@@ -383,12 +379,7 @@ def test_wait_idle_reports_pending_work(world: World) -> None:
 def test_checker_is_silent_on_a_healthy_repository_without_push(tmp_path: Path) -> None:
     world = World.create(tmp_path / "nopush", push=False)
     write(world, BASELINE)
-    config = make_daemon(world)
-    try:
-        assert mdbackup("--once", cwd=world.repo, home=world.home,
-                        env={"MDBACKUP_CONFIG": str(config.config_path)}).code == 0
-    finally:
-        config.notify.close()
+    assert run_once(world) == 0
     assert Checker(world).check() == []
     shutil.rmtree(store(world) / "sub")
     assert any("lost: notes/sub/c.md" in p for p in Checker(world).check())

@@ -18,7 +18,7 @@ from pathlib import Path
 import pytest
 
 from bench.soak import Mutator, Soak, Stats
-from tests.helpers import mdbackup, wait_until
+from tests.helpers import wait_until
 from tests.invariants import (
     STORE,
     Checker,
@@ -27,6 +27,7 @@ from tests.invariants import (
     make_daemon,
     ready_or_dead,
     run_git,
+    run_once,
     wait_idle,
 )
 
@@ -101,12 +102,7 @@ def test_chmod_while_down_is_found_by_the_start_up_scan(tmp_path: Path) -> None:
     world = World.create(tmp_path / "world", push=False)
     note = world.repo / STORE / "script.md"
     note.write_text("#!/bin/sh\n")
-    config = make_daemon(world)
-    try:
-        assert mdbackup("--once", cwd=world.repo, home=world.home,
-                        env={"MDBACKUP_CONFIG": str(config.config_path)}).code == 0
-    finally:
-        config.notify.close()
+    assert run_once(world) == 0
     assert _mode_in_head(world, f"{STORE}/script.md") == "100644"
     past = time.time() - 60
     os.utime(note, (past, past))  # the index is written well after the file ("racy git")
