@@ -293,21 +293,18 @@ class Queue:
 
     def requeue_interrupted(self, *, now: float) -> int:
         """Paths left `queued` by a crash go back to pending. Returns how many."""
-        R = self.PathRecord
-        with self.db.atomic("IMMEDIATE"):
-            return (
-                R.update(status=PathStatus.PENDING.value, updated_at=now)
-                .where(R.status == PathStatus.QUEUED.value)
-                .execute()
-            )
+        return self._move_status(PathStatus.QUEUED, PathStatus.PENDING, now=now)
 
     def enable_disabled(self, *, now: float) -> int:
         """Paths recorded while commits were disabled become pending."""
+        return self._move_status(PathStatus.DISABLED, PathStatus.PENDING, now=now)
+
+    def _move_status(self, old: PathStatus, new: PathStatus, *, now: float) -> int:
         R = self.PathRecord
         with self.db.atomic("IMMEDIATE"):
             return (
-                R.update(status=PathStatus.PENDING.value, updated_at=now)
-                .where(R.status == PathStatus.DISABLED.value)
+                R.update(status=new.value, updated_at=now)
+                .where(R.status == old.value)
                 .execute()
             )
 
