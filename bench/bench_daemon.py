@@ -1,4 +1,4 @@
-"""The real daemon (`python -m daemon run` as a subprocess): save-to-commit overhead on a
+"""The real daemon (`python -m mdbackup run` as a subprocess): save-to-commit overhead on a
 10,000-file store, a 10,000-file burst, and what it costs while idle.
 
     python bench/run.py daemon                        # idle window of 60 s
@@ -87,7 +87,7 @@ class NotifySocket:
 
 
 class DaemonProcess:
-    """`python -m daemon run` on `repo`, JSON logs to a file; always stop() it (finally)."""
+    """`python -m mdbackup run` on `repo`, JSON logs to a file; always stop() it (finally)."""
 
     def __init__(self, *, repo: Path, home: Path, debounce: float, max_delay: float,
                  store: str = "notes", name: str = "daemon") -> None:
@@ -114,12 +114,12 @@ class DaemonProcess:
         env = {k: v for k, v in os.environ.items()
                if not k.startswith(("GIT_", "MDBACKUP_", "NOTIFY_SOCKET", "WATCHDOG_"))}
         env.update({"HOME": str(self.home), "XDG_CONFIG_HOME": str(self.home / ".config"),
-                    "GIT_CONFIG_NOSYSTEM": "1", "PYTHONPATH": str(ROOT),
+                    "GIT_CONFIG_NOSYSTEM": "1", "PYTHONPATH": f"{ROOT / 'daemon'}{os.pathsep}{ROOT}",
                     "MDBACKUP_CONFIG": str(self.config), "NOTIFY_SOCKET": str(self.notify.path)})
         started = time.perf_counter()
         with self.log_path.open("ab") as log:
             self.proc = subprocess.Popen(
-                [sys.executable, "-m", "daemon", "run"], cwd=ROOT, env=env,
+                [sys.executable, "-m", "mdbackup", "run"], cwd=ROOT, env=env,
                 stdin=subprocess.DEVNULL, stdout=log, stderr=subprocess.STDOUT,
             )
         deadline = started + timeout

@@ -8,9 +8,9 @@ from pathlib import Path
 import pygit2
 
 from bench.common import Row, big_repo, git, median_ms
-from daemon.git.commit import Committer
-from daemon.git.push import Credentials, push_branch
-from daemon.git.repo import open_repository
+from mdbackup.git.commit import Committer
+from mdbackup.git.push import Credentials, push_branch
+from mdbackup.git.repo import open_repository
 
 SIG = pygit2.Signature("bench", "bench@example.com")
 

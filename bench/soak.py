@@ -42,7 +42,7 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from daemon.crashpoints import STEPS  # noqa: E402
+from mdbackup.crashpoints import STEPS  # noqa: E402
 from tests.daemon_harness import Daemon  # noqa: E402
 from tests.invariants import (  # noqa: E402
     STORE,

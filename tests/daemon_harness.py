@@ -63,7 +63,7 @@ class NotifySocket:
 
 
 class Daemon:
-    """`python -m daemon run` on a repository, with its config file and logs."""
+    """`python -m mdbackup run` on a repository, with its config file and logs."""
 
     def __init__(self, *, repo: Path, home: Path, config: str, store: str = "notes",
                  env: dict[str, str] | None = None) -> None:
@@ -83,7 +83,7 @@ class Daemon:
                                    "NOTIFY_SOCKET": str(self.notify.path), **self.extra_env})
         self._log = self.log_path.open("ab")
         self.proc = subprocess.Popen(
-            [sys.executable, "-m", "daemon", "run"], cwd=ROOT, env=env,
+            [sys.executable, "-m", "mdbackup", "run"], cwd=ROOT, env=env,
             stdin=subprocess.DEVNULL, stdout=self._log, stderr=subprocess.STDOUT,
         )
         if wait_ready:

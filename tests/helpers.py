@@ -12,6 +12,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
+PYTHONPATH = f"{ROOT / 'daemon'}{os.pathsep}{ROOT}"  # the package (src layout) and `tests`
 
 
 def git(repo: Path, *args: str, check: bool = True, env: Mapping[str, str] | None = None) -> str:
@@ -86,16 +87,16 @@ def test_env(home: Path, extra: Mapping[str, str] | None = None) -> dict[str, st
     env = {k: v for k, v in os.environ.items()
            if not k.startswith(("GIT_", "MDBACKUP_", "NOTIFY_SOCKET", "WATCHDOG_"))}
     env.update({"HOME": str(home), "XDG_CONFIG_HOME": str(home / ".config"),
-                "GIT_CONFIG_NOSYSTEM": "1", "PYTHONPATH": str(ROOT)})
+                "GIT_CONFIG_NOSYSTEM": "1", "PYTHONPATH": PYTHONPATH})
     env.update(extra or {})
     return env
 
 
 def mdbackup(*args: str, cwd: Path, home: Path, env: Mapping[str, str] | None = None,
              timeout: float = 60.0) -> Result:
-    """Run `python -m daemon ARGS` as a user would, and capture its output."""
+    """Run `python -m mdbackup ARGS` as a user would, and capture its output."""
     proc = subprocess.run(
-        [sys.executable, "-m", "daemon", *args], cwd=cwd, capture_output=True, text=True,
+        [sys.executable, "-m", "mdbackup", *args], cwd=cwd, capture_output=True, text=True,
         env=test_env(home, env), timeout=timeout, stdin=subprocess.DEVNULL,
     )
     return Result(proc.returncode, proc.stdout, proc.stderr)

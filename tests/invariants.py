@@ -2,7 +2,7 @@
 
 Independent of the daemon's code on purpose: which paths belong to the store is
 decided here from the contract (`**/*.md`, not an editor temp file), not with
-`daemon.patterns`, and everything about git is read with the `git` binary, so a
+`mdbackup.patterns`, and everything about git is read with the `git` binary, so a
 bug in the daemon's own helpers cannot hide itself.
 
 Use: `World.create(root)` builds a repository with a store, a staged file of the
@@ -300,7 +300,7 @@ def idle_state(world: World) -> tuple[bool, str]:
 def status_json(world: World, config_path: Path) -> dict:
     """`mdbackup status --json`, run as a user would."""
     env = test_env(world.home, {"MDBACKUP_CONFIG": str(config_path)})
-    proc = subprocess.run([sys.executable, "-m", "daemon", "status", "--json"], cwd=world.repo,
+    proc = subprocess.run([sys.executable, "-m", "mdbackup", "status", "--json"], cwd=world.repo,
                           capture_output=True, text=True, env=env, timeout=60,
                           stdin=subprocess.DEVNULL)
     if proc.returncode not in (0, 1):

@@ -11,8 +11,8 @@ from pathlib import Path
 import pygit2
 import pytest
 
-from daemon.git.commit import Committer, CommitRefused, GitBusy
-from daemon.git.repo import open_repository
+from mdbackup.git.commit import Committer, CommitRefused, GitBusy
+from mdbackup.git.repo import open_repository
 from tests.helpers import commit_count, git, head_files, init_repo
 
 SIG = pygit2.Signature("mdbackup test", "t@example.com")
@@ -187,8 +187,8 @@ def test_git_environment_variables_are_ignored(repo: Path, tmp_path: Path) -> No
            "GIT_INDEX_FILE": str(tmp_path / "decoy-index")}
     code = (
         "import pygit2, pathlib;"
-        "from daemon.git.commit import Committer;"
-        "from daemon.git.repo import open_repository;"
+        "from mdbackup.git.commit import Committer;"
+        "from mdbackup.git.repo import open_repository;"
         "s=pygit2.Signature('t','t@e');"
         f"Committer(open_repository(pathlib.Path({str(repo)!r}))).commit_paths(['a.md'],"
         "message=lambda c:'m',author=s,committer=s,max_file_size=10**6)"

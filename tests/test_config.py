@@ -15,7 +15,7 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from daemon.config import (
+from mdbackup.config import (
     DEFAULTS_LABEL,
     AuthConfig,
     CommitConfig,

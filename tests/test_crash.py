@@ -1,6 +1,6 @@
 """Crash safety: kill -9 at every named step of a batch, restart, and every invariant holds.
 
-For each step in `daemon.crashpoints.STEPS` the daemon runs with push on and
+For each step in `mdbackup.crashpoints.STEPS` the daemon runs with push on and
 `MDBACKUP_CRASH_AT=<step>`: it SIGKILLs itself there. Two ways to get there:
 `start` (the changes were made while no daemon ran: the start-up scan reaches
 every step before READY) and `running` (READY first, then the changes arrive
@@ -20,7 +20,7 @@ from pathlib import Path
 
 import pytest
 
-from daemon.crashpoints import STEPS
+from mdbackup.crashpoints import STEPS
 from tests.helpers import mdbackup, wait_until
 from tests.invariants import (
     BRANCH,

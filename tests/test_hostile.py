@@ -26,12 +26,12 @@ from pathlib import Path
 import pygit2
 import pytest
 
-import daemon.git.commit as commit_module
-from daemon.git.commit import Committer
-from daemon.git.repo import open_repository
-from daemon.git.scan import changed_paths
+import mdbackup.git.commit as commit_module
+from mdbackup.git.commit import Committer
+from mdbackup.git.repo import open_repository
+from mdbackup.git.scan import changed_paths
 from tests.daemon_harness import FAST, Daemon
-from tests.helpers import ROOT, Result, commit_count, init_repo, wait_until
+from tests.helpers import PYTHONPATH, ROOT, Result, commit_count, init_repo, wait_until
 from tests.helpers import test_env as child_env
 
 SIG = pygit2.Signature("mdbackup test", "t@example.com")
@@ -85,9 +85,9 @@ def config_file(home: Path, repo: Path, text: str = "", store: str = "notes") ->
 
 def run_cli(*args: str, cwd: Path, home: Path, env: dict[str, str] | None = None,
             user: list[str] | None = None, timeout: float = 60.0) -> Result:
-    """`python -m daemon ARGS`, as `user` (a setpriv prefix) when given."""
+    """`python -m mdbackup ARGS`, as `user` (a setpriv prefix) when given."""
     proc = subprocess.run(
-        [*(user or []), sys.executable, "-m", "daemon", *args], cwd=cwd, capture_output=True,
+        [*(user or []), sys.executable, "-m", "mdbackup", *args], cwd=cwd, capture_output=True,
         text=True, errors="backslashreplace", env=child_env(home, env), timeout=timeout,
         stdin=subprocess.DEVNULL,
     )
@@ -685,9 +685,9 @@ def as_nobody() -> list[str]:
     if shutil.which("setpriv") is None:
         pytest.skip("running as root without setpriv: cannot drop to an ordinary user")
     prefix = ["setpriv", "--reuid=nobody", "--regid=nogroup", "--clear-groups"]
-    probe = subprocess.run([*prefix, sys.executable, "-c", "import os, pygit2, peewee, daemon.cli;"
+    probe = subprocess.run([*prefix, sys.executable, "-c", "import os, pygit2, peewee, mdbackup.cli;"
                             "print(os.getuid())"], cwd=ROOT, capture_output=True, text=True,
-                           env={**os.environ, "PYTHONPATH": str(ROOT)})
+                           env={**os.environ, "PYTHONPATH": PYTHONPATH})
     if probe.returncode != 0 or probe.stdout.strip() == "0":
         pytest.skip(f"cannot run the CLI as nobody through setpriv: {probe.stderr.strip()[-300:]}")
     return prefix
@@ -817,7 +817,7 @@ class _NobodyDaemon(Daemon):
                                    "NOTIFY_SOCKET": str(self.notify.path)})
         self._log = self.log_path.open("ab")
         self.proc = subprocess.Popen(
-            [*self.prefix, sys.executable, "-m", "daemon", "run"], cwd=ROOT, env=env,
+            [*self.prefix, sys.executable, "-m", "mdbackup", "run"], cwd=ROOT, env=env,
             stdin=subprocess.DEVNULL, stdout=self._log, stderr=subprocess.STDOUT,
         )
         if wait_ready:

@@ -6,7 +6,7 @@ import subprocess
 import sys
 from pathlib import Path
 
-from daemon.git.leftovers import clear_left_behind, writing
+from mdbackup.git.leftovers import clear_left_behind, writing
 from tests.helpers import git, head_files, mdbackup
 
 

@@ -1,4 +1,4 @@
-"""One process per repository: `daemon.lock` with real processes."""
+"""One process per repository: `mdbackup.lock` with real processes."""
 
 from __future__ import annotations
 
@@ -14,15 +14,15 @@ from pathlib import Path
 
 import pytest
 
-import daemon.lock as lock_module
-from daemon.lock import LockBusy, RepositoryLock, holder_pid
+import mdbackup.lock as lock_module
+from mdbackup.lock import LockBusy, RepositoryLock, holder_pid
 
 REPO_ROOT = Path(__file__).resolve().parents[1]
 
 HOLDER = """
 import sys
 from pathlib import Path
-from daemon.lock import RepositoryLock
+from mdbackup.lock import RepositoryLock
 lock = RepositoryLock.acquire(Path(sys.argv[1]))
 print("locked", flush=True)
 sys.stdin.readline()
@@ -32,7 +32,7 @@ lock.release()
 TRY_ACQUIRE = """
 import sys
 from pathlib import Path
-from daemon.lock import LockBusy, RepositoryLock
+from mdbackup.lock import LockBusy, RepositoryLock
 try:
     RepositoryLock.acquire(Path(sys.argv[1]))
 except LockBusy as exc:
@@ -43,7 +43,7 @@ print("acquired")
 
 
 def _python(code: str, *args: str, **kwargs: object) -> subprocess.Popen[str]:
-    env = {**os.environ, "PYTHONPATH": str(REPO_ROOT)}
+    env = {**os.environ, "PYTHONPATH": f"{REPO_ROOT / 'daemon'}{os.pathsep}{REPO_ROOT}"}
     return subprocess.Popen(  # type: ignore[call-overload]
         [sys.executable, "-c", code, *args], env=env, text=True, **kwargs
     )

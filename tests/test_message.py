@@ -6,7 +6,7 @@ from datetime import datetime, timedelta, timezone
 
 import pytest
 
-from daemon.message import (
+from mdbackup.message import (
     PLACEHOLDERS,
     SUMMARY_MAX,
     ChangeSummary,
@@ -169,7 +169,7 @@ def test_timestamp_keeps_the_local_offset() -> None:
 def test_a_newline_in_a_file_name_keeps_the_subject_on_one_line() -> None:
     from datetime import datetime
 
-    from daemon.message import ChangeSummary, render_message
+    from mdbackup.message import ChangeSummary, render_message
 
     message = render_message("backup: {summary}\n\n{files}",
                              changes=ChangeSummary(added=("two\nlines.md", "b.md")),

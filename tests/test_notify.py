@@ -12,7 +12,7 @@ from pathlib import Path
 
 import pytest
 
-from daemon.notify import Notifier, watchdog_interval
+from mdbackup.notify import Notifier, watchdog_interval
 
 
 def _receive(sock: socket.socket) -> str:

@@ -170,7 +170,7 @@ def test_second_instance_exits_75_naming_the_pid(repo: Path, home: Path, store: 
 
     holder = subprocess.Popen(
         [sys.executable, "-c",
-         "import sys, pathlib; from daemon.lock import RepositoryLock;"
+         "import sys, pathlib; from mdbackup.lock import RepositoryLock;"
          f"l = RepositoryLock.acquire(pathlib.Path({str(repo / '.git/mdbackup/lock')!r}));"
          "print('held', flush=True); sys.stdin.read()"],
         cwd=ROOT, stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True,
@@ -230,7 +230,7 @@ def test_repo_that_is_not_a_work_tree_exits_2(tmp_path: Path, home: Path) -> Non
 
 
 def test_version_and_usage_errors(repo: Path, home: Path) -> None:
-    from daemon import __version__
+    from mdbackup import __version__
 
     version = mdbackup("--version", cwd=repo, home=home)
     assert version.code == 0 and version.out.strip() == f"mdbackup {__version__}"
@@ -246,7 +246,7 @@ def test_python_dash_m_daemon_is_the_same_program(repo: Path, home: Path) -> Non
 
     from tests.helpers import ROOT, test_env
 
-    out = subprocess.run([sys.executable, "-m", "daemon", "--help"], cwd=ROOT, text=True,
+    out = subprocess.run([sys.executable, "-m", "mdbackup", "--help"], cwd=ROOT, text=True,
                          capture_output=True, env=test_env(home), check=True).stdout
     assert out.startswith("usage: mdbackup")
 

@@ -9,7 +9,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from daemon.patterns import BUILTIN_EXCLUDES, GlobError, GlobSet, StoreFilter
+from mdbackup.patterns import BUILTIN_EXCLUDES, GlobError, GlobSet, StoreFilter
 
 # --- GlobSet: one row per rule -------------------------------------------------
 

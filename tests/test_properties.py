@@ -26,10 +26,10 @@ import pygit2
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from daemon.git.commit import Committer
-from daemon.git.repo import open_repository
-from daemon.patterns import BUILTIN_EXCLUDES, StoreFilter
-from daemon.queue import SUCCESS, Queue, path_from_db, path_to_db
+from mdbackup.git.commit import Committer
+from mdbackup.git.repo import open_repository
+from mdbackup.patterns import BUILTIN_EXCLUDES, StoreFilter
+from mdbackup.queue import SUCCESS, Queue, path_from_db, path_to_db
 from tests.helpers import init_repo
 
 # 40 examples keep the suite fast; MDBACKUP_PROPERTY_EXAMPLES=2000 for a deeper search.

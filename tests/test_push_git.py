@@ -1,4 +1,4 @@
-"""daemon/git/push.py against real remotes: bare repos by path and file://, OpenSSH, smart HTTP.
+"""mdbackup.git.push against real remotes: bare repos by path and file://, OpenSSH, smart HTTP.
 
 The remote side is always inspected with the git CLI (`remote_ref`). libgit2
 reads known_hosts from `<homedir>/.ssh/known_hosts`, where homedir is what HOME
@@ -17,8 +17,8 @@ from pathlib import Path
 import pygit2
 import pytest
 
-from daemon.git import push as push_mod
-from daemon.git.push import (
+from mdbackup.git import push as push_mod
+from mdbackup.git.push import (
     Credentials,
     PushResult,
     RemoteState,

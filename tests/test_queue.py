@@ -9,8 +9,8 @@ from pathlib import Path
 import peewee
 import pytest
 
-from daemon.queue import FORGET, SUCCESS, Outcome, Queue, backoff
-from daemon.statuses import PathStatus
+from mdbackup.queue import FORGET, SUCCESS, Outcome, Queue, backoff
+from mdbackup.statuses import PathStatus
 
 RETRY = {"retry_min": 5.0, "retry_max": 900.0}
 

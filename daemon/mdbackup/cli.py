@@ -11,10 +11,10 @@ import sys
 from collections.abc import Callable, Sequence
 from pathlib import Path
 
-from daemon import __version__, logs
-from daemon.actions import check, control, run, status
-from daemon.config import Config, ConfigError, Overrides, find_config_file, load_config
-from daemon.exitcodes import ExitCode
+from mdbackup import __version__, logs
+from mdbackup.actions import check, control, run, status
+from mdbackup.config import Config, ConfigError, Overrides, find_config_file, load_config
+from mdbackup.exitcodes import ExitCode
 
 Action = Callable[[Config, argparse.Namespace], int]
 

@@ -18,13 +18,13 @@ from collections.abc import Callable
 from pathlib import Path
 from types import FrameType
 
-from daemon import logs
-from daemon.backup import Backup
-from daemon.config import ConfigError, Overrides, load_config
-from daemon.exitcodes import ExitCode
-from daemon.lock import WAKE_SIGNAL
-from daemon.notify import Notifier, watchdog_interval
-from daemon.worker import Worker
+from mdbackup import logs
+from mdbackup.backup import Backup
+from mdbackup.config import ConfigError, Overrides, load_config
+from mdbackup.exitcodes import ExitCode
+from mdbackup.lock import WAKE_SIGNAL
+from mdbackup.notify import Notifier, watchdog_interval
+from mdbackup.worker import Worker
 
 FLUSH_BOUND = 20.0  # seconds a stop may take (systemd's TimeoutStopSec is above it)
 _HANDLED = (signal.SIGTERM, signal.SIGINT, signal.SIGHUP, WAKE_SIGNAL)

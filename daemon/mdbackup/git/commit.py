@@ -32,9 +32,9 @@ from typing import Literal
 import pygit2
 from pygit2.enums import FileMode
 
-from daemon import crashpoints
-from daemon.git.repo import busy_reason
-from daemon.git.scan import path_is_ignored
+from mdbackup import crashpoints
+from mdbackup.git.repo import busy_reason
+from mdbackup.git.scan import path_is_ignored
 
 ChangeKind = Literal["added", "modified", "deleted"]
 _CAS_RETRIES = 5

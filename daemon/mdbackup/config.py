@@ -22,8 +22,8 @@ from functools import partial
 from pathlib import Path
 from typing import Any, TypeVar
 
-from daemon.git.repo import find_worktree
-from daemon.message import template_problems
+from mdbackup.git.repo import find_worktree
+from mdbackup.message import template_problems
 
 ENV_CONFIG = "MDBACKUP_CONFIG"
 """Environment variable naming the config file when `--config` is not given."""
@@ -79,7 +79,7 @@ class WatchConfig:
 
 @dataclass(frozen=True)
 class CommitConfig:
-    """Committing. `message` is a valid template (see `daemon.message`).
+    """Committing. `message` is a valid template (see `mdbackup.message`).
 
     An empty `author_name`/`author_email` means: the repository's user.name /
     user.email, else `mdbackup` / `mdbackup@<hostname>` (the caller decides).

@@ -19,12 +19,12 @@ from dataclasses import dataclass
 import peewee
 import pygit2
 
-from daemon import logs
-from daemon.backup import Backup
-from daemon.config import Config
-from daemon.notify import Notifier
-from daemon.queue import Window, now
-from daemon.watcher import Drained, Inbox, Watcher
+from mdbackup import logs
+from mdbackup.backup import Backup
+from mdbackup.config import Config
+from mdbackup.notify import Notifier
+from mdbackup.queue import Window, now
+from mdbackup.watcher import Drained, Inbox, Watcher
 
 DEGRADED_RESCAN = 60.0  # seconds between rescans while the watcher cannot run
 BUSY_RETRY_MIN, BUSY_RETRY_MAX = 0.5, 30.0  # seconds between tries while git is busy

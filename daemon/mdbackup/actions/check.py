@@ -8,12 +8,12 @@ from __future__ import annotations
 
 import argparse
 
-from daemon.config import Config
-from daemon.exitcodes import ExitCode
-from daemon.git import push as gitpush
-from daemon.git import repo as gitrepo
-from daemon.logs import scrub
-from daemon.pushing import credentials
+from mdbackup.config import Config
+from mdbackup.exitcodes import ExitCode
+from mdbackup.git import push as gitpush
+from mdbackup.git import repo as gitrepo
+from mdbackup.logs import scrub
+from mdbackup.pushing import credentials
 
 
 def check(config: Config, _args: argparse.Namespace) -> int:

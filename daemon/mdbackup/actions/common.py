@@ -5,10 +5,10 @@ from __future__ import annotations
 import os
 from datetime import UTC, datetime
 
-from daemon.backup import Backup
-from daemon.config import Config
-from daemon.lock import WAKE_SIGNAL, holder_pid
-from daemon.locations import lock_path
+from mdbackup.backup import Backup
+from mdbackup.config import Config
+from mdbackup.lock import WAKE_SIGNAL, holder_pid
+from mdbackup.locations import lock_path
 
 
 

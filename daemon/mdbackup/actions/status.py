@@ -10,12 +10,12 @@ import argparse
 import json
 from typing import Any
 
-from daemon.actions.common import daemon_pid, iso_utc, open_backup
-from daemon.backup import Backup
-from daemon.config import Config
-from daemon.exitcodes import ExitCode
-from daemon.git.repo import head_info
-from daemon.statuses import PathStatus, PushStatus
+from mdbackup.actions.common import daemon_pid, iso_utc, open_backup
+from mdbackup.backup import Backup
+from mdbackup.config import Config
+from mdbackup.exitcodes import ExitCode
+from mdbackup.git.repo import head_info
+from mdbackup.statuses import PathStatus, PushStatus
 
 
 def report(backup: Backup, *, all_paths: bool) -> dict[str, Any]:

@@ -35,8 +35,8 @@ from urllib.parse import unquote_to_bytes
 
 import peewee as pw
 
-from daemon import logs
-from daemon.statuses import PathStatus, PushStatus
+from mdbackup import logs
+from mdbackup.statuses import PathStatus, PushStatus
 
 _IN_CLAUSE_CHUNK = 500  # stays below SQLite's host parameter limit
 

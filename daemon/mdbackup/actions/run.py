@@ -9,14 +9,14 @@ from pathlib import Path
 
 import peewee
 
-from daemon import logs
-from daemon.backup import Backup
-from daemon.config import Config, Overrides
-from daemon.exitcodes import ExitCode
-from daemon.git.repo import NotAWorkTree
-from daemon.lock import LockBusy, RepositoryLock
-from daemon.locations import lock_path
-from daemon.queue import now
+from mdbackup import logs
+from mdbackup.backup import Backup
+from mdbackup.config import Config, Overrides
+from mdbackup.exitcodes import ExitCode
+from mdbackup.git.repo import NotAWorkTree
+from mdbackup.lock import LockBusy, RepositoryLock
+from mdbackup.locations import lock_path
+from mdbackup.queue import now
 
 
 def run(config: Config, args: argparse.Namespace) -> int:
@@ -43,7 +43,7 @@ def run(config: Config, args: argparse.Namespace) -> int:
     try:
         if args.once:
             return run_once(backup)
-        from daemon.service import Service  # the long-running parts only when needed
+        from mdbackup.service import Service  # the long-running parts only when needed
 
         overrides = Overrides(repo=args.repo, store=args.store, push=args.push)
         return Service(backup, config_path=config.source, overrides=overrides).run()

@@ -1,7 +1,7 @@
 """One repository's backup steps: record, scan, commit what is due, push.
 
-Thin orchestration over the queue (`daemon.queue`) and the libgit2 layer
-(`daemon.git`): used alike by `run --once`, the daemon's worker and the flush on
+Thin orchestration over the queue (`mdbackup.queue`) and the libgit2 layer
+(`mdbackup.git`): used alike by `run --once`, the daemon's worker and the flush on
 SIGTERM.
 """
 
@@ -15,18 +15,18 @@ from pathlib import Path
 
 import pygit2
 
-from daemon import crashpoints, logs
-from daemon.config import Config
-from daemon.git import repo as gitrepo
-from daemon.git import leftovers
-from daemon.git.commit import CommitRefused, Committer, GitBusy, PathChange
-from daemon.git.scan import ScanResult, changed_paths
-from daemon import locations
-from daemon.message import ChangeSummary, render_message
-from daemon.patterns import StoreFilter
-from daemon.pushing import Pusher
-from daemon.queue import FORGET, SUCCESS, Batch, Outcome, Queue
-from daemon.statuses import PathStatus
+from mdbackup import crashpoints, logs
+from mdbackup.config import Config
+from mdbackup.git import repo as gitrepo
+from mdbackup.git import leftovers
+from mdbackup.git.commit import CommitRefused, Committer, GitBusy, PathChange
+from mdbackup.git.scan import ScanResult, changed_paths
+from mdbackup import locations
+from mdbackup.message import ChangeSummary, render_message
+from mdbackup.patterns import StoreFilter
+from mdbackup.pushing import Pusher
+from mdbackup.queue import FORGET, SUCCESS, Batch, Outcome, Queue
+from mdbackup.statuses import PathStatus
 
 
 def _store_filter(config: Config) -> StoreFilter:

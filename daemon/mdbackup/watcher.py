@@ -38,8 +38,8 @@ from watchdog.observers import Observer
 from watchdog.observers.api import BaseObserver, ObservedWatch
 from watchdog.observers.polling import PollingObserver
 
-from daemon import logs
-from daemon.patterns import StoreFilter
+from mdbackup import logs
+from mdbackup.patterns import StoreFilter
 
 _IGNORED_EVENTS = (FileOpenedEvent, FileClosedNoWriteEvent)
 # Asked of inotify: without a filter watchdog also subscribes to opens and read-only

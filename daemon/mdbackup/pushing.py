@@ -14,15 +14,15 @@ from pathlib import Path
 
 import pygit2
 
-from daemon import crashpoints, logs
-from daemon.config import Config
-from daemon.git import leftovers
-from daemon.git import push as gitpush
-from daemon.git import repo as gitrepo
-from daemon.git.repo import commits_ahead, head_info
-from daemon.locations import state_dir
-from daemon.queue import Queue, backoff
-from daemon.statuses import PushStatus
+from mdbackup import crashpoints, logs
+from mdbackup.config import Config
+from mdbackup.git import leftovers
+from mdbackup.git import push as gitpush
+from mdbackup.git import repo as gitrepo
+from mdbackup.git.repo import commits_ahead, head_info
+from mdbackup.locations import state_dir
+from mdbackup.queue import Queue, backoff
+from mdbackup.statuses import PushStatus
 
 
 def use_extra_ca(environ: Mapping[str, str] = os.environ) -> None:

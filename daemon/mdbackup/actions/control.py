@@ -8,10 +8,10 @@ from __future__ import annotations
 
 import argparse
 
-from daemon.actions.common import open_backup, wake_daemon
-from daemon.config import Config
-from daemon.exitcodes import ExitCode
-from daemon.queue import now
+from mdbackup.actions.common import open_backup, wake_daemon
+from mdbackup.config import Config
+from mdbackup.exitcodes import ExitCode
+from mdbackup.queue import now
 
 
 def retry(config: Config, _args: argparse.Namespace) -> int:
