@@ -25,19 +25,22 @@ def run(workdir: Path, *, runs: int = 15, total: int = 50_000, store_files: int 
 
     def ours() -> None:
         target.write_text(f"ours {next(counter)}\n")
-        result = committer.commit_paths([rel], message=lambda c: "x", author=SIG, committer=SIG,
-                                        max_file_size=10**7)
+        result = committer.commit_paths(
+            [rel], message=lambda c: "x", author=SIG, committer=SIG, max_file_size=10**7
+        )
         assert result.commit_id
 
     def cold() -> None:  # a fresh Committer: the index is read from disk
         target.write_text(f"cold {next(counter)}\n")
         Committer(open_repository(repo_path)).commit_paths(
-            [rel], message=lambda c: "x", author=SIG, committer=SIG, max_file_size=10**7)
+            [rel], message=lambda c: "x", author=SIG, committer=SIG, max_file_size=10**7
+        )
 
     def baseline() -> None:
         target.write_text(f"git {next(counter)}\n")
-        subprocess.run(f"git add -- {rel} && git commit -q -m x -- {rel}", shell=True,
-                       cwd=repo_path, check=True)
+        subprocess.run(
+            f"git add -- {rel} && git commit -q -m x -- {rel}", shell=True, cwd=repo_path, check=True
+        )
 
     ours()  # warm-up: first index read
     samples_ours = timed(ours, runs)
@@ -50,13 +53,27 @@ def run(workdir: Path, *, runs: int = 15, total: int = 50_000, store_files: int 
     speedup = m_git / m_ours
     verdict = "PASS" if m_ours < 25 and speedup >= 6 else "FAIL"
     return [
-        Row(f"commit 1 file, {total} tracked (median of {runs})", f"{m_ours:.1f} ms",
-            f"git add+commit {m_git:.1f} ms", "< 25 ms and >= 6x",
-            f"{verdict} ({speedup:.1f}x)"),
-        Row("  same, fresh process state (index read from disk)", f"{m_cold:.1f} ms",
-            f"git add+commit {m_git:.1f} ms", "(info)", f"{m_git / m_cold:.1f}x"),
-        Row("  floor: libgit2 index.write() of that index alone", f"{m_floor:.1f} ms",
-            "", "(info)", f"ours minus floor {m_ours - m_floor:.1f} ms"),
+        Row(
+            f"commit 1 file, {total} tracked (median of {runs})",
+            f"{m_ours:.1f} ms",
+            f"git add+commit {m_git:.1f} ms",
+            "< 25 ms and >= 6x",
+            f"{verdict} ({speedup:.1f}x)",
+        ),
+        Row(
+            "  same, fresh process state (index read from disk)",
+            f"{m_cold:.1f} ms",
+            f"git add+commit {m_git:.1f} ms",
+            "(info)",
+            f"{m_git / m_cold:.1f}x",
+        ),
+        Row(
+            "  floor: libgit2 index.write() of that index alone",
+            f"{m_floor:.1f} ms",
+            "",
+            "(info)",
+            f"ours minus floor {m_ours - m_floor:.1f} ms",
+        ),
     ]
 
 

@@ -75,8 +75,7 @@ class NotifySocket:
 
     def wait_for(self, line: str, *, timeout: float) -> None:
         with self._cond:
-            if not self._cond.wait_for(
-                    lambda: any(line in m.split("\n") for m in self.messages), timeout):
+            if not self._cond.wait_for(lambda: any(line in m.split("\n") for m in self.messages), timeout):
                 raise TimeoutError(f"no {line!r} from the daemon within {timeout} s")
 
     def close(self) -> None:
@@ -89,8 +88,16 @@ class NotifySocket:
 class DaemonProcess:
     """`python -m mdbackup run` on `repo`, JSON logs to a file; always stop() it (finally)."""
 
-    def __init__(self, *, repo: Path, home: Path, debounce: float, max_delay: float,
-                 store: str = "notes", name: str = "daemon") -> None:
+    def __init__(
+        self,
+        *,
+        repo: Path,
+        home: Path,
+        debounce: float,
+        max_delay: float,
+        store: str = "notes",
+        name: str = "daemon",
+    ) -> None:
         self.repo = repo
         home.mkdir(parents=True, exist_ok=True)
         self.home = home
@@ -111,16 +118,30 @@ class DaemonProcess:
 
     def start(self, *, timeout: float = 120.0) -> float:
         """Start and wait for READY=1; returns the seconds it took."""
-        env = {k: v for k, v in os.environ.items()
-               if not k.startswith(("GIT_", "MDBACKUP_", "NOTIFY_SOCKET", "WATCHDOG_"))}
-        env.update({"HOME": str(self.home), "XDG_CONFIG_HOME": str(self.home / ".config"),
-                    "GIT_CONFIG_NOSYSTEM": "1", "PYTHONPATH": f"{ROOT / 'daemon'}{os.pathsep}{ROOT}",
-                    "MDBACKUP_CONFIG": str(self.config), "NOTIFY_SOCKET": str(self.notify.path)})
+        env = {
+            k: v
+            for k, v in os.environ.items()
+            if not k.startswith(("GIT_", "MDBACKUP_", "NOTIFY_SOCKET", "WATCHDOG_"))
+        }
+        env.update(
+            {
+                "HOME": str(self.home),
+                "XDG_CONFIG_HOME": str(self.home / ".config"),
+                "GIT_CONFIG_NOSYSTEM": "1",
+                "PYTHONPATH": f"{ROOT / 'daemon'}{os.pathsep}{ROOT}",
+                "MDBACKUP_CONFIG": str(self.config),
+                "NOTIFY_SOCKET": str(self.notify.path),
+            }
+        )
         started = time.perf_counter()
         with self.log_path.open("ab") as log:
             self.proc = subprocess.Popen(
-                [sys.executable, "-m", "mdbackup", "run"], cwd=ROOT, env=env,
-                stdin=subprocess.DEVNULL, stdout=log, stderr=subprocess.STDOUT,
+                [sys.executable, "-m", "mdbackup", "run"],
+                cwd=ROOT,
+                env=env,
+                stdin=subprocess.DEVNULL,
+                stdout=log,
+                stderr=subprocess.STDOUT,
             )
         deadline = started + timeout
         while True:
@@ -129,8 +150,10 @@ class DaemonProcess:
                 return time.perf_counter() - started
             except TimeoutError:
                 if self.proc.poll() is not None or time.perf_counter() > deadline:
-                    raise RuntimeError(f"daemon not ready (exit code {self.proc.returncode}); "
-                                       f"log:\n{self.log_text()[-4000:]}") from None
+                    raise RuntimeError(
+                        f"daemon not ready (exit code {self.proc.returncode}); "
+                        f"log:\n{self.log_text()[-4000:]}"
+                    ) from None
 
     def stop(self) -> None:
         """SIGTERM, wait (the daemon flushes within 20 s), SIGKILL if it did not exit."""
@@ -273,12 +296,10 @@ class Save:
 
 def save_paths(count: int, store_files: int) -> list[str]:
     """Distinct files spread over the store's folders."""
-    return [f"notes/d{i % 100:02d}/f{i}.md"
-            for i in ((k * 251 + 7) % store_files for k in range(count))]
+    return [f"notes/d{i % 100:02d}/f{i}.md" for i in ((k * 251 + 7) % store_files for k in range(count))]
 
 
-def daemon_saves(daemon: DaemonProcess, repo_path: Path, paths: list[str],
-                 debounce: float) -> list[Save]:
+def daemon_saves(daemon: DaemonProcess, repo_path: Path, paths: list[str], debounce: float) -> list[Save]:
     read_ref = ref_reader(repo_path)
     repo = pygit2.Repository(str(repo_path))
     saves = []
@@ -300,8 +321,7 @@ def daemon_saves(daemon: DaemonProcess, repo_path: Path, paths: list[str],
                     break
                 before = head
             if time.perf_counter() > deadline:
-                raise RuntimeError(f"{rel} not committed within 30 s; log:\n"
-                                   f"{daemon.log_text()[-4000:]}")
+                raise RuntimeError(f"{rel} not committed within 30 s; log:\n{daemon.log_text()[-4000:]}")
             time.sleep(POLL)
         saves.append(Save(rel, wrote_at, seen - start - debounce))
         time.sleep(0.05)  # let the daemon finish its bookkeeping before the next save
@@ -316,8 +336,12 @@ def git_saves(repo_path: Path, paths: list[str], debounce: float) -> list[float]
         start = time.perf_counter()
         (repo_path / rel).write_text(f"git save {n}\n")
         time.sleep(debounce)
-        subprocess.run(["sh", "-c", f"git add -- {rel} && git commit -q -m x -- {rel}"],
-                       cwd=repo_path, env=env, check=True)
+        subprocess.run(
+            ["sh", "-c", f"git add -- {rel} && git commit -q -m x -- {rel}"],
+            cwd=repo_path,
+            env=env,
+            check=True,
+        )
         samples.append(time.perf_counter() - start - debounce)
     return samples
 
@@ -353,11 +377,21 @@ def breakdown(daemon: DaemonProcess, saves: list[Save], debounce: float) -> list
 
     def info(name: str, samples: list[float], note: str) -> None:
         if samples:
-            rows.append(Row(f"  {name}", f"p50 {statistics.median(samples):.1f} ms, "
-                            f"p95 {pct(samples, 0.95):.1f} ms", "", "(info)", note))
+            rows.append(
+                Row(
+                    f"  {name}",
+                    f"p50 {statistics.median(samples):.1f} ms, p95 {pct(samples, 0.95):.1f} ms",
+                    "",
+                    "(info)",
+                    note,
+                )
+            )
 
-    info("write -> change recorded (state DB last_event_at)", delivery,
-         "inotify, watchdog, worker wake, SQLite")
+    info(
+        "write -> change recorded (state DB last_event_at)",
+        delivery,
+        "inotify, watchdog, worker wake, SQLite",
+    )
     info("recorded -> batch taken, minus debounce (latency_ms)", slack, "timer accuracy")
     info("commit_paths (elapsed_ms)", elapsed, "libgit2: blob, trees, index write, ref")
     info("the rest (take_batch, message, log)", rest, "")
@@ -367,8 +401,9 @@ def breakdown(daemon: DaemonProcess, saves: list[Save], debounce: float) -> list
 
 def save_rows(repo_path: Path, home: Path, *, saves: int, debounce: float) -> list[Row]:
     paths = save_paths(saves, 10_000)
-    daemon = DaemonProcess(repo=repo_path, home=home, debounce=debounce, max_delay=10 * debounce,
-                           name="saves")
+    daemon = DaemonProcess(
+        repo=repo_path, home=home, debounce=debounce, max_delay=10 * debounce, name="saves"
+    )
     try:
         daemon.start()
         time.sleep(1.0)  # settle after the start-up scan
@@ -381,12 +416,14 @@ def save_rows(repo_path: Path, home: Path, *, saves: int, debounce: float) -> li
     g50, g95 = statistics.median(theirs) * 1000, pct(theirs, 0.95) * 1000
     ok = p50 < 30 and p95 < 100
     rows = [
-        Row(f"save->commit - debounce, 10,000-file store ({saves} saves, debounce {debounce} s, "
+        Row(
+            f"save->commit - debounce, 10,000-file store ({saves} saves, debounce {debounce} s, "
             f"poll {POLL * 1000:g} ms)",
             f"p50 {p50:.1f} ms, p95 {p95:.1f} ms",
             f"git add+commit p50 {g50:.1f} ms, p95 {g95:.1f} ms",
             "p50 < 30 ms, p95 < 100 ms",
-            f"{'PASS' if ok else 'FAIL'} (max {max(samples) * 1000:.1f} ms)"),
+            f"{'PASS' if ok else 'FAIL'} (max {max(samples) * 1000:.1f} ms)",
+        ),
         *breakdown(daemon, ours, debounce),
     ]
     return rows
@@ -429,8 +466,9 @@ def burst_rows(workdir: Path, *, count: int = 10_000, debounce: float = 2.0) -> 
     initial = git(repo_path, "rev-parse", "HEAD").strip()
     read_ref = ref_reader(repo_path)
     repo = pygit2.Repository(str(repo_path))
-    daemon = DaemonProcess(repo=repo_path, home=workdir / "burst-home", debounce=debounce,
-                           max_delay=30.0, name="burst")
+    daemon = DaemonProcess(
+        repo=repo_path, home=workdir / "burst-home", debounce=debounce, max_delay=30.0, name="burst"
+    )
     budget = debounce + 8
     done: float | None = None
     missing = count
@@ -466,31 +504,55 @@ def burst_rows(workdir: Path, *, count: int = 10_000, debounce: float = 2.0) -> 
     base_path = small_repo(workdir / "burst-git")
     write_files(base_path, files)
     t0 = time.perf_counter()
-    subprocess.run(["sh", "-c", "git add -A && git commit -q -m x"], cwd=base_path,
-                   env=env_without_git_vars(), check=True)
+    subprocess.run(
+        ["sh", "-c", "git add -A && git commit -q -m x"],
+        cwd=base_path,
+        env=env_without_git_vars(),
+        check=True,
+    )
     git_time = time.perf_counter() - t0
     shutil.rmtree(base_path, ignore_errors=True)
 
     rows = [
-        Row(f"burst of {count} files (debounce {debounce} s): commits", str(commits),
-            "git add -A+commit: 1", "<= 3", "PASS" if commits <= 3 else "FAIL"),
-        Row(f"  first write -> all {count} in HEAD (writing took {fmt_s(written)})",
+        Row(
+            f"burst of {count} files (debounce {debounce} s): commits",
+            str(commits),
+            "git add -A+commit: 1",
+            "<= 3",
+            "PASS" if commits <= 3 else "FAIL",
+        ),
+        Row(
+            f"  first write -> all {count} in HEAD (writing took {fmt_s(written)})",
             fmt_s(done) if done is not None else f"not within {budget + 60:.0f} s",
             f"git add -A+commit {fmt_s(git_time)} "
             f"(write+debounce+git {fmt_s(written + debounce + git_time)})",
             f"< {budget:g} s, 0 missing",
             ("PASS" if done is not None and done < budget and missing == 0 else "FAIL")
-            + f" ({missing} missing)"),
+            + f" ({missing} missing)",
+        ),
     ]
     for n, event in enumerate(commit_events, 1):
         at = iso_epoch(event["timestamp"]) - first_write
-        rows.append(Row(f"  commit {n}: {event.get('paths')} paths, done at {at:.1f} s",
-                        f"commit_paths {event.get('elapsed_ms', 0) / 1000:.2f} s", "", "(info)",
-                        f"latency_ms {event.get('latency_ms')}"))
+        rows.append(
+            Row(
+                f"  commit {n}: {event.get('paths')} paths, done at {at:.1f} s",
+                f"commit_paths {event.get('elapsed_ms', 0) / 1000:.2f} s",
+                "",
+                "(info)",
+                f"latency_ms {event.get('latency_ms')}",
+            )
+        )
     if scans:
         total_ms = sum(e.get("elapsed_ms", 0) for e in scans)
-        rows.append(Row("  folder scans during the burst", f"{len(scans)} scans, {total_ms:.0f} ms",
-                        "", "(info)", f"hashed {sum(e.get('hashed', 0) for e in scans)}"))
+        rows.append(
+            Row(
+                "  folder scans during the burst",
+                f"{len(scans)} scans, {total_ms:.0f} ms",
+                "",
+                "(info)",
+                f"hashed {sum(e.get('hashed', 0) for e in scans)}",
+            )
+        )
     return rows
 
 
@@ -501,8 +563,12 @@ def start_inotifywait(store: Path) -> subprocess.Popen | None:
     exe = shutil.which("inotifywait")
     if exe is None:
         return None
-    proc = subprocess.Popen([exe, "-m", "-r", str(store)], stdin=subprocess.DEVNULL,
-                            stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+    proc = subprocess.Popen(
+        [exe, "-m", "-r", str(store)],
+        stdin=subprocess.DEVNULL,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.PIPE,
+    )
     assert proc.stderr is not None
     for raw in proc.stderr:  # "Setting up watches..." then "Watches established."
         if b"Watches established" in raw:
@@ -531,16 +597,27 @@ def idle_rows(repo_path: Path, home: Path, *, seconds: float, settle: float = 3.
         stop_process(watcher)
         daemon.stop()
     cpu_limit = 0.05 * seconds / 60
-    base_cpu = (f"inotifywait -m -r {cpu['base']:.2f} s, {ctx['base']} wakeups"
-                if "base" in cpu else "n/a (no inotifywait)")
+    base_cpu = (
+        f"inotifywait -m -r {cpu['base']:.2f} s, {ctx['base']} wakeups"
+        if "base" in cpu
+        else "n/a (no inotifywait)"
+    )
     base_rss = f"inotifywait -m -r {rss['base']:.1f} MB" if "base" in rss else "n/a (no inotifywait)"
     return [
-        Row(f"idle CPU over {seconds:g} s, 10,000-file store (tick {1000 / CLK_TCK:g} ms)",
-            f"{cpu['ours']:.2f} s, {ctx['ours']} wakeups", base_cpu,
+        Row(
+            f"idle CPU over {seconds:g} s, 10,000-file store (tick {1000 / CLK_TCK:g} ms)",
+            f"{cpu['ours']:.2f} s, {ctx['ours']} wakeups",
+            base_cpu,
             f"< {cpu_limit:.3g} s" + ("" if seconds == 60 else " (0.05 s per 60 s)"),
-            "PASS" if cpu["ours"] < cpu_limit else "FAIL"),
-        Row("idle RSS, 10,000-file store", f"{rss['ours']:.1f} MB (peak {hwm:.1f} MB)", base_rss,
-            "< 80 MB", "PASS" if rss["ours"] < 80 else "FAIL"),
+            "PASS" if cpu["ours"] < cpu_limit else "FAIL",
+        ),
+        Row(
+            "idle RSS, 10,000-file store",
+            f"{rss['ours']:.1f} MB (peak {hwm:.1f} MB)",
+            base_rss,
+            "< 80 MB",
+            "PASS" if rss["ours"] < 80 else "FAIL",
+        ),
         Row("  start to READY, 10,000-file store", fmt_s(ready), "", "(info)", ""),
     ]
 
@@ -548,8 +625,9 @@ def idle_rows(repo_path: Path, home: Path, *, seconds: float, settle: float = 3.
 # -- the suite ----------------------------------------------------------------------------
 
 
-def run(workdir: Path, *, saves: int = 40, debounce: float = 0.5,
-        idle_seconds: float | None = None) -> list[Row]:
+def run(
+    workdir: Path, *, saves: int = 40, debounce: float = 0.5, idle_seconds: float | None = None
+) -> list[Row]:
     if idle_seconds is None:
         idle_seconds = float(os.environ.get(IDLE_ENV, "60"))
     repo_path = big_repo(workdir / "daemon-repo", total=10_000, store_files=10_000)

@@ -32,11 +32,13 @@ def run(workdir: Path, *, runs: int = 11, total: int = 50_000) -> list[Row]:
 
     for i in range(runs + 1):
         target.write_text(f"push {i}\n")
-        committer.commit_paths(["notes/d03/f3.md"], message=lambda c: "x", author=SIG,
-                               committer=SIG, max_file_size=10**7)
+        committer.commit_paths(
+            ["notes/d03/f3.md"], message=lambda c: "x", author=SIG, committer=SIG, max_file_size=10**7
+        )
         start = time.perf_counter()
-        result = push_branch(repo, remote_name="ours", local_branch="main", remote_branch="main",
-                             credentials=Credentials())
+        result = push_branch(
+            repo, remote_name="ours", local_branch="main", remote_branch="main", credentials=Credentials()
+        )
         ours = time.perf_counter() - start
         assert result.ok and result.commits == 1, result
         start = time.perf_counter()
@@ -47,6 +49,12 @@ def run(workdir: Path, *, runs: int = 11, total: int = 50_000) -> list[Row]:
             samples_git.append(theirs)
     m_ours, m_git = median_ms(samples_ours), median_ms(samples_git)
     verdict = "PASS" if m_ours <= m_git else "FAIL"
-    return [Row(f"push 1 commit, bare remote of {total} files (median of {runs})",
-                f"{m_ours:.1f} ms", f"git push {m_git:.1f} ms", "<= git push",
-                f"{verdict} ({m_git / m_ours:.1f}x)")]
+    return [
+        Row(
+            f"push 1 commit, bare remote of {total} files (median of {runs})",
+            f"{m_ours:.1f} ms",
+            f"git push {m_git:.1f} ms",
+            "<= git push",
+            f"{verdict} ({m_git / m_ours:.1f}x)",
+        )
+    ]

@@ -21,8 +21,7 @@ class Row:
 
 
 def git(repo: Path, *args: str) -> str:
-    return subprocess.run(["git", "-C", str(repo), *args], check=True, capture_output=True,
-                          text=True).stdout
+    return subprocess.run(["git", "-C", str(repo), *args], check=True, capture_output=True, text=True).stdout
 
 
 def big_repo(path: Path, *, total: int, store_files: int, store: str = "notes") -> Path:

@@ -1,8 +1,8 @@
 """Run every benchmark and print a table: ours, the baseline measured in the same run, target.
 
-    python bench/run.py            # all rows
-    python bench/run.py commit     # only the rows whose name starts with "commit"
-    python bench/run.py daemon     # the real daemon (MDBACKUP_BENCH_IDLE=10 for a short idle window)
+python bench/run.py            # all rows
+python bench/run.py commit     # only the rows whose name starts with "commit"
+python bench/run.py daemon     # the real daemon (MDBACKUP_BENCH_IDLE=10 for a short idle window)
 """
 
 from __future__ import annotations
@@ -13,8 +13,8 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from bench import bench_commit, bench_daemon, bench_push  # noqa: E402
-from bench.common import Row  # noqa: E402
+from bench import bench_commit, bench_daemon, bench_push
+from bench.common import Row
 
 SUITES = {
     "commit": bench_commit.run,
@@ -30,12 +30,20 @@ def main(argv: list[str]) -> int:
         with tempfile.TemporaryDirectory(prefix=f"mdbackup-bench-{name}-") as tmp:
             print(f"running {name} ...", file=sys.stderr, flush=True)
             rows.extend(SUITES[name](Path(tmp)))
-    widths = [max(len(getattr(r, f)) for r in rows + [Row("benchmark", "mdbackup", "baseline",
-              "target", "verdict")]) for f in ("name", "ours", "baseline", "target", "verdict")]
+    widths = [
+        max(
+            len(getattr(r, f)) for r in rows + [Row("benchmark", "mdbackup", "baseline", "target", "verdict")]
+        )
+        for f in ("name", "ours", "baseline", "target", "verdict")
+    ]
     header = Row("benchmark", "mdbackup", "baseline", "target", "verdict")
     for row in [header] + rows:
-        print("  ".join(getattr(row, f).ljust(w) for f, w in
-                        zip(("name", "ours", "baseline", "target", "verdict"), widths)))
+        print(
+            "  ".join(
+                getattr(row, f).ljust(w)
+                for f, w in zip(("name", "ours", "baseline", "target", "verdict"), widths)
+            )
+        )
     return 0 if all(not r.verdict.startswith("FAIL") for r in rows) else 1
 
 

@@ -42,9 +42,9 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from mdbackup.crashpoints import STEPS  # noqa: E402
-from tests.daemon_harness import Daemon  # noqa: E402
-from tests.invariants import (  # noqa: E402
+from mdbackup.crashpoints import STEPS
+from tests.daemon_harness import Daemon
+from tests.invariants import (
     STORE,
     Checker,
     World,
@@ -78,11 +78,13 @@ class Stats:
 
     def line(self) -> str:
         elapsed = time.monotonic() - self.started
-        return (f"iterations {self.iterations}  kills {self.kills} (crash points "
-                f"{self.crash_point_kills}, timed {self.timed_kills}, start-up "
-                f"{self.startup_kills}, idle {self.idle_kills})  clean stops {self.clean_stops}  "
-                f"ops {self.ops}  files {len(self.files)}  violations {len(self.violations)}  "
-                f"{elapsed:.0f} s")
+        return (
+            f"iterations {self.iterations}  kills {self.kills} (crash points "
+            f"{self.crash_point_kills}, timed {self.timed_kills}, start-up "
+            f"{self.startup_kills}, idle {self.idle_kills})  clean stops {self.clean_stops}  "
+            f"ops {self.ops}  files {len(self.files)}  violations {len(self.violations)}  "
+            f"{elapsed:.0f} s"
+        )
 
 
 class Mutator:
@@ -172,8 +174,7 @@ class Mutator:
         if not committed:
             return self.write_new(files, junk, dirs)
         rel = self.rng.choice(committed)
-        data = git_text(self.world.repo, "cat-file", "blob", f"HEAD:{rel}").encode(
-            "utf-8", "surrogateescape")
+        data = git_text(self.world.repo, "cat-file", "blob", f"HEAD:{rel}").encode("utf-8", "surrogateescape")
         path = self.world.repo / rel
         if os.path.islink(path) or (path.exists() and not path.is_file()):
             return
@@ -248,13 +249,32 @@ class Mutator:
                 victim.unlink()
             return
         folder = self._folder(dirs)
-        name = self.rng.choice([".x.md.swp", "x.md~", "draft.tmp", "4913", ".#lock.md",
-                                "#auto.md#", "notes.txt", "y.md___jb_tmp___"])
+        name = self.rng.choice(
+            [
+                ".x.md.swp",
+                "x.md~",
+                "draft.tmp",
+                "4913",
+                ".#lock.md",
+                "#auto.md#",
+                "notes.txt",
+                "y.md___jb_tmp___",
+            ]
+        )
         (folder / name).write_text("temp\n")
 
     OPS: dict[str, float] = {
-        "write_new": 3, "rewrite": 5, "revert": 1, "delete": 2, "rename": 2, "move_folder": 1,
-        "nested": 1, "delete_folder": 0.3, "symlink": 0.5, "chmod": 0.5, "temp_file": 1,
+        "write_new": 3,
+        "rewrite": 5,
+        "revert": 1,
+        "delete": 2,
+        "rename": 2,
+        "move_folder": 1,
+        "nested": 1,
+        "delete_folder": 0.3,
+        "symlink": 0.5,
+        "chmod": 0.5,
+        "temp_file": 1,
     }
 
     def random_op(self) -> str:
@@ -281,9 +301,17 @@ class Mutator:
 class Soak:
     """The soak on one world; `run()` returns the stats (violations included)."""
 
-    def __init__(self, root: Path, *, seed: int, iterations: int, keep_going: bool = False,
-                 fsck_every: int = 10, say: Callable[[str], None] = print,
-                 report_every: int = 10) -> None:
+    def __init__(
+        self,
+        root: Path,
+        *,
+        seed: int,
+        iterations: int,
+        keep_going: bool = False,
+        fsck_every: int = 10,
+        say: Callable[[str], None] = print,
+        report_every: int = 10,
+    ) -> None:
         self.world = World.create(root, push=True)
         self.log_path = root / "soak.log"
         self.seed = seed
@@ -306,8 +334,7 @@ class Soak:
     # -- the daemon ----------------------------------------------------------------------
 
     def _start(self, crash_at: str | None = None) -> Daemon:
-        self.daemon = make_daemon(self.world, config=self.config, crash_at=crash_at).start(
-            wait_ready=False)
+        self.daemon = make_daemon(self.world, config=self.config, crash_at=crash_at).start(wait_ready=False)
         return self.daemon
 
     def _stop_current(self, rng: random.Random) -> None:
@@ -442,8 +469,7 @@ class Soak:
         self.checker = Checker(self.world, fsck=False)
 
     def run(self) -> Stats:
-        self.say(f"soak: seed {self.seed}, {self.iterations} iterations, repository "
-                 f"{self.world.repo}")
+        self.say(f"soak: seed {self.seed}, {self.iterations} iterations, repository {self.world.repo}")
         try:
             self.recover(fsck=True)
             for i in range(self.iterations):
@@ -462,8 +488,10 @@ class Soak:
             self.close()
         self.say(self.stats.line())
         if self.stats.violations:
-            self.say(f"violations found; replay with: python bench/soak.py --seed {self.seed} "
-                     f"--iterations {self.iterations}")
+            self.say(
+                f"violations found; replay with: python bench/soak.py --seed {self.seed} "
+                f"--iterations {self.iterations}"
+            )
         return self.stats
 
 
@@ -471,26 +499,34 @@ def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--iterations", type=int, default=100)
     parser.add_argument("--seed", type=int, default=None, help="default: a random one (printed)")
-    parser.add_argument("--keep-going", action="store_true",
-                        help="after a violation, repair like a user would and go on")
+    parser.add_argument(
+        "--keep-going", action="store_true", help="after a violation, repair like a user would and go on"
+    )
     parser.add_argument("--keep", action="store_true", help="keep the repository afterwards")
     parser.add_argument("--dir", type=Path, default=None, help="where to build the repository")
     parser.add_argument("--report-every", type=int, default=10)
     args = parser.parse_args(argv)
     seed = args.seed if args.seed is not None else random.SystemRandom().randrange(10**9)
     root = Path(tempfile.mkdtemp(prefix=f"mdbackup-soak-{seed}-", dir=args.dir))
-    soak = Soak(root / "world", seed=seed, iterations=args.iterations,
-                keep_going=args.keep_going, report_every=args.report_every,
-                say=lambda s: print(s, flush=True))
+    soak = Soak(
+        root / "world",
+        seed=seed,
+        iterations=args.iterations,
+        keep_going=args.keep_going,
+        report_every=args.report_every,
+        say=lambda s: print(s, flush=True),
+    )
     stats = soak.run()
     failed = bool(stats.violations)
     if failed or args.keep:
         print(f"repository kept: {root}", flush=True)
     else:
         shutil.rmtree(root, ignore_errors=True)
-    print(f"RESULT seed={seed} iterations={stats.iterations} kills={stats.kills} "
-          f"ops={stats.ops} files={len(stats.files)} violations={len(stats.violations)}",
-          flush=True)
+    print(
+        f"RESULT seed={seed} iterations={stats.iterations} kills={stats.kills} "
+        f"ops={stats.ops} files={len(stats.files)} violations={len(stats.violations)}",
+        flush=True,
+    )
     return 1 if failed else 0
 
 

@@ -15,11 +15,19 @@ from tests.helpers import init_repo
 
 def pytest_addoption(parser: pytest.Parser) -> None:
     group = parser.getgroup("mdbackup soak", "the randomized crash soak (tests/test_soak.py)")
-    group.addoption("--soak-iterations", type=int, default=40,
-                    help="kill/recover iterations of the soak (default 40: about a minute; "
-                         "long runs: python bench/soak.py --iterations 1000)")
-    group.addoption("--soak-seed", type=int, default=20261127,
-                    help="seed of the soak's random operations and kills (printed on failure)")
+    group.addoption(
+        "--soak-iterations",
+        type=int,
+        default=40,
+        help="kill/recover iterations of the soak (default 40: about a minute; "
+        "long runs: python bench/soak.py --iterations 1000)",
+    )
+    group.addoption(
+        "--soak-seed",
+        type=int,
+        default=20261127,
+        help="seed of the soak's random operations and kills (printed on failure)",
+    )
 
 
 @pytest.fixture

@@ -12,7 +12,6 @@ from pathlib import Path
 
 from tests.helpers import ROOT, git, test_env
 
-
 FAST = "[watch]\ndebounce = 0.2\nmax_delay = 5.0\n"  # a daemon config for quick tests
 
 
@@ -65,8 +64,9 @@ class NotifySocket:
 class Daemon:
     """`python -m mdbackup run` on a repository, with its config file and logs."""
 
-    def __init__(self, *, repo: Path, home: Path, config: str, store: str = "notes",
-                 env: dict[str, str] | None = None) -> None:
+    def __init__(
+        self, *, repo: Path, home: Path, config: str, store: str = "notes", env: dict[str, str] | None = None
+    ) -> None:
         self.repo = repo
         self.home = home
         self.config_path = home / "mdbackup.toml"
@@ -79,12 +79,22 @@ class Daemon:
         self.proc: subprocess.Popen[bytes] | None = None
 
     def start(self, *, wait_ready: bool = True) -> Daemon:
-        env = test_env(self.home, {"MDBACKUP_CONFIG": str(self.config_path),
-                                   "NOTIFY_SOCKET": str(self.notify.path), **self.extra_env})
+        env = test_env(
+            self.home,
+            {
+                "MDBACKUP_CONFIG": str(self.config_path),
+                "NOTIFY_SOCKET": str(self.notify.path),
+                **self.extra_env,
+            },
+        )
         self._log = self.log_path.open("ab")
         self.proc = subprocess.Popen(
-            [sys.executable, "-m", "mdbackup", "run"], cwd=ROOT, env=env,
-            stdin=subprocess.DEVNULL, stdout=self._log, stderr=subprocess.STDOUT,
+            [sys.executable, "-m", "mdbackup", "run"],
+            cwd=ROOT,
+            env=env,
+            stdin=subprocess.DEVNULL,
+            stdout=self._log,
+            stderr=subprocess.STDOUT,
         )
         if wait_ready:
             self.wait_ready()

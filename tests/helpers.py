@@ -18,7 +18,10 @@ PYTHONPATH = f"{ROOT / 'daemon'}{os.pathsep}{ROOT}"  # the package (src layout) 
 def git(repo: Path, *args: str, check: bool = True, env: Mapping[str, str] | None = None) -> str:
     """Run the git CLI in `repo` (tests only; the daemon never does) and return stdout."""
     result = subprocess.run(
-        ["git", "-C", str(repo), *args], capture_output=True, text=True, check=False,
+        ["git", "-C", str(repo), *args],
+        capture_output=True,
+        text=True,
+        check=False,
         env={**os.environ, **(env or {})},
     )
     if check and result.returncode != 0:
@@ -59,8 +62,13 @@ def commit_count(repo: Path, ref: str = "HEAD") -> int:
     return int(out) if out.isdigit() else 0
 
 
-def wait_until(predicate: Callable[[], object], *, timeout: float = 10.0,
-               interval: float = 0.02, message: str = "condition") -> object:
+def wait_until(
+    predicate: Callable[[], object],
+    *,
+    timeout: float = 10.0,
+    interval: float = 0.02,
+    message: str = "condition",
+) -> object:
     """Poll until `predicate()` is truthy; fail after `timeout` seconds."""
     deadline = time.monotonic() + timeout
     while True:
@@ -84,19 +92,34 @@ class Result:
 
 def test_env(home: Path, extra: Mapping[str, str] | None = None) -> dict[str, str]:
     """An environment with its own HOME and no config from the user's machine."""
-    env = {k: v for k, v in os.environ.items()
-           if not k.startswith(("GIT_", "MDBACKUP_", "NOTIFY_SOCKET", "WATCHDOG_"))}
-    env.update({"HOME": str(home), "XDG_CONFIG_HOME": str(home / ".config"),
-                "GIT_CONFIG_NOSYSTEM": "1", "PYTHONPATH": PYTHONPATH})
+    env = {
+        k: v
+        for k, v in os.environ.items()
+        if not k.startswith(("GIT_", "MDBACKUP_", "NOTIFY_SOCKET", "WATCHDOG_"))
+    }
+    env.update(
+        {
+            "HOME": str(home),
+            "XDG_CONFIG_HOME": str(home / ".config"),
+            "GIT_CONFIG_NOSYSTEM": "1",
+            "PYTHONPATH": PYTHONPATH,
+        }
+    )
     env.update(extra or {})
     return env
 
 
-def mdbackup(*args: str, cwd: Path, home: Path, env: Mapping[str, str] | None = None,
-             timeout: float = 60.0) -> Result:
+def mdbackup(
+    *args: str, cwd: Path, home: Path, env: Mapping[str, str] | None = None, timeout: float = 60.0
+) -> Result:
     """Run `python -m mdbackup ARGS` as a user would, and capture its output."""
     proc = subprocess.run(
-        [sys.executable, "-m", "mdbackup", *args], cwd=cwd, capture_output=True, text=True,
-        env=test_env(home, env), timeout=timeout, stdin=subprocess.DEVNULL,
+        [sys.executable, "-m", "mdbackup", *args],
+        cwd=cwd,
+        capture_output=True,
+        text=True,
+        env=test_env(home, env),
+        timeout=timeout,
+        stdin=subprocess.DEVNULL,
     )
     return Result(proc.returncode, proc.stdout, proc.stderr)

@@ -38,8 +38,19 @@ STAGED_CONTENT = b"the user's own staged change, never ours to commit\n"
 README_EDIT = b"an unstaged edit outside the store\n"
 
 # The contract's built-in editor temp patterns (matched against the file's name).
-TEMP_PATTERNS = ("*.swp", "*.swo", "*.swx", "4913", "*~", ".#*", "#*#", "*.tmp",
-                 "*___jb_tmp___", "*___jb_old___", ".DS_Store")
+TEMP_PATTERNS = (
+    "*.swp",
+    "*.swo",
+    "*.swx",
+    "4913",
+    "*~",
+    ".#*",
+    "#*#",
+    "*.tmp",
+    "*___jb_tmp___",
+    "*___jb_old___",
+    ".DS_Store",
+)
 
 
 def is_store_file(path: str) -> bool:
@@ -64,8 +75,7 @@ def run_git(repo: Path, *args: str, check: bool = True) -> subprocess.CompletedP
     env = {k: v for k, v in os.environ.items() if not k.startswith("GIT_")}
     env["GIT_OPTIONAL_LOCKS"] = "0"
     env["GIT_CONFIG_NOSYSTEM"] = "1"
-    result = subprocess.run(["git", "-C", str(repo), *args], capture_output=True, env=env,
-                            check=False)
+    result = subprocess.run(["git", "-C", str(repo), *args], capture_output=True, env=env, check=False)
     if check and result.returncode != 0:
         raise AssertionError(f"git {' '.join(args)} in {repo} failed: {result.stderr.decode()}")
     return result
@@ -104,8 +114,14 @@ class World:
         staged.write_bytes(STAGED_CONTENT)
         run_git(repo, "add", STAGED_PATH)
         (repo / "README.txt").write_bytes(README_EDIT)
-        world = cls(root=root, repo=repo, remote=remote, home=home,
-                    staged_oid=blob_id(STAGED_CONTENT), outside_tree={})
+        world = cls(
+            root=root,
+            repo=repo,
+            remote=remote,
+            home=home,
+            staged_oid=blob_id(STAGED_CONTENT),
+            outside_tree={},
+        )
         world.outside_tree = world.head_outside()
         return world
 
@@ -125,15 +141,15 @@ class World:
         return text + extra
 
     def head(self) -> str | None:
-        out = git_text(self.repo, "rev-parse", "--verify", "-q", f"refs/heads/{BRANCH}",
-                       check=False).strip()
+        out = git_text(self.repo, "rev-parse", "--verify", "-q", f"refs/heads/{BRANCH}", check=False).strip()
         return out or None
 
     def remote_head(self) -> str | None:
         if self.remote is None:
             return None
-        out = git_text(self.remote, "rev-parse", "--verify", "-q", f"refs/heads/{BRANCH}",
-                       check=False).strip()
+        out = git_text(
+            self.remote, "rev-parse", "--verify", "-q", f"refs/heads/{BRANCH}", check=False
+        ).strip()
         return out or None
 
     def head_outside(self) -> dict[str, str]:
@@ -220,16 +236,16 @@ def _file_entry(full: str) -> tuple[str, str] | None:
 def make_daemon(world: World, *, config: str | None = None, crash_at: str | None = None) -> Daemon:
     """A `Daemon` (not started) on the world's store; `crash_at` sets MDBACKUP_CRASH_AT."""
     env = {"MDBACKUP_CRASH_AT": crash_at} if crash_at else {}
-    return Daemon(repo=world.repo, home=world.home, config=config or world.config(),
-                  store=STORE, env=env)
+    return Daemon(repo=world.repo, home=world.home, config=config or world.config(), store=STORE, env=env)
 
 
 def run_once(world: World) -> int:
     """`mdbackup --once` on the world with its daemon config; returns the exit code."""
     daemon = make_daemon(world)  # only for its config file
     try:
-        return mdbackup("--once", cwd=world.repo, home=world.home,
-                        env={"MDBACKUP_CONFIG": str(daemon.config_path)}).code
+        return mdbackup(
+            "--once", cwd=world.repo, home=world.home, env={"MDBACKUP_CONFIG": str(daemon.config_path)}
+        ).code
     finally:
         daemon.notify.close()
 
@@ -300,16 +316,27 @@ def idle_state(world: World) -> tuple[bool, str]:
 def status_json(world: World, config_path: Path) -> dict:
     """`mdbackup status --json`, run as a user would."""
     env = test_env(world.home, {"MDBACKUP_CONFIG": str(config_path)})
-    proc = subprocess.run([sys.executable, "-m", "mdbackup", "status", "--json"], cwd=world.repo,
-                          capture_output=True, text=True, env=env, timeout=60,
-                          stdin=subprocess.DEVNULL)
+    proc = subprocess.run(
+        [sys.executable, "-m", "mdbackup", "status", "--json"],
+        cwd=world.repo,
+        capture_output=True,
+        text=True,
+        env=env,
+        timeout=60,
+        stdin=subprocess.DEVNULL,
+    )
     if proc.returncode not in (0, 1):
         raise AssertionError(f"status --json exited {proc.returncode}: {proc.stderr}")
     return json.loads(proc.stdout)
 
 
-def wait_idle(world: World, *, timeout: float = 30.0, config_path: Path | None = None,
-              alive: Callable[[], bool] | None = None) -> str | None:
+def wait_idle(
+    world: World,
+    *,
+    timeout: float = 30.0,
+    config_path: Path | None = None,
+    alive: Callable[[], bool] | None = None,
+) -> str | None:
     """Poll (bounded) until the daemon is idle. Returns None when idle, else why not.
 
     With `config_path`, idleness is confirmed by `mdbackup status --json` as well
@@ -355,9 +382,17 @@ class Checker:
     def check(self) -> list[str]:
         """Every violated invariant, one line each (empty: all hold)."""
         problems: list[str] = []
-        for check in (self.branch_checked_out, self.store_equals_head, self.git_status_clean,
-                      self.no_empty_commits, self.user_changes_kept, self.no_locks_left,
-                      self.database_agrees, self.remote_follows, self.objects_sound):
+        for check in (
+            self.branch_checked_out,
+            self.store_equals_head,
+            self.git_status_clean,
+            self.no_empty_commits,
+            self.user_changes_kept,
+            self.no_locks_left,
+            self.database_agrees,
+            self.remote_follows,
+            self.objects_sound,
+        ):
             try:
                 problems.extend(check())
             except AssertionError as exc:  # a git command failed: that is a finding too
@@ -389,8 +424,9 @@ class Checker:
 
     def git_status_clean(self) -> list[str]:
         """`git status` shows no store path as changed, staged or untracked."""
-        out = git_text(self.world.repo, "status", "--porcelain=v1", "-z",
-                       "--untracked-files=all", "--", STORE)
+        out = git_text(
+            self.world.repo, "status", "--porcelain=v1", "-z", "--untracked-files=all", "--", STORE
+        )
         problems = []
         entries = out.split("\0")
         i = 0
@@ -414,8 +450,11 @@ class Checker:
             commit, tree, *ps = line.split()
             trees[commit] = tree
             parents[commit] = ps
-        return [f"empty commit {c[:12]}: its tree is its parent's"
-                for c, ps in parents.items() if len(ps) == 1 and trees.get(ps[0]) == trees[c]]
+        return [
+            f"empty commit {c[:12]}: its tree is its parent's"
+            for c, ps in parents.items()
+            if len(ps) == 1 and trees.get(ps[0]) == trees[c]
+        ]
 
     def user_changes_kept(self) -> list[str]:
         """The user's staged file is still staged, unchanged and not committed; nothing
@@ -459,8 +498,9 @@ class Checker:
             elif status == "success":
                 now = _file_entry(str(self.world.repo / path))
                 if now != head.get(path):
-                    problems.append(f"db: {path} is success but HEAD has {head.get(path)}, "
-                                    f"working tree {now}")
+                    problems.append(
+                        f"db: {path} is success but HEAD has {head.get(path)}, working tree {now}"
+                    )
         push = self.world.db_push()
         if self.world.remote is not None and (push is None or push[0] != "success"):
             problems.append(f"db: push state {push} when idle")
@@ -477,11 +517,11 @@ class Checker:
         if remote is not None:
             if self.remote_seen and self.remote_seen[-1] != remote:
                 previous = self.remote_seen[-1]
-                ancestor = run_git(self.world.remote, "merge-base", "--is-ancestor", previous,
-                                   remote, check=False).returncode
+                ancestor = run_git(
+                    self.world.remote, "merge-base", "--is-ancestor", previous, remote, check=False
+                ).returncode
                 if ancestor != 0:
-                    problems.append(f"remote rewound: {previous[:12]} is not an ancestor of "
-                                    f"{remote[:12]}")
+                    problems.append(f"remote rewound: {previous[:12]} is not an ancestor of {remote[:12]}")
             if not self.remote_seen or self.remote_seen[-1] != remote:
                 self.remote_seen.append(remote)
         return problems

@@ -331,7 +331,7 @@ def ssh_agent(*keys: Path, passphrase: str = "") -> Iterator[str]:
         env = {"PATH": os.environ.get("PATH", "/usr/bin:/bin"), "SSH_AUTH_SOCK": str(sock)}
         if passphrase:
             askpass = sockdir / "askpass"
-            askpass.write_text("#!/bin/sh\ncat \"$(dirname \"$0\")/pp\"\n")
+            askpass.write_text('#!/bin/sh\ncat "$(dirname "$0")/pp"\n')
             askpass.chmod(0o700)
             pp = sockdir / "pp"
             pp.write_text(passphrase + "\n")
@@ -364,7 +364,7 @@ class _GitHTTPHandler(http.server.BaseHTTPRequestHandler):
     timeout = 15  # socket timeout: a stuck client cannot pin a handler thread forever
     server: _GitHTTPServer
 
-    def log_message(self, format: str, *args) -> None:  # noqa: A002 - stdlib signature
+    def log_message(self, format: str, *args) -> None:
         self.server.log.append(format % args)
 
     # -- request body (Content-Length or chunked) --
@@ -419,8 +419,11 @@ class _GitHTTPHandler(http.server.BaseHTTPRequestHandler):
         user = self._authorized()
         if user is None:
             self.server.auth_failures += 1
-            self._send(401, b"authentication required\n",
-                       {"WWW-Authenticate": 'Basic realm="git"', "Content-Type": "text/plain"})
+            self._send(
+                401,
+                b"authentication required\n",
+                {"WWW-Authenticate": 'Basic realm="git"', "Content-Type": "text/plain"},
+            )
             return
         path, _, query = self.path.partition("?")
         env = {
@@ -443,9 +446,7 @@ class _GitHTTPHandler(http.server.BaseHTTPRequestHandler):
         for name in ("Content-Encoding", "Git-Protocol"):
             if self.headers.get(name):
                 env["HTTP_" + name.upper().replace("-", "_")] = self.headers[name]
-        proc = subprocess.run(
-            ["git", "http-backend"], input=body, env=env, capture_output=True, timeout=60
-        )
+        proc = subprocess.run(["git", "http-backend"], input=body, env=env, capture_output=True, timeout=60)
         head, sep, out = proc.stdout.partition(b"\r\n\r\n")
         if not sep:
             head, sep, out = proc.stdout.partition(b"\n\n")
@@ -461,10 +462,10 @@ class _GitHTTPHandler(http.server.BaseHTTPRequestHandler):
                 headers[name.strip()] = value.strip()
         self._send(code, out, headers)
 
-    def do_GET(self) -> None:  # noqa: N802 - stdlib naming
+    def do_GET(self) -> None:
         self._handle()
 
-    def do_POST(self) -> None:  # noqa: N802
+    def do_POST(self) -> None:
         self._handle()
 
 
@@ -511,8 +512,14 @@ class HTTPServer:
 @pytest.fixture
 def http_server(tmp_path_factory) -> Iterator[HTTPServer]:
     """A real smart-HTTP git server (`git http-backend` behind HTTP Basic auth) on 127.0.0.1."""
-    if subprocess.run(["git", "http-backend"], capture_output=True,
-                      env={"PATH": os.environ.get("PATH", ""), "REQUEST_METHOD": "GET"}).returncode == 127:
+    if (
+        subprocess.run(
+            ["git", "http-backend"],
+            capture_output=True,
+            env={"PATH": os.environ.get("PATH", ""), "REQUEST_METHOD": "GET"},
+        ).returncode
+        == 127
+    ):
         pytest.skip("git http-backend not available")
     root = tmp_path_factory.mktemp("http")
     bare = init_bare(root / "remote.git")
@@ -520,8 +527,9 @@ def http_server(tmp_path_factory) -> Iterator[HTTPServer]:
     token = "tok-" + secrets.token_hex(16)
     server = _GitHTTPServer(("127.0.0.1", 0), root, username, token)
     port = server.server_address[1]
-    thread = threading.Thread(target=server.serve_forever, kwargs={"poll_interval": 0.05},
-                              name=f"git-http-{port}", daemon=False)
+    thread = threading.Thread(
+        target=server.serve_forever, kwargs={"poll_interval": 0.05}, name=f"git-http-{port}", daemon=False
+    )
     thread.start()
     try:
         wait_for(lambda: port_accepts(port), timeout=START_TIMEOUT, what="http server")

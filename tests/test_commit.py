@@ -11,7 +11,7 @@ from pathlib import Path
 import pygit2
 import pytest
 
-from mdbackup.git.commit import Committer, CommitRefused, GitBusy
+from mdbackup.git.commit import CommitRefused, Committer, GitBusy
 from mdbackup.git.repo import open_repository
 from tests.helpers import commit_count, git, head_files, init_repo
 
@@ -21,7 +21,10 @@ SIG = pygit2.Signature("mdbackup test", "t@example.com")
 def commit(repo_path: Path, paths, *, max_file_size: int = 10_000_000, message="backup"):
     committer = Committer(open_repository(repo_path))
     return committer.commit_paths(
-        list(paths), message=lambda changes: message, author=SIG, committer=SIG,
+        list(paths),
+        message=lambda changes: message,
+        author=SIG,
+        committer=SIG,
         max_file_size=max_file_size,
     )
 
@@ -78,8 +81,13 @@ def test_deleting_the_last_file_of_a_folder_removes_the_folder(repo: Path) -> No
 
 
 def test_new_subfolders_and_odd_names(repo: Path) -> None:
-    names = ["notes/new/sub/dir/a.md", "notes/with space.md", "notes/-leading.md",
-             "notes/ünïcödé ✓.md", "notes/quote\"s.md"]
+    names = [
+        "notes/new/sub/dir/a.md",
+        "notes/with space.md",
+        "notes/-leading.md",
+        "notes/ünïcödé ✓.md",
+        'notes/quote"s.md',
+    ]
     for name in names:
         write(repo, name, name + "\n")
     commit(repo, names)
@@ -146,8 +154,11 @@ def test_symlink_committed_as_link_and_target_never_read(repo: Path, tmp_path: P
     line = git(repo, "ls-tree", "HEAD", "notes/link.md")
     assert line.startswith("120000 blob")
     assert git(repo, "cat-file", "-p", "HEAD:notes/link.md") == str(secret)
-    objects = subprocess.run(["git", "-C", str(repo), "cat-file", "--batch-all-objects",
-                              "--batch"], capture_output=True, check=True).stdout
+    objects = subprocess.run(
+        ["git", "-C", str(repo), "cat-file", "--batch-all-objects", "--batch"],
+        capture_output=True,
+        check=True,
+    ).stdout
     assert b"TOP-SECRET-CONTENT" not in objects
 
 
@@ -183,8 +194,11 @@ def test_gitignored_untracked_file_is_skipped_but_tracked_one_stays_tracked(repo
 def test_git_environment_variables_are_ignored(repo: Path, tmp_path: Path) -> None:
     decoy = init_repo(tmp_path / "decoy")
     write(repo, "a.md", "real\n")
-    env = {"GIT_DIR": str(decoy / ".git"), "GIT_WORK_TREE": str(decoy),
-           "GIT_INDEX_FILE": str(tmp_path / "decoy-index")}
+    env = {
+        "GIT_DIR": str(decoy / ".git"),
+        "GIT_WORK_TREE": str(decoy),
+        "GIT_INDEX_FILE": str(tmp_path / "decoy-index"),
+    }
     code = (
         "import pygit2, pathlib;"
         "from mdbackup.git.commit import Committer;"
@@ -193,8 +207,9 @@ def test_git_environment_variables_are_ignored(repo: Path, tmp_path: Path) -> No
         f"Committer(open_repository(pathlib.Path({str(repo)!r}))).commit_paths(['a.md'],"
         "message=lambda c:'m',author=s,committer=s,max_file_size=10**6)"
     )
-    subprocess.run([sys.executable, "-c", code], check=True, env={**os.environ, **env},
-                   cwd=Path(__file__).parent.parent)
+    subprocess.run(
+        [sys.executable, "-c", code], check=True, env={**os.environ, **env}, cwd=Path(__file__).parent.parent
+    )
     assert head_files(repo)["a.md"] == "real\n"
     assert commit_count(decoy) == 1
     assert not (tmp_path / "decoy-index").exists()
@@ -204,14 +219,12 @@ def test_branch_moved_by_someone_else_is_not_rolled_back(repo: Path) -> None:
     """The compare-and-swap path: a commit made by the user between passes stays."""
     committer = Committer(open_repository(repo))
     write(repo, "a.md", "1\n")
-    committer.commit_paths(["a.md"], message=lambda c: "m", author=SIG, committer=SIG,
-                           max_file_size=10**6)
+    committer.commit_paths(["a.md"], message=lambda c: "m", author=SIG, committer=SIG, max_file_size=10**6)
     write(repo, "user.txt", "user\n")
     git(repo, "add", "user.txt")
     git(repo, "commit", "-qm", "user commit")
     write(repo, "a.md", "2\n")
-    committer.commit_paths(["a.md"], message=lambda c: "m", author=SIG, committer=SIG,
-                           max_file_size=10**6)
+    committer.commit_paths(["a.md"], message=lambda c: "m", author=SIG, committer=SIG, max_file_size=10**6)
     files = head_files(repo)
     assert files["user.txt"] == "user\n" and files["a.md"] == "2\n"
     assert git(repo, "log", "--format=%s", "-3").split("\n")[:3] == ["m", "user commit", "m"]

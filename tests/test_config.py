@@ -7,7 +7,7 @@ import math
 import subprocess
 import tomllib
 from dataclasses import fields
-from datetime import date, datetime, timezone
+from datetime import UTC, date, datetime
 from pathlib import Path
 from typing import Any
 
@@ -116,12 +116,18 @@ def test_defaults_without_a_file(repo: Path) -> None:
     assert config.store == StoreConfig(
         repo=repo, path=".", include=("**/*.md",), exclude=(), max_file_size=10485760
     )
-    assert config.watch == WatchConfig(debounce=2.0, max_delay=30.0, poll_interval=0.0, rescan_interval=3600.0)
+    assert config.watch == WatchConfig(
+        debounce=2.0, max_delay=30.0, poll_interval=0.0, rescan_interval=3600.0
+    )
     assert config.commit == CommitConfig(
         enabled=True, message="backup: {summary}", author_name="", author_email=""
     )
-    assert config.push == PushConfig(enabled=False, remote="origin", branch="", retry_min=5.0, retry_max=900.0)
-    assert config.auth == AuthConfig(ssh_key="", ssh_passphrase_env="", username="", token_env="MDBACKUP_TOKEN")
+    assert config.push == PushConfig(
+        enabled=False, remote="origin", branch="", retry_min=5.0, retry_max=900.0
+    )
+    assert config.auth == AuthConfig(
+        ssh_key="", ssh_passphrase_env="", username="", token_env="MDBACKUP_TOKEN"
+    )
     assert config.state == StateConfig(db="")
     assert config.log == LogConfig(level="info", format="auto")
     assert config.repo == repo and config.repo.is_absolute()
@@ -212,33 +218,72 @@ WATCH_KEYS = "debounce, max_delay, poll_interval, rescan_interval"
     [
         # unknown sections and keys
         ("[extra]\na = 1\n", "extra", f"unknown section (known: {KNOWN_SECTIONS})"),
-        ("[wach]\ndebounce = 1\n", "wach", f"unknown section; did you mean 'watch'? (known: {KNOWN_SECTIONS})"),
+        (
+            "[wach]\ndebounce = 1\n",
+            "wach",
+            f"unknown section; did you mean 'watch'? (known: {KNOWN_SECTIONS})",
+        ),
         ("debounce = 1\n", "debounce", f"unknown section (known: {KNOWN_SECTIONS})"),
-        ("[watch]\ndebouce = 1\n", "watch.debouce", f"unknown key; did you mean 'debounce'? (known: {WATCH_KEYS})"),
+        (
+            "[watch]\ndebouce = 1\n",
+            "watch.debouce",
+            f"unknown key; did you mean 'debounce'? (known: {WATCH_KEYS})",
+        ),
         ("[watch.sub]\na = 1\n", "watch.sub", f"unknown key (known: {WATCH_KEYS})"),
         ("[state]\nzzz = 1\n", "state.zzz", "unknown key (known: db)"),
         # a section that is not a table
         ("store = 3\n", "store", "expected a table, got integer 3"),
-        ("[[log]]\nlevel = \"info\"\n", "log", 'expected a table, got array [{"level": "info"}]'),
+        ('[[log]]\nlevel = "info"\n', "log", 'expected a table, got array [{"level": "info"}]'),
         # durations (float keys)
         ('[watch]\ndebounce = "2s"\n', "watch.debounce", 'expected a number of seconds, got string "2s"'),
         ("[watch]\ndebounce = true\n", "watch.debounce", "expected a number of seconds, got boolean true"),
         ("[watch]\nmax_delay = [1]\n", "watch.max_delay", "expected a number of seconds, got array [1]"),
-        ("[watch]\npoll_interval = {a = 1}\n", "watch.poll_interval", "expected a number of seconds, got table"),
-        ("[push]\nretry_min = 1979-05-27T07:32:00Z\n", "push.retry_min",
-         "expected a number of seconds, got datetime 1979-05-27T07:32:00+00:00"),
-        ("[push]\nretry_max = 1979-05-27\n", "push.retry_max", "expected a number of seconds, got date 1979-05-27"),
-        ("[watch]\nrescan_interval = nan\n", "watch.rescan_interval",
-         "expected a finite number of seconds, got float nan"),
-        ("[watch]\nmax_delay = inf\n", "watch.max_delay", "expected a finite number of seconds, got float inf"),
+        (
+            "[watch]\npoll_interval = {a = 1}\n",
+            "watch.poll_interval",
+            "expected a number of seconds, got table",
+        ),
+        (
+            "[push]\nretry_min = 1979-05-27T07:32:00Z\n",
+            "push.retry_min",
+            "expected a number of seconds, got datetime 1979-05-27T07:32:00+00:00",
+        ),
+        (
+            "[push]\nretry_max = 1979-05-27\n",
+            "push.retry_max",
+            "expected a number of seconds, got date 1979-05-27",
+        ),
+        (
+            "[watch]\nrescan_interval = nan\n",
+            "watch.rescan_interval",
+            "expected a finite number of seconds, got float nan",
+        ),
+        (
+            "[watch]\nmax_delay = inf\n",
+            "watch.max_delay",
+            "expected a finite number of seconds, got float inf",
+        ),
         # integers: bool is not an int, floats are rejected
-        ("[store]\nmax_file_size = true\n", "store.max_file_size",
-         "expected an integer number of bytes, got boolean true"),
-        ("[store]\nmax_file_size = 1.5\n", "store.max_file_size", "expected an integer number of bytes, got float 1.5"),
-        ("[store]\nmax_file_size = 1024.0\n", "store.max_file_size",
-         "expected an integer number of bytes, got float 1024.0"),
-        ('[store]\nmax_file_size = "10MB"\n', "store.max_file_size",
-         'expected an integer number of bytes, got string "10MB"'),
+        (
+            "[store]\nmax_file_size = true\n",
+            "store.max_file_size",
+            "expected an integer number of bytes, got boolean true",
+        ),
+        (
+            "[store]\nmax_file_size = 1.5\n",
+            "store.max_file_size",
+            "expected an integer number of bytes, got float 1.5",
+        ),
+        (
+            "[store]\nmax_file_size = 1024.0\n",
+            "store.max_file_size",
+            "expected an integer number of bytes, got float 1024.0",
+        ),
+        (
+            '[store]\nmax_file_size = "10MB"\n',
+            "store.max_file_size",
+            'expected an integer number of bytes, got string "10MB"',
+        ),
         # booleans
         ("[commit]\nenabled = 1\n", "commit.enabled", "expected true or false, got integer 1"),
         ('[push]\nenabled = "yes"\n', "push.enabled", 'expected true or false, got string "yes"'),
@@ -251,13 +296,27 @@ WATCH_KEYS = "debounce, max_delay, poll_interval, rescan_interval"
         ("[store]\npath = true\n", "store.path", "expected a string, got boolean true"),
         # lists of strings
         ('[store]\ninclude = "*.md"\n', "store.include", 'expected a list of strings, got string "*.md"'),
-        ('[store]\ninclude = ["a.md", 3]\n', "store.include", "expected a list of strings, got integer 3 at index 1"),
-        ('[store]\nexclude = [""]\n', "store.exclude",
-         "expected a list of non-empty strings, got an empty string at index 0"),
-        ("[store]\nexclude = [[\"a\"]]\n", "store.exclude", 'expected a list of strings, got array ["a"] at index 0'),
+        (
+            '[store]\ninclude = ["a.md", 3]\n',
+            "store.include",
+            "expected a list of strings, got integer 3 at index 1",
+        ),
+        (
+            '[store]\nexclude = [""]\n',
+            "store.exclude",
+            "expected a list of non-empty strings, got an empty string at index 0",
+        ),
+        (
+            '[store]\nexclude = [["a"]]\n',
+            "store.exclude",
+            'expected a list of strings, got array ["a"] at index 0',
+        ),
         # choices
-        ('[log]\nlevel = "verbose"\n', "log.level",
-         'expected one of debug, info, warning, error, got string "verbose"'),
+        (
+            '[log]\nlevel = "verbose"\n',
+            "log.level",
+            'expected one of debug, info, warning, error, got string "verbose"',
+        ),
         ("[log]\nlevel = 10\n", "log.level", "expected one of debug, info, warning, error, got integer 10"),
         ('[log]\nformat = "xml"\n', "log.format", 'expected one of auto, console, json, got string "xml"'),
         # ranges
@@ -267,19 +326,29 @@ WATCH_KEYS = "debounce, max_delay, poll_interval, rescan_interval"
         ("[watch]\ndebounce = 40\n", "watch.max_delay", "must be >= watch.debounce (40), got 30"),
         ("[watch]\npoll_interval = -0.5\n", "watch.poll_interval", "must be >= 0, got -0.5"),
         ("[watch]\nrescan_interval = -1\n", "watch.rescan_interval", "must be >= 0, got -1"),
-        ("[watch]\nrescan_interval = 1e12\n", "watch.rescan_interval", "must be <= 31536000, got 1000000000000"),
+        (
+            "[watch]\nrescan_interval = 1e12\n",
+            "watch.rescan_interval",
+            "must be <= 31536000, got 1000000000000",
+        ),
         ("[store]\nmax_file_size = 0\n", "store.max_file_size", "must be > 0, got 0"),
         ("[store]\nmax_file_size = -5\n", "store.max_file_size", "must be > 0, got -5"),
         ("[push]\nretry_min = 0\n", "push.retry_min", "must be > 0, got 0"),
         ("[push]\nretry_max = 1\n", "push.retry_max", "must be >= push.retry_min (5), got 1"),
         ('[push]\nremote = ""\n', "push.remote", "must not be empty"),
         # commit message templates
-        ('[commit]\nmessage = "backup: {summry}"\n', "commit.message",
-         "unknown placeholder {summry} (known: {added}, {count}, {deleted}, {files}, {hostname}, "
-         "{modified}, {summary}, {timestamp})"),
+        (
+            '[commit]\nmessage = "backup: {summry}"\n',
+            "commit.message",
+            "unknown placeholder {summry} (known: {added}, {count}, {deleted}, {files}, {hostname}, "
+            "{modified}, {summary}, {timestamp})",
+        ),
         ('[commit]\nmessage = "{count:>3}"\n', "commit.message", "format spec not allowed in {count:>3}"),
-        ('[commit]\nmessage = "backup {"\n', "commit.message",
-         "malformed braces (Single '{' encountered in format string); write {{ and }} for literal braces"),
+        (
+            '[commit]\nmessage = "backup {"\n',
+            "commit.message",
+            "malformed braces (Single '{' encountered in format string); write {{ and }} for literal braces",
+        ),
         ('[commit]\nmessage = " "\n', "commit.message", "must not be empty"),
     ],
 )
@@ -440,7 +509,9 @@ def test_store_symlink_out_of_the_repo(repo: Path, outside: Path) -> None:
     assert problems_of(path, cwd=repo) == [f"{path}: at 'store.path': link: outside the repository {repo}"]
 
 
-def test_state_db_and_ssh_key_are_absolute(repo: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+def test_state_db_and_ssh_key_are_absolute(
+    repo: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
     monkeypatch.setenv("HOME", str(tmp_path / "home"))
     config = load_text('[state]\ndb = "state/x.db"\n[auth]\nssh_key = "~/.ssh/key"\n', repo=repo)
     assert config.state.db == str(repo / "state" / "x.db")
@@ -454,7 +525,9 @@ def test_state_db_relative_to_cwd_without_a_file(repo: Path) -> None:
 
 def test_state_db_is_a_folder(repo: Path) -> None:
     path = write(repo, '[state]\ndb = "notes"\n')
-    assert problems_of(path, cwd=repo) == [f"{path}: at 'state.db': {repo / 'notes'}: is a folder, expected a file"]
+    assert problems_of(path, cwd=repo) == [
+        f"{path}: at 'state.db': {repo / 'notes'}: is a folder, expected a file"
+    ]
 
 
 # --------------------------------------------------------------------------- overrides
@@ -568,7 +641,10 @@ def test_lookup_env_second(tmp_path: Path) -> None:
 def test_lookup_xdg_third(tmp_path: Path) -> None:
     (tmp_path / "mdbackup").mkdir()
     xdg = write(tmp_path / "mdbackup", "")
-    for environ in ({"XDG_CONFIG_HOME": str(tmp_path)}, {"XDG_CONFIG_HOME": str(tmp_path), "MDBACKUP_CONFIG": ""}):
+    for environ in (
+        {"XDG_CONFIG_HOME": str(tmp_path)},
+        {"XDG_CONFIG_HOME": str(tmp_path), "MDBACKUP_CONFIG": ""},
+    ):
         assert find_config_file(explicit=None, environ=environ) == xdg
 
 
@@ -604,7 +680,10 @@ def test_lookup_a_folder_is_an_error(tmp_path: Path) -> None:
 def test_lookup_expands_tilde_with_the_given_home(tmp_path: Path) -> None:
     config = write(tmp_path, "", "c.toml")
     assert find_config_file(explicit=Path("~/c.toml"), environ={"HOME": str(tmp_path)}) == config
-    assert find_config_file(explicit=None, environ={"HOME": str(tmp_path), "MDBACKUP_CONFIG": "~/c.toml"}) == config
+    assert (
+        find_config_file(explicit=None, environ={"HOME": str(tmp_path), "MDBACKUP_CONFIG": "~/c.toml"})
+        == config
+    )
 
 
 # --------------------------------------------------------------------------- mutations of the example
@@ -612,22 +691,45 @@ def test_lookup_expands_tilde_with_the_given_home(tmp_path: Path) -> None:
 # What each key accepts, by TOML type (the contract's types).
 SECONDS = (int, float)
 KEY_TYPES: dict[str, tuple[type, ...]] = {
-    "store.repo": (str,), "store.path": (str,), "store.include": (list,), "store.exclude": (list,),
+    "store.repo": (str,),
+    "store.path": (str,),
+    "store.include": (list,),
+    "store.exclude": (list,),
     "store.max_file_size": (int,),
-    "watch.debounce": SECONDS, "watch.max_delay": SECONDS, "watch.poll_interval": SECONDS,
+    "watch.debounce": SECONDS,
+    "watch.max_delay": SECONDS,
+    "watch.poll_interval": SECONDS,
     "watch.rescan_interval": SECONDS,
-    "commit.enabled": (bool,), "commit.message": (str,), "commit.author_name": (str,),
+    "commit.enabled": (bool,),
+    "commit.message": (str,),
+    "commit.author_name": (str,),
     "commit.author_email": (str,),
-    "push.enabled": (bool,), "push.remote": (str,), "push.branch": (str,), "push.retry_min": SECONDS,
+    "push.enabled": (bool,),
+    "push.remote": (str,),
+    "push.branch": (str,),
+    "push.retry_min": SECONDS,
     "push.retry_max": SECONDS,
-    "auth.ssh_key": (str,), "auth.ssh_passphrase_env": (str,), "auth.username": (str,), "auth.token_env": (str,),
+    "auth.ssh_key": (str,),
+    "auth.ssh_passphrase_env": (str,),
+    "auth.username": (str,),
+    "auth.token_env": (str,),
     "state.db": (str,),
-    "log.level": (str,), "log.format": (str,),
+    "log.level": (str,),
+    "log.format": (str,),
 }
 
 OTHER_VALUES: tuple[Any, ...] = (
-    "text", 7, 2.5, True, False, ["a.md"], [1, 2], [], {"k": 1},
-    datetime(1979, 5, 27, 7, 32, tzinfo=timezone.utc), date(1979, 5, 27),
+    "text",
+    7,
+    2.5,
+    True,
+    False,
+    ["a.md"],
+    [1, 2],
+    [],
+    {"k": 1},
+    datetime(1979, 5, 27, 7, 32, tzinfo=UTC),
+    date(1979, 5, 27),
 )
 
 
@@ -687,7 +789,9 @@ toml_scalars = st.one_of(
     st.booleans(),
     st.dates(),
 )
-toml_values = st.one_of(toml_scalars, st.lists(toml_scalars, max_size=3), st.lists(st.text(max_size=20), max_size=3))
+toml_values = st.one_of(
+    toml_scalars, st.lists(toml_scalars, max_size=3), st.lists(st.text(max_size=20), max_size=3)
+)
 
 
 @settings(max_examples=300, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
@@ -701,5 +805,7 @@ def test_any_value_loads_or_names_its_key(mutation_repo: Path, key: str, value: 
         load_config(path, cwd=mutation_repo)
     except ConfigError as exc:
         for problem in exc.problems:
-            assert problem.startswith((f"{path}: at '{key}': ", f"{path}: at '{RELATED.get(key)}': ")), problem
+            assert problem.startswith((f"{path}: at '{key}': ", f"{path}: at '{RELATED.get(key)}': ")), (
+                problem
+            )
             assert "\n" not in problem

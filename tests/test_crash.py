@@ -65,8 +65,9 @@ def baseline(world: World) -> str:
     write(world, BASELINE)
     config = make_daemon(world)  # writes the config file; never started
     try:
-        result = mdbackup("--once", cwd=world.repo, home=world.home,
-                          env={"MDBACKUP_CONFIG": str(config.config_path)})
+        result = mdbackup(
+            "--once", cwd=world.repo, home=world.home, env={"MDBACKUP_CONFIG": str(config.config_path)}
+        )
     finally:
         config.notify.close()
     assert result.code == 0, result.err
@@ -103,31 +104,47 @@ def crash_evidence(world: World, step: str, base: str) -> list[str]:
     moved = head != base
     if step == "recorded":
         expect += [(not moved, "HEAD unmoved"), ("pending" in statuses, "a path pending")]
-    elif step == "queued":
-        expect += [(not moved, "HEAD unmoved"), ("queued" in statuses, "a path queued"),
-                   (not index_differs_in_store(world), "index untouched")]
-    elif step in ("blobs_written", "tree_written"):
-        expect += [(not moved, "HEAD unmoved"), ("queued" in statuses, "a path queued"),
-                   (not index_differs_in_store(world), "index untouched")]
+    elif step == "queued" or step in ("blobs_written", "tree_written"):
+        expect += [
+            (not moved, "HEAD unmoved"),
+            ("queued" in statuses, "a path queued"),
+            (not index_differs_in_store(world), "index untouched"),
+        ]
     elif step in ("index_written", "commit_written"):
-        expect += [(not moved, "HEAD unmoved"), ("queued" in statuses, "a path queued"),
-                   (index_differs_in_store(world), "index written ahead of HEAD")]
+        expect += [
+            (not moved, "HEAD unmoved"),
+            ("queued" in statuses, "a path queued"),
+            (index_differs_in_store(world), "index written ahead of HEAD"),
+        ]
     elif step == "ref_moved":
-        expect += [(moved, "HEAD moved"), ("queued" in statuses, "paths still queued"),
-                   (remote == base, "remote not pushed")]
+        expect += [
+            (moved, "HEAD moved"),
+            ("queued" in statuses, "paths still queued"),
+            (remote == base, "remote not pushed"),
+        ]
     elif step == "db_marked":
-        expect += [(moved, "HEAD moved"), ("queued" not in statuses, "batch finished in db"),
-                   (remote == base, "remote not pushed"),
-                   (push is not None and push[0] == "pending", "push pending in db")]
+        expect += [
+            (moved, "HEAD moved"),
+            ("queued" not in statuses, "batch finished in db"),
+            (remote == base, "remote not pushed"),
+            (push is not None and push[0] == "pending", "push pending in db"),
+        ]
     elif step == "push_started":
         expect += [(moved, "HEAD moved"), (remote == base, "remote not pushed yet")]
     elif step == "push_done":
-        expect += [(moved, "HEAD moved"), (remote == head, "remote has the commit"),
-                   (push is not None and push[0] != "success", "push success not recorded")]
+        expect += [
+            (moved, "HEAD moved"),
+            (remote == head, "remote has the commit"),
+            (push is not None and push[0] != "success", "push success not recorded"),
+        ]
     else:
         raise AssertionError(f"no evidence known for new step {step!r}: add it here")
-    return [f"after dying at {step}: expected {what} (head {head}, base {base}, remote "
-            f"{remote}, db {statuses}, push {push})" for ok, what in expect if not ok]
+    return [
+        f"after dying at {step}: expected {what} (head {head}, base {base}, remote "
+        f"{remote}, db {statuses}, push {push})"
+        for ok, what in expect
+        if not ok
+    ]
 
 
 def recover_and_check(world: World, checker: Checker, *, expect: dict[str, str]) -> None:
@@ -135,12 +152,12 @@ def recover_and_check(world: World, checker: Checker, *, expect: dict[str, str])
     daemon = make_daemon(world).start(wait_ready=False)
     try:
         assert ready_or_dead(daemon), f"restarted daemon died:\n{daemon.log()}"
-        not_idle = wait_idle(world, timeout=30, config_path=daemon.config_path,
-                             alive=lambda: daemon.proc.poll() is None)
+        not_idle = wait_idle(
+            world, timeout=30, config_path=daemon.config_path, alive=lambda: daemon.proc.poll() is None
+        )
         problems = ([not_idle] if not_idle else []) + checker.check()
         assert not problems, "\n".join(problems) + f"\n--- daemon log:\n{daemon.log()}"
-        files = {p.removeprefix(STORE + "/"): text
-                 for p, text in _head_texts(world).items()}
+        files = {p.removeprefix(STORE + "/"): text for p, text in _head_texts(world).items()}
         assert files == expect
         assert daemon.stop() == 0
         assert checker.check() == []
@@ -225,14 +242,12 @@ def _undo_delete(root: Path) -> None:
     (root / "b.md").write_text(BASELINE["b.md"])
 
 
-UNDONE = {"edit": (_edit, _undo_edit), "addition": (_add, _undo_add),
-          "deletion": (_delete, _undo_delete)}
+UNDONE = {"edit": (_edit, _undo_edit), "addition": (_add, _undo_add), "deletion": (_delete, _undo_delete)}
 
 
 @pytest.mark.parametrize("undone", list(UNDONE))
 @pytest.mark.parametrize("step", ["index_written", "commit_written"])
-def test_kill_after_index_written_then_change_undone_while_down(world: World, step: str,
-                                                                 undone: str) -> None:
+def test_kill_after_index_written_then_change_undone_while_down(world: World, step: str, undone: str) -> None:
     baseline(world)
     checker = Checker(world)
     change, undo = UNDONE[undone]
@@ -268,14 +283,22 @@ def _allow_empty_commit(world: World) -> None:
 
 def _tree_with(world: World, path: str, content: bytes) -> str:
     """HEAD's tree with `path` set to `content`, built in a scratch index."""
-    blob = subprocess.run(["git", "-C", str(world.repo), "hash-object", "-w", "--stdin"],
-                          input=content, capture_output=True, check=True).stdout.decode().strip()
+    blob = (
+        subprocess.run(
+            ["git", "-C", str(world.repo), "hash-object", "-w", "--stdin"],
+            input=content,
+            capture_output=True,
+            check=True,
+        )
+        .stdout.decode()
+        .strip()
+    )
     env = {**os.environ, "GIT_INDEX_FILE": str(world.root / "scratch-index")}
-    for args in (["read-tree", "HEAD"],
-                 ["update-index", "--add", "--cacheinfo", f"100644,{blob},{path}"]):
+    for args in (["read-tree", "HEAD"], ["update-index", "--add", "--cacheinfo", f"100644,{blob},{path}"]):
         subprocess.run(["git", "-C", str(world.repo), *args], check=True, env=env)
-    return subprocess.run(["git", "-C", str(world.repo), "write-tree"], check=True, env=env,
-                          capture_output=True, text=True).stdout.strip()
+    return subprocess.run(
+        ["git", "-C", str(world.repo), "write-tree"], check=True, env=env, capture_output=True, text=True
+    ).stdout.strip()
 
 
 def _temp_file_committed(world: World) -> None:
@@ -317,8 +340,12 @@ def _db_success_but_differs(world: World) -> None:
 
 def _remote_rewound(world: World) -> None:
     assert world.remote is not None
-    run_git(world.remote, "update-ref", f"refs/heads/{BRANCH}",
-            git_text(world.remote, "rev-parse", f"{BRANCH}~1").strip())
+    run_git(
+        world.remote,
+        "update-ref",
+        f"refs/heads/{BRANCH}",
+        git_text(world.remote, "rev-parse", f"{BRANCH}~1").strip(),
+    )
 
 
 def _remote_behind(world: World) -> None:
@@ -391,19 +418,27 @@ def test_stale_tracking_ref_lock_from_a_killed_push_does_not_fail_pushes(world: 
     lock = world.git_dir / "refs/remotes/origin/main.lock"
     lock.parent.mkdir(parents=True, exist_ok=True)
     lock.write_bytes(b"")
-    config = world.config().replace("retry_min = 1\nretry_max = 2",
-                                    "retry_min = 600\nretry_max = 600")
+    config = world.config().replace("retry_min = 1\nretry_max = 2", "retry_min = 600\nretry_max = 600")
     daemon = make_daemon(world, config=config).start(wait_ready=False)
     try:
         assert ready_or_dead(daemon)
         (store(world) / "a.md").write_text("pushed despite the stale lock\n")
-        wait_until(lambda: world.remote_head() == world.head()
-                   and "notes/a.md" in world.head_store()
-                   and git_text(world.repo, "show", "HEAD:notes/a.md") == "pushed despite the stale lock\n",
-                   timeout=15, message="the remote has the commit")
-        wait_until(lambda: world.db_push() is not None and world.db_push()[0] != "pending",
-                   timeout=15, message="push outcome recorded")
+        wait_until(
+            lambda: (
+                world.remote_head() == world.head()
+                and "notes/a.md" in world.head_store()
+                and git_text(world.repo, "show", "HEAD:notes/a.md") == "pushed despite the stale lock\n"
+            ),
+            timeout=15,
+            message="the remote has the commit",
+        )
+        wait_until(
+            lambda: world.db_push() is not None and world.db_push()[0] != "pending",
+            timeout=15,
+            message="push outcome recorded",
+        )
         assert world.db_push()[0] == "success", (
-            f"the remote has the commit, yet the push state is {world.db_push()}\n{daemon.log()}")
+            f"the remote has the commit, yet the push state is {world.db_push()}\n{daemon.log()}"
+        )
     finally:
         dispose(daemon)

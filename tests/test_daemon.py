@@ -8,10 +8,8 @@ import threading
 import time
 from pathlib import Path
 
-
 from tests.daemon_harness import FAST
 from tests.helpers import commit_count, git, head_files, head_paths, mdbackup, wait_until
-
 
 
 def committed(repo: Path, path: str, content: str):
@@ -75,26 +73,36 @@ def test_emacs_jetbrains_and_vscode_saves(daemon, repo: Path, store: Path) -> No
         handle.write("vscode\n")
     wait_until(committed(repo, "notes/note.md", "vscode\n"), message="VS Code save")
     names = set(git(repo, "log", "--all", "--name-only", "--format=").split())
-    assert names & {"notes/.#note.md", "notes/note.md~", "notes/note.md___jb_tmp___",
-                    "notes/note.md___jb_old___"} == set()
+    assert (
+        names
+        & {"notes/.#note.md", "notes/note.md~", "notes/note.md___jb_tmp___", "notes/note.md___jb_old___"}
+        == set()
+    )
 
 
-def test_rename_and_folders_moved_in_out_within(daemon, repo: Path, store: Path,
-                                                  tmp_path: Path) -> None:
+def test_rename_and_folders_moved_in_out_within(daemon, repo: Path, store: Path, tmp_path: Path) -> None:
     daemon().start()
     (store / "dir").mkdir()
     (store / "dir/a.md").write_text("a\n")
     (store / "dir/b.md").write_text("b\n")
     wait_until(committed(repo, "notes/dir/b.md", "b\n"))
     (store / "dir/a.md").rename(store / "dir/renamed.md")
-    wait_until(lambda: set(head_files(repo)) >= {"notes/dir/renamed.md"}
-               and "notes/dir/a.md" not in head_files(repo), message="rename")
+    wait_until(
+        lambda: (
+            set(head_files(repo)) >= {"notes/dir/renamed.md"} and "notes/dir/a.md" not in head_files(repo)
+        ),
+        message="rename",
+    )
     (store / "dir").rename(store / "moved")
-    wait_until(lambda: {p for p in head_files(repo) if p.startswith("notes/")}
-               == {"notes/moved/renamed.md", "notes/moved/b.md"}, message="moved within")
+    wait_until(
+        lambda: (
+            {p for p in head_files(repo) if p.startswith("notes/")}
+            == {"notes/moved/renamed.md", "notes/moved/b.md"}
+        ),
+        message="moved within",
+    )
     (store / "moved").rename(tmp_path / "outside")
-    wait_until(lambda: not any(p.startswith("notes/") for p in head_files(repo)),
-               message="moved out")
+    wait_until(lambda: not any(p.startswith("notes/") for p in head_files(repo)), message="moved out")
     incoming = tmp_path / "incoming"
     (incoming / "deep").mkdir(parents=True)
     (incoming / "deep/x.md").write_text("x\n")
@@ -109,8 +117,12 @@ def test_burst_of_2000_files_gives_few_commits(daemon, repo: Path, store: Path) 
         sub = store / f"d{i % 20}"
         sub.mkdir(exist_ok=True)
         (sub / f"f{i}.md").write_text(f"file {i}\n")
-    wait_until(lambda: sum(p.startswith("notes/") for p in head_paths(repo)) == 2000,
-               timeout=60, interval=0.2, message="all 2000 files")
+    wait_until(
+        lambda: sum(p.startswith("notes/") for p in head_paths(repo)) == 2000,
+        timeout=60,
+        interval=0.2,
+        message="all 2000 files",
+    )
     assert head_files(repo)["notes/d7/f1987.md"] == "file 1987\n"
     assert commit_count(repo) - before <= 3
 
@@ -135,8 +147,7 @@ def test_writes_during_commits_are_never_lost(daemon, repo: Path, store: Path) -
     wait_until(lambda: commit_count(repo) >= 4, timeout=30, message="several commits")
     stop.set()
     thread.join()
-    wait_until(committed(repo, "notes/busy.md", last["text"]), timeout=15,
-               message="final content committed")
+    wait_until(committed(repo, "notes/busy.md", last["text"]), timeout=15, message="final content committed")
 
 
 def test_max_delay_commits_edits_that_never_pause(daemon, repo: Path, store: Path) -> None:
@@ -153,8 +164,9 @@ def test_max_delay_commits_edits_that_never_pause(daemon, repo: Path, store: Pat
     thread = threading.Thread(target=writer)
     thread.start()
     try:
-        wait_until(lambda: "notes/stream.md" in head_files(repo), timeout=10,
-                   message="commit before the edits pause")
+        wait_until(
+            lambda: "notes/stream.md" in head_files(repo), timeout=10, message="commit before the edits pause"
+        )
     finally:
         stop.set()
         thread.join()
@@ -164,15 +176,16 @@ def test_sigterm_flushes_pending_changes(daemon, repo: Path, store: Path) -> Non
     d = daemon("[watch]\ndebounce = 600\nmax_delay = 600\n").start()
     (store / "late.md").write_text("written just before stop\n")
     env = {"MDBACKUP_CONFIG": str(d.config_path)}
-    wait_until(lambda: mdbackup("status", "--json", cwd=repo, home=d.home, env=env)
-               .json()["counts"]["pending"] == 1, message="change recorded")
+    wait_until(
+        lambda: mdbackup("status", "--json", cwd=repo, home=d.home, env=env).json()["counts"]["pending"] == 1,
+        message="change recorded",
+    )
     assert d.stop() == 0
     assert head_files(repo)["notes/late.md"] == "written just before stop\n"
     d.notify.wait_for("STOPPING=1", timeout=1)
 
 
-def test_kill_9_then_restart_commits_changes_made_while_down(daemon, repo: Path,
-                                                             store: Path) -> None:
+def test_kill_9_then_restart_commits_changes_made_while_down(daemon, repo: Path, store: Path) -> None:
     d = daemon().start()
     (store / "a.md").write_text("before\n")
     wait_until(committed(repo, "notes/a.md", "before\n"))
@@ -180,9 +193,13 @@ def test_kill_9_then_restart_commits_changes_made_while_down(daemon, repo: Path,
     (store / "a.md").write_text("while down\n")
     (store / "b.md").write_text("new while down\n")
     d2 = daemon().start()
-    wait_until(lambda: head_files(repo).get("notes/a.md") == "while down\n"
-               and head_files(repo).get("notes/b.md") == "new while down\n",
-               message="changes made while down")
+    wait_until(
+        lambda: (
+            head_files(repo).get("notes/a.md") == "while down\n"
+            and head_files(repo).get("notes/b.md") == "new while down\n"
+        ),
+        message="changes made while down",
+    )
     assert d2.stop() == 0
 
 
@@ -208,15 +225,16 @@ def test_notify_protocol(daemon, repo: Path, store: Path) -> None:
     d.notify.wait_for("STOPPING=1", timeout=1)
 
 
-def test_pause_resume_retry_reach_the_running_daemon(daemon, repo: Path, store: Path,
-                                                     home: Path) -> None:
+def test_pause_resume_retry_reach_the_running_daemon(daemon, repo: Path, store: Path, home: Path) -> None:
     d = daemon()
     d.start()
     env = {"MDBACKUP_CONFIG": str(d.config_path)}
     assert mdbackup("pause", cwd=repo, home=home, env=env).code == 0
     (store / "held.md").write_text("held\n")
-    wait_until(lambda: mdbackup("status", "--json", cwd=repo, home=home, env=env)
-               .json()["counts"]["pending"] == 1, message="recorded while paused")
+    wait_until(
+        lambda: mdbackup("status", "--json", cwd=repo, home=home, env=env).json()["counts"]["pending"] == 1,
+        message="recorded while paused",
+    )
     assert "notes/held.md" not in head_files(repo)
     assert mdbackup("resume", cwd=repo, home=home, env=env).code == 0
     wait_until(committed(repo, "notes/held.md", "held\n"), timeout=5, message="resumed")
@@ -229,8 +247,10 @@ def test_retry_reaches_the_running_daemon(daemon, repo: Path, store: Path, home:
     env = {"MDBACKUP_CONFIG": str(d.config_path)}
     git(repo, "checkout", "-q", "--detach")
     (store / "a.md").write_text("a\n")
-    wait_until(lambda: mdbackup("status", "--json", cwd=repo, home=home, env=env)
-               .json()["counts"]["failed"] == 1, message="failed on detached HEAD")
+    wait_until(
+        lambda: mdbackup("status", "--json", cwd=repo, home=home, env=env).json()["counts"]["failed"] == 1,
+        message="failed on detached HEAD",
+    )
     git(repo, "checkout", "-q", "main")
     assert mdbackup("retry", cwd=repo, home=home, env=env).code == 0
     wait_until(committed(repo, "notes/a.md", "a\n"), timeout=5, message="retried")
@@ -259,8 +279,7 @@ def test_sighup_reloads_config_and_keeps_old_on_error(daemon, repo: Path, store:
     assert d.stop() == 0
 
 
-def test_store_folder_deleted_and_recreated_is_watched_again(daemon, repo: Path,
-                                                            store: Path) -> None:
+def test_store_folder_deleted_and_recreated_is_watched_again(daemon, repo: Path, store: Path) -> None:
     import shutil
 
     daemon().start()
@@ -280,8 +299,7 @@ def _cpu_seconds(pid: int) -> float:
     return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
 
 
-def test_busy_git_defers_without_spinning_and_resumes_by_itself(daemon, repo: Path,
-                                                               store: Path) -> None:
+def test_busy_git_defers_without_spinning_and_resumes_by_itself(daemon, repo: Path, store: Path) -> None:
     d = daemon().start()
     lock = repo / ".git/index.lock"
     lock.write_text("")  # the user's git is in the middle of something

@@ -42,9 +42,12 @@ SIG = pygit2.Signature("mdbackup test", "t@example.com")
 
 def rgit(repo: Path, *args: str, check: bool = True) -> bytes:
     """The git CLI on `repo`, bytes out; works on repositories owned by another user."""
-    result = subprocess.run(["git", "-c", "safe.directory=*", "-C", str(repo), *args],
-                            capture_output=True, check=False,
-                            env={k: v for k, v in os.environ.items() if not k.startswith("GIT_")})
+    result = subprocess.run(
+        ["git", "-c", "safe.directory=*", "-C", str(repo), *args],
+        capture_output=True,
+        check=False,
+        env={k: v for k, v in os.environ.items() if not k.startswith("GIT_")},
+    )
     if check and result.returncode != 0:
         raise AssertionError(f"git {args} failed: {result.stderr.decode(errors='replace')}")
     return result.stdout
@@ -83,33 +86,60 @@ def config_file(home: Path, repo: Path, text: str = "", store: str = "notes") ->
     return path
 
 
-def run_cli(*args: str, cwd: Path, home: Path, env: dict[str, str] | None = None,
-            user: list[str] | None = None, timeout: float = 60.0) -> Result:
+def run_cli(
+    *args: str,
+    cwd: Path,
+    home: Path,
+    env: dict[str, str] | None = None,
+    user: list[str] | None = None,
+    timeout: float = 60.0,
+) -> Result:
     """`python -m mdbackup ARGS`, as `user` (a setpriv prefix) when given."""
     proc = subprocess.run(
-        [*(user or []), sys.executable, "-m", "mdbackup", *args], cwd=cwd, capture_output=True,
-        text=True, errors="backslashreplace", env=child_env(home, env), timeout=timeout,
+        [*(user or []), sys.executable, "-m", "mdbackup", *args],
+        cwd=cwd,
+        capture_output=True,
+        text=True,
+        errors="backslashreplace",
+        env=child_env(home, env),
+        timeout=timeout,
         stdin=subprocess.DEVNULL,
     )
     return Result(proc.returncode, proc.stdout, proc.stderr)
 
 
 def once(repo: Path, home: Path, *extra: str, env=None, user=None, timeout: float = 60.0) -> Result:
-    return run_cli("run", "--once", "--repo", str(repo), "--store", "notes", "--log-format",
-                   "json", *extra, cwd=repo, home=home, env=env, user=user, timeout=timeout)
+    return run_cli(
+        "run",
+        "--once",
+        "--repo",
+        str(repo),
+        "--store",
+        "notes",
+        "--log-format",
+        "json",
+        *extra,
+        cwd=repo,
+        home=home,
+        env=env,
+        user=user,
+        timeout=timeout,
+    )
 
 
 def status_json(repo: Path, home: Path, cfg: Path, *, user=None) -> tuple[int, dict]:
-    result = run_cli("status", "--json", "--all", cwd=repo, home=home,
-                     env={"MDBACKUP_CONFIG": str(cfg)}, user=user)
+    result = run_cli(
+        "status", "--json", "--all", cwd=repo, home=home, env={"MDBACKUP_CONFIG": str(cfg)}, user=user
+    )
     assert "Traceback" not in result.err, result.err
     return result.code, json.loads(result.out)
 
 
 def commit(repo_path: Path, paths, *, max_file_size: int = 10_000_000, committer=None):
     committer = committer or Committer(open_repository(repo_path))
-    return committer.commit_paths(list(paths), message=lambda changes: "backup", author=SIG,
-                                  committer=SIG, max_file_size=max_file_size)
+    return committer.commit_paths(
+        list(paths), message=lambda changes: "backup", author=SIG, committer=SIG, max_file_size=max_file_size
+    )
 
 
 # -- odd names ----------------------------------------------------------------------------
@@ -139,8 +169,9 @@ def write_raw(store: Path, name: bytes, data: bytes) -> bytes:
     return full
 
 
-def test_odd_names_committed_modified_deleted_and_listed_by_status(repo: Path, home: Path,
-                                                                   store: Path) -> None:
+def test_odd_names_committed_modified_deleted_and_listed_by_status(
+    repo: Path, home: Path, store: Path
+) -> None:
     for name in ODD_NAMES:
         write_raw(store, name, b"content of " + name + b"\n")
     result = once(repo, home)
@@ -162,9 +193,7 @@ def test_odd_names_committed_modified_deleted_and_listed_by_status(repo: Path, h
     cfg = config_file(home, repo)
     code, doc = status_json(repo, home, cfg)
     assert code == 0 and doc["counts"]["success"] == len(ODD_NAMES)
-    assert {row["path"] for row in doc["paths"]} == {
-        os.fsdecode(b"notes/" + name) for name in ODD_NAMES
-    }
+    assert {row["path"] for row in doc["paths"]} == {os.fsdecode(b"notes/" + name) for name in ODD_NAMES}
 
     # modification and deletion of names that are not UTF-8, and of the deep one
     write_raw(store, b"caf\xe9 latin-1.md", b"changed\n")
@@ -176,12 +205,18 @@ def test_odd_names_committed_modified_deleted_and_listed_by_status(repo: Path, h
     assert files[b"notes/caf\xe9 latin-1.md"][1] == b"changed\n"
     assert b"notes/\xff\xfe.md" not in files and b"notes/" + DEEP not in files
     code, doc = status_json(repo, home, cfg)  # deleted paths stay listed as backed up
-    assert code == 0 and doc["counts"] == {"pending": 0, "queued": 0, "success": len(ODD_NAMES),
-                                           "failed": 0, "disabled": 0}
+    assert code == 0 and doc["counts"] == {
+        "pending": 0,
+        "queued": 0,
+        "success": len(ODD_NAMES),
+        "failed": 0,
+        "disabled": 0,
+    }
 
 
 def test_failed_path_with_undecodable_name_round_trips_through_the_database(
-        repo: Path, home: Path, store: Path) -> None:
+    repo: Path, home: Path, store: Path
+) -> None:
     cfg = config_file(home, repo, "max_file_size = 10\n")
     write_raw(store, b"big \xe9.md", b"x" * 100)
     result = run_cli("--once", cwd=repo, home=home, env={"MDBACKUP_CONFIG": str(cfg)})
@@ -199,13 +234,13 @@ def test_failed_path_with_undecodable_name_round_trips_through_the_database(
     assert status_json(repo, home, cfg)[1]["counts"]["failed"] == 0
 
 
-def test_status_text_with_an_undecodable_name_on_a_strict_stdout(repo: Path, home: Path,
-                                                                 store: Path) -> None:
+def test_status_text_with_an_undecodable_name_on_a_strict_stdout(repo: Path, home: Path, store: Path) -> None:
     write_raw(store, b"caf\xe9.md", b"x\n")
     assert once(repo, home).code == 0
     cfg = config_file(home, repo)
-    result = run_cli("status", "--all", cwd=repo, home=home,
-                     env={"MDBACKUP_CONFIG": str(cfg), "PYTHONIOENCODING": "utf-8"})
+    result = run_cli(
+        "status", "--all", cwd=repo, home=home, env={"MDBACKUP_CONFIG": str(cfg), "PYTHONIOENCODING": "utf-8"}
+    )
     assert result.code == 0, result.err
     assert "caf" in result.out
 
@@ -227,12 +262,13 @@ def test_odd_names_with_the_running_daemon(daemon, repo: Path, home: Path, store
         return doc if doc["counts"]["pending"] == doc["counts"]["queued"] == 0 else None
 
     doc = wait_until(settled, timeout=15, interval=0.2, message="nothing pending")
-    assert {row["path"] for row in doc["paths"]} == {
-        os.fsdecode(b"notes/" + name) for name in ODD_NAMES
-    }
+    assert {row["path"] for row in doc["paths"]} == {os.fsdecode(b"notes/" + name) for name in ODD_NAMES}
     os.unlink(os.fsencode(store) + b"/caf\xe9 latin-1.md")
-    wait_until(lambda: b"notes/caf\xe9 latin-1.md" not in tree_files(repo), timeout=20,
-               message="deletion of the latin-1 name")
+    wait_until(
+        lambda: b"notes/caf\xe9 latin-1.md" not in tree_files(repo),
+        timeout=20,
+        message="deletion of the latin-1 name",
+    )
     assert d.stop() == 0
     assert "Traceback" not in d.log()
 
@@ -240,8 +276,9 @@ def test_odd_names_with_the_running_daemon(daemon, repo: Path, home: Path, store
 # -- files that change under the read -----------------------------------------------------
 
 
-def test_file_deleted_between_event_and_commit(repo: Path, store: Path,
-                                               monkeypatch: pytest.MonkeyPatch) -> None:
+def test_file_deleted_between_event_and_commit(
+    repo: Path, store: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
     (store / "tracked.md").write_text("tracked\n")
     (store / "keep.md").write_text("keep\n")
     commit(repo, ["notes/tracked.md", "notes/keep.md"])
@@ -271,10 +308,12 @@ def test_file_deleted_after_its_event_with_the_daemon(daemon, repo: Path, store:
     (store / "flash.md").write_text("here for a moment\n")  # an event, then gone
     (store / "flash.md").unlink()
     (store / "old.md").unlink()
-    wait_until(lambda: head_content(repo, b"notes/old.md") is None, timeout=15,
-               message="the deletion committed")
+    wait_until(
+        lambda: head_content(repo, b"notes/old.md") is None, timeout=15, message="the deletion committed"
+    )
     assert b"notes/flash.md" not in tree_files(repo)
     assert rgit(repo, "rev-list", "--count", f"{head.decode().strip()}..HEAD").strip() == b"1"
+
     def settled() -> bool:
         code, doc = status_json(repo, d.home, d.config_path)
         assert code == 0 and doc["counts"]["failed"] == 0
@@ -285,7 +324,8 @@ def test_file_deleted_after_its_event_with_the_daemon(daemon, repo: Path, store:
 
 
 def test_file_growing_while_read_commits_a_snapshot_then_the_rest(
-        repo: Path, store: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    repo: Path, store: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
     path = store / "grow.md"
     path.write_bytes(b"start\n")
     real = commit_module._read_regular
@@ -303,16 +343,16 @@ def test_file_growing_while_read_commits_a_snapshot_then_the_rest(
     assert head_content(repo, b"notes/grow.md") == b"start\n"
     # the index holds what was committed, so git and the scan both see the rest as a change
     assert porcelain(repo, "notes/grow.md").startswith(b" M")
-    found = changed_paths(committer.repo, store_prefix="notes", wants=lambda p: True,
-                          wants_dir=lambda p: True)
+    found = changed_paths(
+        committer.repo, store_prefix="notes", wants=lambda p: True, wants_dir=lambda p: True
+    )
     assert found.changed == ("notes/grow.md",)
     commit(repo, ["notes/grow.md"], committer=committer)
     assert head_content(repo, b"notes/grow.md") == b"start\nappended while hashing\n"
     assert porcelain(repo, "notes") == b""
 
 
-def test_file_appended_concurrently_every_commit_is_a_prefix_nothing_lost(repo: Path,
-                                                                          store: Path) -> None:
+def test_file_appended_concurrently_every_commit_is_a_prefix_nothing_lost(repo: Path, store: Path) -> None:
     path = store / "log.md"
     path.write_bytes(b"")
     stop = threading.Event()
@@ -349,8 +389,9 @@ def test_file_appended_concurrently_every_commit_is_a_prefix_nothing_lost(repo: 
     assert porcelain(repo, "notes") == b""
 
 
-def test_file_growing_during_once_is_complete_after_the_next_once(repo: Path, home: Path,
-                                                                  store: Path) -> None:
+def test_file_growing_during_once_is_complete_after_the_next_once(
+    repo: Path, home: Path, store: Path
+) -> None:
     path = store / "journal.md"
     path.write_bytes(b"")
     stop = threading.Event()
@@ -378,7 +419,8 @@ def test_file_growing_during_once_is_complete_after_the_next_once(repo: Path, ho
 
 
 def test_file_replaced_by_a_link_under_the_read_is_committed_as_the_link(
-        repo: Path, store: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    repo: Path, store: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
     secret = tmp_path / "secret.txt"
     secret.write_text("SWAPPED-IN-SECRET\n")
     (store / "a.md").write_text("plain\n")
@@ -399,8 +441,9 @@ def test_file_replaced_by_a_link_under_the_read_is_committed_as_the_link(
     assert b"SWAPPED-IN-SECRET" not in all_objects(repo)
 
 
-def test_file_replaced_by_a_folder_under_the_read(repo: Path, store: Path,
-                                                  monkeypatch: pytest.MonkeyPatch) -> None:
+def test_file_replaced_by_a_folder_under_the_read(
+    repo: Path, store: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
     (store / "x").write_text("a file first\n")
     real = commit_module._read_regular
 
@@ -441,8 +484,7 @@ def test_git_filters_still_apply_to_files_we_read_ourselves(repo: Path, store: P
 # -- links, FIFOs, sockets, empty and oversized files ----------------------------------------
 
 
-def test_links_are_committed_as_links_and_never_followed(repo: Path, home: Path,
-                                                         store: Path) -> None:
+def test_links_are_committed_as_links_and_never_followed(repo: Path, home: Path, store: Path) -> None:
     passwd = Path("/etc/passwd").read_bytes().splitlines()[0]
     os.symlink("/etc/passwd", store / "passwd.md")
     os.symlink("loop.md", store / "loop.md")  # points at itself
@@ -481,8 +523,9 @@ def unix_socket(store: Path) -> Iterator[Path]:
     sock.close()
 
 
-def test_fifo_and_socket_are_skipped_and_never_block(repo: Path, home: Path, store: Path,
-                                                     unix_socket: Path) -> None:
+def test_fifo_and_socket_are_skipped_and_never_block(
+    repo: Path, home: Path, store: Path, unix_socket: Path
+) -> None:
     os.mkfifo(store / "pipe.md")
     (store / "real.md").write_text("real\n")
     started = time.monotonic()
@@ -496,8 +539,9 @@ def test_fifo_and_socket_are_skipped_and_never_block(repo: Path, home: Path, sto
     assert code == 0 and doc["counts"]["failed"] == 0 and doc["counts"]["pending"] == 0
 
 
-def test_paths_that_are_fifos_or_sockets_given_to_the_committer(repo: Path, store: Path,
-                                                                unix_socket: Path) -> None:
+def test_paths_that_are_fifos_or_sockets_given_to_the_committer(
+    repo: Path, store: Path, unix_socket: Path
+) -> None:
     (store / "was-a-file.md").write_text("committed\n")
     commit(repo, ["notes/was-a-file.md"])
     (store / "was-a-file.md").unlink()
@@ -509,8 +553,9 @@ def test_paths_that_are_fifos_or_sockets_given_to_the_committer(repo: Path, stor
     assert tree_files(repo)[b"notes/was-a-file.md"][1] == b"committed\n"
 
 
-def test_fifo_swapped_in_under_the_read_does_not_block(repo: Path, store: Path,
-                                                       monkeypatch: pytest.MonkeyPatch) -> None:
+def test_fifo_swapped_in_under_the_read_does_not_block(
+    repo: Path, store: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
     (store / "a.md").write_text("plain\n")
     real = commit_module._read_regular
 
@@ -522,27 +567,27 @@ def test_fifo_swapped_in_under_the_read_does_not_block(repo: Path, store: Path,
 
     monkeypatch.setattr(commit_module, "_read_regular", swap)
     outcome: list = []
-    thread = threading.Thread(target=lambda: outcome.append(commit(repo, ["notes/a.md"])),
-                              daemon=True)
+    thread = threading.Thread(target=lambda: outcome.append(commit(repo, ["notes/a.md"])), daemon=True)
     thread.start()
     thread.join(10)
     assert not thread.is_alive(), "the commit blocked on a FIFO"
     assert outcome[0].skipped == ("notes/a.md",)
 
 
-def test_fifo_and_socket_with_the_running_daemon(daemon, repo: Path, store: Path,
-                                                 unix_socket: Path) -> None:
+def test_fifo_and_socket_with_the_running_daemon(daemon, repo: Path, store: Path, unix_socket: Path) -> None:
     d = daemon().start()
     os.mkfifo(store / "pipe.md")
     (store / "a.md").write_text("after the fifo\n")
-    wait_until(lambda: head_content(repo, b"notes/a.md") == b"after the fifo\n", timeout=15,
-               message="a file written after a FIFO appeared")
+    wait_until(
+        lambda: head_content(repo, b"notes/a.md") == b"after the fifo\n",
+        timeout=15,
+        message="a file written after a FIFO appeared",
+    )
     assert set(tree_files(repo)) == {b"README.txt", b"notes/a.md"}
     assert d.stop(timeout=25) == 0
 
 
-def test_empty_file_committed_and_oversized_file_failed(repo: Path, home: Path,
-                                                        store: Path) -> None:
+def test_empty_file_committed_and_oversized_file_failed(repo: Path, home: Path, store: Path) -> None:
     cfg = config_file(home, repo, "max_file_size = 1000\n")
     env = {"MDBACKUP_CONFIG": str(cfg)}
     (store / "empty.md").write_bytes(b"")
@@ -582,22 +627,30 @@ def test_store_folder_deleted_and_recreated_with_once(repo: Path, home: Path, st
     assert b"notes/sub/b.md" not in files
 
 
-def test_store_folder_moved_away_and_a_new_one_made_with_the_daemon(daemon, repo: Path,
-                                                                    store: Path) -> None:
+def test_store_folder_moved_away_and_a_new_one_made_with_the_daemon(daemon, repo: Path, store: Path) -> None:
     d = daemon().start()
     (store / "a.md").write_text("a\n")
     wait_until(lambda: head_content(repo, b"notes/a.md") == b"a\n", timeout=15)
     store.rename(repo / "notes.old")
-    wait_until(lambda: head_content(repo, b"notes/a.md") is None, timeout=15,
-               message="the move away committed as a deletion")
+    wait_until(
+        lambda: head_content(repo, b"notes/a.md") is None,
+        timeout=15,
+        message="the move away committed as a deletion",
+    )
     store.mkdir()
     (store / "deep").mkdir()
     (store / "deep/b.md").write_text("b\n")
-    wait_until(lambda: head_content(repo, b"notes/deep/b.md") == b"b\n", timeout=15,
-               message="a file in the recreated store folder")
+    wait_until(
+        lambda: head_content(repo, b"notes/deep/b.md") == b"b\n",
+        timeout=15,
+        message="a file in the recreated store folder",
+    )
     (store / "deep/c.md").write_text("c\n")  # only seen if the new folder is watched
-    wait_until(lambda: head_content(repo, b"notes/deep/c.md") == b"c\n", timeout=15,
-               message="the recreated folder watched")
+    wait_until(
+        lambda: head_content(repo, b"notes/deep/c.md") == b"c\n",
+        timeout=15,
+        message="the recreated folder watched",
+    )
     assert d.stop() == 0
 
 
@@ -623,8 +676,9 @@ def _damage(db: Path, how: str) -> None:
 
 
 @pytest.mark.parametrize("how", ["deleted", "empty", "garbage", "half", "page-garbage"])
-def test_damaged_state_database_is_moved_aside_and_rebuilt(repo: Path, home: Path, store: Path,
-                                                           how: str) -> None:
+def test_damaged_state_database_is_moved_aside_and_rebuilt(
+    repo: Path, home: Path, store: Path, how: str
+) -> None:
     for i in range(40):  # a few pages of rows
         (store / f"n{i:02d}.md").write_text(f"{i}\n" * 20)
     assert once(repo, home).code == 0
@@ -665,8 +719,11 @@ def test_daemon_starts_on_a_garbage_state_database(daemon, repo: Path, store: Pa
     _damage(db, "garbage")
     (store / "a.md").write_text("changed while stopped\n")
     d2 = daemon().start()
-    wait_until(lambda: head_content(repo, b"notes/a.md") == b"changed while stopped\n",
-               timeout=15, message="the change made while stopped")
+    wait_until(
+        lambda: head_content(repo, b"notes/a.md") == b"changed while stopped\n",
+        timeout=15,
+        message="the change made while stopped",
+    )
     (store / "b.md").write_text("b\n")
     wait_until(lambda: head_content(repo, b"notes/b.md") == b"b\n", timeout=15)
     assert d2.stop() == 0
@@ -685,9 +742,13 @@ def as_nobody() -> list[str]:
     if shutil.which("setpriv") is None:
         pytest.skip("running as root without setpriv: cannot drop to an ordinary user")
     prefix = ["setpriv", "--reuid=nobody", "--regid=nogroup", "--clear-groups"]
-    probe = subprocess.run([*prefix, sys.executable, "-c", "import os, pygit2, peewee, mdbackup.cli;"
-                            "print(os.getuid())"], cwd=ROOT, capture_output=True, text=True,
-                           env={**os.environ, "PYTHONPATH": PYTHONPATH})
+    probe = subprocess.run(
+        [*prefix, sys.executable, "-c", "import os, pygit2, peewee, mdbackup.cli;print(os.getuid())"],
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        env={**os.environ, "PYTHONPATH": PYTHONPATH},
+    )
     if probe.returncode != 0 or probe.stdout.strip() == "0":
         pytest.skip(f"cannot run the CLI as nobody through setpriv: {probe.stderr.strip()[-300:]}")
     return prefix
@@ -758,8 +819,7 @@ def _writable(root: Path) -> None:
 
 
 @pytest.mark.parametrize("what", ["everything", "index", "branch"])
-def test_read_only_repository_fails_clearly_and_commits_after(as_nobody, nobody_world,
-                                                              what: str) -> None:
+def test_read_only_repository_fails_clearly_and_commits_after(as_nobody, nobody_world, what: str) -> None:
     repo, home = nobody_world
     store = repo / "notes"
     (store / "old.md").write_text("old\n")
@@ -813,12 +873,17 @@ class _NobodyDaemon(Daemon):
 
     def start(self, *, wait_ready: bool = True) -> Daemon:
         self.notify.path.chmod(0o666)  # the daemon, as nobody, must reach our socket
-        env = child_env(self.home, {"MDBACKUP_CONFIG": str(self.config_path),
-                                   "NOTIFY_SOCKET": str(self.notify.path)})
+        env = child_env(
+            self.home, {"MDBACKUP_CONFIG": str(self.config_path), "NOTIFY_SOCKET": str(self.notify.path)}
+        )
         self._log = self.log_path.open("ab")
         self.proc = subprocess.Popen(
-            [*self.prefix, sys.executable, "-m", "mdbackup", "run"], cwd=ROOT, env=env,
-            stdin=subprocess.DEVNULL, stdout=self._log, stderr=subprocess.STDOUT,
+            [*self.prefix, sys.executable, "-m", "mdbackup", "run"],
+            cwd=ROOT,
+            env=env,
+            stdin=subprocess.DEVNULL,
+            stdout=self._log,
+            stderr=subprocess.STDOUT,
         )
         if wait_ready:
             self.wait_ready()
@@ -828,8 +893,9 @@ class _NobodyDaemon(Daemon):
 def test_read_only_repository_with_the_daemon_retries_by_itself(as_nobody, nobody_world) -> None:
     repo, home = nobody_world
     store = repo / "notes"
-    d = _NobodyDaemon(prefix=as_nobody, repo=repo, home=home,
-                      config=FAST + "[push]\nretry_min = 0.5\nretry_max = 1\n")
+    d = _NobodyDaemon(
+        prefix=as_nobody, repo=repo, home=home, config=FAST + "[push]\nretry_min = 0.5\nretry_max = 1\n"
+    )
     try:
         d.start()
         git_dir = repo / ".git"
@@ -837,13 +903,17 @@ def test_read_only_repository_with_the_daemon_retries_by_itself(as_nobody, nobod
         try:
             (store / "a.md").write_text("written while read-only\n")
             _chown_like_parent(store / "a.md")
-            wait_until(lambda: "cannot write to the repository" in d.log(), timeout=15,
-                       message="the failure logged")
+            wait_until(
+                lambda: "cannot write to the repository" in d.log(), timeout=15, message="the failure logged"
+            )
             assert head_content(repo, b"notes/a.md") is None
         finally:
             _writable(git_dir)
-        wait_until(lambda: head_content(repo, b"notes/a.md") == b"written while read-only\n",
-                   timeout=20, message="committed by a retry once writable")
+        wait_until(
+            lambda: head_content(repo, b"notes/a.md") == b"written while read-only\n",
+            timeout=20,
+            message="committed by a retry once writable",
+        )
         assert d.stop() == 0
     finally:
         d.close()
@@ -856,8 +926,9 @@ def test_read_only_repository_with_the_daemon_retries_by_itself(as_nobody, nobod
 def small_disk() -> Iterator[Path]:
     """A 1 MiB tmpfs, mounted for the test."""
     mount = Path(tempfile.mkdtemp(prefix="mdbackup-full-", dir="/tmp"))
-    done = subprocess.run(["mount", "-t", "tmpfs", "-o", "size=1m", "tmpfs", str(mount)],
-                          capture_output=True, text=True)
+    done = subprocess.run(
+        ["mount", "-t", "tmpfs", "-o", "size=1m", "tmpfs", str(mount)], capture_output=True, text=True
+    )
     if done.returncode != 0:
         mount.rmdir()
         pytest.skip(f"cannot mount a small tmpfs to fill: {done.stderr.strip()}")
@@ -879,9 +950,9 @@ def _fill(disk: Path) -> Path:
     return filler
 
 
-def test_full_disk_fails_clearly_and_commits_everything_once_freed(small_disk: Path,
-                                                                   tmp_path: Path,
-                                                                   home: Path) -> None:
+def test_full_disk_fails_clearly_and_commits_everything_once_freed(
+    small_disk: Path, tmp_path: Path, home: Path
+) -> None:
     repo = init_repo(small_disk / "repo")
     store = repo / "notes"
     store.mkdir()
@@ -913,8 +984,7 @@ def test_full_disk_fails_clearly_and_commits_everything_once_freed(small_disk: P
     rgit(repo, "fsck", "--no-dangling")
 
 
-def test_full_disk_with_the_state_on_it_never_moves_the_database_aside(small_disk: Path,
-                                                                       home: Path) -> None:
+def test_full_disk_with_the_state_on_it_never_moves_the_database_aside(small_disk: Path, home: Path) -> None:
     repo = init_repo(small_disk / "repo")
     store = repo / "notes"
     store.mkdir()
@@ -932,8 +1002,7 @@ def test_full_disk_with_the_state_on_it_never_moves_the_database_aside(small_dis
     assert "state_db_corrupt" not in result.err
 
 
-def test_full_disk_with_the_state_on_it_fails_with_a_clear_message(small_disk: Path,
-                                                                   home: Path) -> None:
+def test_full_disk_with_the_state_on_it_fails_with_a_clear_message(small_disk: Path, home: Path) -> None:
     repo = init_repo(small_disk / "repo")
     (repo / "notes").mkdir()
     (repo / "notes/a.md").write_text("a\n")

@@ -59,8 +59,11 @@ def test_watch_limit_is_reported_once_and_rescans_keep_backups_going(repo, home,
             d.start()
             wait_until(lambda: "inotify_watch_limit" in d.log(), message="limit reported")
             (store / "f39/deep.md").write_text("in an unwatched folder\n")
-            wait_until(lambda: head_files(repo).get("notes/f39/deep.md")
-                       == "in an unwatched folder\n", timeout=15, message="found by a rescan")
+            wait_until(
+                lambda: head_files(repo).get("notes/f39/deep.md") == "in an unwatched folder\n",
+                timeout=15,
+                message="found by a rescan",
+            )
             assert d.stop() == 0
         reports = [line for line in d.log().splitlines() if "inotify_watch_limit" in line]
         assert len(reports) == 1
@@ -79,8 +82,12 @@ def test_queue_overflow_triggers_a_rescan_and_nothing_is_missed(repo, home, stor
             for j in range(10):
                 (store / f"f{i:02d}" / f"n{j}.md").write_text(f"{i}/{j}\n")
         wait_until(lambda: "overflow" in d.log().lower(), message="overflow seen")
-        wait_until(lambda: sum(p.startswith("notes/") for p in head_files(repo)) == 400,
-                   timeout=30, interval=0.25, message="all 400 files committed")
+        wait_until(
+            lambda: sum(p.startswith("notes/") for p in head_files(repo)) == 400,
+            timeout=30,
+            interval=0.25,
+            message="all 400 files committed",
+        )
         assert d.stop() == 0
     finally:
         d.close()

@@ -9,7 +9,6 @@ from pathlib import Path
 from mdbackup.git.leftovers import clear_left_behind, writing
 from tests.helpers import git, head_files, mdbackup
 
-
 _DIED_INSIDE: list = []  # open writes, kept alive as a killed process would leave them
 
 
@@ -49,10 +48,16 @@ def test_a_lock_that_was_there_before_our_write_is_gits(tmp_path: Path) -> None:
 def test_a_lock_held_open_by_a_live_process_is_never_removed(tmp_path: Path) -> None:
     lock = tmp_path / "git/index.lock"
     interrupted_write(tmp_path / "state", lock)
-    holder = subprocess.Popen([sys.executable, "-c",
-                               f"f = open({str(lock)!r}, 'rb'); print('open', flush=True); "
-                               "import sys; sys.stdin.read()"],
-                              stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True)
+    holder = subprocess.Popen(
+        [
+            sys.executable,
+            "-c",
+            f"f = open({str(lock)!r}, 'rb'); print('open', flush=True); import sys; sys.stdin.read()",
+        ],
+        stdin=subprocess.PIPE,
+        stdout=subprocess.PIPE,
+        text=True,
+    )
     try:
         assert holder.stdout.readline().strip() == "open"
         assert clear_left_behind(tmp_path / "state") == []
@@ -69,12 +74,10 @@ def test_without_a_marker_nothing_is_removed(tmp_path: Path) -> None:
     assert lock.exists()
 
 
-def test_next_run_clears_our_stale_index_lock_and_commits(repo: Path, home: Path,
-                                                        store: Path) -> None:
+def test_next_run_clears_our_stale_index_lock_and_commits(repo: Path, home: Path, store: Path) -> None:
     (store / "a.md").write_text("a\n")
     interrupted_write(repo / ".git/mdbackup", repo / ".git/index.lock")
-    result = mdbackup("run", "--once", "--repo", str(repo), "--store", "notes", cwd=repo,
-                      home=home)
+    result = mdbackup("run", "--once", "--repo", str(repo), "--store", "notes", cwd=repo, home=home)
     assert result.code == 0, result.err
     assert "stale_lock_removed" in result.err
     assert head_files(repo)["notes/a.md"] == "a\n"
@@ -85,7 +88,6 @@ def test_a_lock_git_holds_is_waited_for_not_removed(repo: Path, home: Path, stor
     (store / "a.md").write_text("a\n")
     lock = repo / ".git/index.lock"
     lock.write_bytes(b"")  # git's: no marker of ours
-    result = mdbackup("run", "--once", "--repo", str(repo), "--store", "notes", cwd=repo,
-                      home=home)
+    result = mdbackup("run", "--once", "--repo", str(repo), "--store", "notes", cwd=repo, home=home)
     assert result.code == 75
     assert lock.exists()

@@ -102,9 +102,8 @@ def test_a_stale_pid_without_a_holder_does_not_block(lock_path: Path) -> None:
 
 
 def test_second_acquire_in_the_same_process_is_busy(lock_path: Path) -> None:
-    with RepositoryLock.acquire(lock_path):
-        with pytest.raises(LockBusy) as info:
-            RepositoryLock.acquire(lock_path)
+    with RepositoryLock.acquire(lock_path), pytest.raises(LockBusy) as info:
+        RepositoryLock.acquire(lock_path)
     assert info.value.pid == os.getpid()
     assert str(os.getpid()) in str(info.value)
 
@@ -118,7 +117,9 @@ def test_another_process_cannot_acquire_and_names_our_pid(lock_path: Path) -> No
     assert f"pid {os.getpid()}" in out
 
 
-def test_busy_names_the_holding_process_without_waiting(lock_path: Path, holder: subprocess.Popen[str]) -> None:
+def test_busy_names_the_holding_process_without_waiting(
+    lock_path: Path, holder: subprocess.Popen[str]
+) -> None:
     start = time.monotonic()
     with pytest.raises(LockBusy) as info:
         RepositoryLock.acquire(lock_path)
@@ -138,7 +139,9 @@ def test_lock_dies_with_a_killed_process(lock_path: Path, holder: subprocess.Pop
         assert holder_pid(lock_path) == os.getpid()
 
 
-def test_a_released_lock_can_be_taken_by_the_next_process(lock_path: Path, holder: subprocess.Popen[str]) -> None:
+def test_a_released_lock_can_be_taken_by_the_next_process(
+    lock_path: Path, holder: subprocess.Popen[str]
+) -> None:
     assert holder.stdin is not None
     holder.stdin.write("\n")
     holder.stdin.flush()

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from datetime import datetime, timedelta, timezone
+from datetime import UTC, datetime, timedelta, timezone
 
 import pytest
 
@@ -15,7 +15,7 @@ from mdbackup.message import (
     template_problems,
 )
 
-NOW = datetime(2026, 11, 27, 10, 0, 0, 123456, tzinfo=timezone.utc)
+NOW = datetime(2026, 11, 27, 10, 0, 0, 123456, tzinfo=UTC)
 
 
 def render(template: str, changes: ChangeSummary, hostname: str = "box") -> str:
@@ -23,9 +23,16 @@ def render(template: str, changes: ChangeSummary, hostname: str = "box") -> str:
 
 
 def test_placeholders_are_the_contract_ones() -> None:
-    assert PLACEHOLDERS == {
-        "summary", "count", "added", "modified", "deleted", "files", "hostname", "timestamp"
-    }
+    assert {
+        "summary",
+        "count",
+        "added",
+        "modified",
+        "deleted",
+        "files",
+        "hostname",
+        "timestamp",
+    } == PLACEHOLDERS
 
 
 @pytest.mark.parametrize(
@@ -44,8 +51,11 @@ def test_valid_templates_have_no_problems(template: str) -> None:
 @pytest.mark.parametrize(
     ("template", "expected"),
     [
-        ("backup: {summry}", "unknown placeholder {summry} (known: {added}, {count}, {deleted}, "
-                             "{files}, {hostname}, {modified}, {summary}, {timestamp})"),
+        (
+            "backup: {summry}",
+            "unknown placeholder {summry} (known: {added}, {count}, {deleted}, "
+            "{files}, {hostname}, {modified}, {summary}, {timestamp})",
+        ),
         ("{summary.x}", "unknown placeholder {summary.x}"),
         ("{files[0]}", "unknown placeholder {files[0]}"),
         ("{0}", "unknown placeholder {0}"),
@@ -101,9 +111,7 @@ def test_summary_exactly_at_the_limit_is_not_shortened() -> None:
 def test_summary_keeps_as_many_whole_names_as_fit() -> None:
     names = [f"notes/file-{i:02d}.md" for i in range(10)]
     summary = summarize(names)
-    assert summary == (
-        "10 files: notes/file-00.md, notes/file-01.md, notes/file-02.md, ..."
-    )
+    assert summary == ("10 files: notes/file-00.md, notes/file-01.md, notes/file-02.md, ...")
     assert len(summary) <= SUMMARY_MAX
     # one more name would not have fitted
     assert len("10 files: " + ", ".join(names[:4]) + ", ...") > SUMMARY_MAX
@@ -171,9 +179,12 @@ def test_a_newline_in_a_file_name_keeps_the_subject_on_one_line() -> None:
 
     from mdbackup.message import ChangeSummary, render_message
 
-    message = render_message("backup: {summary}\n\n{files}",
-                             changes=ChangeSummary(added=("two\nlines.md", "b.md")),
-                             hostname="h", now=datetime(2026, 11, 27, 10, 0, 0))
+    message = render_message(
+        "backup: {summary}\n\n{files}",
+        changes=ChangeSummary(added=("two\nlines.md", "b.md")),
+        hostname="h",
+        now=datetime(2026, 11, 27, 10, 0, 0),
+    )
     subject, _, body = message.partition("\n\n")
     assert subject == "backup: 2 files: b.md, two\\nlines.md"
     assert body.splitlines() == ["b.md", "two\\nlines.md"]

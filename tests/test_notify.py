@@ -158,8 +158,7 @@ def test_watchdog_interval_defaults_to_the_process_environment(monkeypatch: pyte
     assert watchdog_interval() == 2.0
 
 
-def test_a_reader_that_never_reads_does_not_block_the_sender(
-        path_socket: tuple[socket.socket, str]) -> None:
+def test_a_reader_that_never_reads_does_not_block_the_sender(path_socket: tuple[socket.socket, str]) -> None:
     """The receiving queue holds about ten datagrams; later sends are dropped, not blocked."""
     _sock, address = path_socket
     notifier = Notifier(address)

@@ -6,7 +6,6 @@ import os
 import stat
 from pathlib import Path
 
-
 from tests.helpers import commit_count, git, head_files, mdbackup
 
 
@@ -17,8 +16,9 @@ def config_file(home: Path, repo: Path, text: str = "", store: str = "notes") ->
 
 
 def once(repo: Path, home: Path, *extra: str, env=None):
-    return mdbackup("run", "--once", "--repo", str(repo), "--store", "notes", *extra,
-                    cwd=repo, home=home, env=env)
+    return mdbackup(
+        "run", "--once", "--repo", str(repo), "--store", "notes", *extra, cwd=repo, home=home, env=env
+    )
 
 
 def test_once_commits_store_changes_only(repo: Path, home: Path, store: Path) -> None:
@@ -49,8 +49,7 @@ def test_mdbackup_once_shorthand_and_default_store(repo: Path, home: Path) -> No
 
 
 def test_editor_temp_files_are_never_committed(repo: Path, home: Path, store: Path) -> None:
-    for name in ("a.md.swp", "4913", "a.md~", ".#a.md", "#a.md#", "x.tmp",
-                 "a.md___jb_tmp___", ".DS_Store"):
+    for name in ("a.md.swp", "4913", "a.md~", ".#a.md", "#a.md#", "x.tmp", "a.md___jb_tmp___", ".DS_Store"):
         (store / name).write_text("temp\n")
     (store / "real.md").write_text("real\n")
     assert once(repo, home, "--log-format", "json").code == 0
@@ -72,8 +71,14 @@ def test_deletions_and_renames_found_by_scan(repo: Path, home: Path, store: Path
 def test_status_json_shape(repo: Path, home: Path, store: Path) -> None:
     (store / "a.md").write_text("a\n")
     assert once(repo, home).code == 0
-    result = mdbackup("status", "--json", "--all", cwd=repo, home=home,
-                      env={"MDBACKUP_CONFIG": str(config_file(home, repo))})
+    result = mdbackup(
+        "status",
+        "--json",
+        "--all",
+        cwd=repo,
+        home=home,
+        env={"MDBACKUP_CONFIG": str(config_file(home, repo))},
+    )
     assert result.code == 0, result.err
     doc = result.json()
     assert set(doc) >= {"repo", "store", "daemon", "paused", "counts", "paths", "head", "push"}
@@ -87,14 +92,22 @@ def test_status_json_shape(repo: Path, home: Path, store: Path) -> None:
     assert set(row) >= {"path", "status", "last_backup_at", "last_error", "attempts", "updated_at"}
     assert doc["head"] == {"branch": "main", "commit": git(repo, "rev-parse", "HEAD").strip()}
     assert doc["push"]["enabled"] is False and doc["push"]["status"] == "disabled"
-    assert set(doc["push"]) >= {"enabled", "remote", "branch", "status", "ahead", "last_push_at",
-                                "last_error", "next_attempt_at"}
+    assert set(doc["push"]) >= {
+        "enabled",
+        "remote",
+        "branch",
+        "status",
+        "ahead",
+        "last_push_at",
+        "last_error",
+        "next_attempt_at",
+    }
     # without --all, success paths are not listed
-    plain = mdbackup("status", "--json", cwd=repo, home=home,
-                     env={"MDBACKUP_CONFIG": str(config_file(home, repo))})
+    plain = mdbackup(
+        "status", "--json", cwd=repo, home=home, env={"MDBACKUP_CONFIG": str(config_file(home, repo))}
+    )
     assert plain.json()["paths"] == []
-    text = mdbackup("status", cwd=repo, home=home,
-                    env={"MDBACKUP_CONFIG": str(config_file(home, repo))})
+    text = mdbackup("status", cwd=repo, home=home, env={"MDBACKUP_CONFIG": str(config_file(home, repo))})
     assert "1 success" in text.out and "not running" in text.out
 
 
@@ -169,11 +182,17 @@ def test_second_instance_exits_75_naming_the_pid(repo: Path, home: Path, store: 
     from tests.helpers import ROOT, wait_until
 
     holder = subprocess.Popen(
-        [sys.executable, "-c",
-         "import sys, pathlib; from mdbackup.lock import RepositoryLock;"
-         f"l = RepositoryLock.acquire(pathlib.Path({str(repo / '.git/mdbackup/lock')!r}));"
-         "print('held', flush=True); sys.stdin.read()"],
-        cwd=ROOT, stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True,
+        [
+            sys.executable,
+            "-c",
+            "import sys, pathlib; from mdbackup.lock import RepositoryLock;"
+            f"l = RepositoryLock.acquire(pathlib.Path({str(repo / '.git/mdbackup/lock')!r}));"
+            "print('held', flush=True); sys.stdin.read()",
+        ],
+        cwd=ROOT,
+        stdin=subprocess.PIPE,
+        stdout=subprocess.PIPE,
+        text=True,
     )
     try:
         assert holder.stdout.readline().strip() == "held"
@@ -191,8 +210,14 @@ def test_detached_head_fails_with_clear_message(repo: Path, home: Path, store: P
     (store / "a.md").write_text("a\n")
     result = once(repo, home)
     assert result.code == 1
-    doc = mdbackup("status", "--json", "--all", cwd=repo, home=home,
-                   env={"MDBACKUP_CONFIG": str(config_file(home, repo))}).json()
+    doc = mdbackup(
+        "status",
+        "--json",
+        "--all",
+        cwd=repo,
+        home=home,
+        env={"MDBACKUP_CONFIG": str(config_file(home, repo))},
+    ).json()
     assert doc["paths"][0]["status"] == "failed"
     assert "detached" in doc["paths"][0]["last_error"]
 
@@ -206,8 +231,14 @@ def test_never_runs_the_git_binary(repo: Path, home: Path, store: Path, tmp_path
     fake.chmod(fake.stat().st_mode | stat.S_IXUSR)
     (store / "a.md").write_text("a\n")
     env = {"PATH": f"{fake_bin}{os.pathsep}{os.environ['PATH']}"}
-    for args in (["run", "--once", "--repo", str(repo), "--store", "notes"],
-                 ["status", "--json"], ["check"], ["retry"], ["pause"], ["resume"]):
+    for args in (
+        ["run", "--once", "--repo", str(repo), "--store", "notes"],
+        ["status", "--json"],
+        ["check"],
+        ["retry"],
+        ["pause"],
+        ["resume"],
+    ):
         result = mdbackup(*args, cwd=repo, home=home, env=env)
         assert result.code in (0, 1), (args, result.err)
     assert not record.exists(), record.read_text()
@@ -215,7 +246,7 @@ def test_never_runs_the_git_binary(repo: Path, home: Path, store: Path, tmp_path
 
 
 def test_bad_config_exits_2_naming_the_key(repo: Path, home: Path) -> None:
-    cfg = config_file(home, repo, "[watch]\ndebounce = \"soon\"\n[bogus]\nx = 1\n")
+    cfg = config_file(home, repo, '[watch]\ndebounce = "soon"\n[bogus]\nx = 1\n')
     result = mdbackup("--config", str(cfg), "--once", cwd=repo, home=home)
     assert result.code == 2
     assert "'watch.debounce'" in result.err and "bogus" in result.err
@@ -246,13 +277,18 @@ def test_python_dash_m_daemon_is_the_same_program(repo: Path, home: Path) -> Non
 
     from tests.helpers import ROOT, test_env
 
-    out = subprocess.run([sys.executable, "-m", "mdbackup", "--help"], cwd=ROOT, text=True,
-                         capture_output=True, env=test_env(home), check=True).stdout
+    out = subprocess.run(
+        [sys.executable, "-m", "mdbackup", "--help"],
+        cwd=ROOT,
+        text=True,
+        capture_output=True,
+        env=test_env(home),
+        check=True,
+    ).stdout
     assert out.startswith("usage: mdbackup")
 
 
-def test_store_folder_missing_is_not_a_config_error(repo: Path, home: Path, store: Path,
-                                                   daemon) -> None:
+def test_store_folder_missing_is_not_a_config_error(repo: Path, home: Path, store: Path, daemon) -> None:
     import shutil
 
     from tests.helpers import wait_until

@@ -199,7 +199,9 @@ FILTER_CASES = [
 
 
 @pytest.mark.parametrize(("prefix", "include", "exclude", "path", "wanted"), FILTER_CASES)
-def test_store_filter_rules(prefix: str, include: list[str], exclude: list[str], path: str, wanted: bool) -> None:
+def test_store_filter_rules(
+    prefix: str, include: list[str], exclude: list[str], path: str, wanted: bool
+) -> None:
     store = StoreFilter.build(store_prefix=prefix, include=include, exclude=exclude)
     assert store.wants(path) is wanted
 
@@ -289,9 +291,13 @@ def test_star_never_crosses_a_slash(path: str, star: str) -> None:
     st.lists(names, min_size=0, max_size=3).map("/".join),
     st.sampled_from(["", "."]) | names,
     st.sampled_from(BUILTIN_EXCLUDES),
-    st.lists(st.sampled_from(["**", "*", "**/*", "**/*.md", "*.swp", "*~", "4913", ".DS_Store", "x/"]), max_size=3),
+    st.lists(
+        st.sampled_from(["**", "*", "**/*", "**/*.md", "*.swp", "*~", "4913", ".DS_Store", "x/"]), max_size=3
+    ),
 )
-def test_builtin_temp_files_are_never_wanted(folder: str, stem: str, builtin: str, include: list[str]) -> None:
+def test_builtin_temp_files_are_never_wanted(
+    folder: str, stem: str, builtin: str, include: list[str]
+) -> None:
     name = builtin.replace("*", stem.strip("."), 1).replace("*", "")
     path = f"{folder}/{name}" if folder else name
     store = StoreFilter.build(store_prefix="", include=include, exclude=[])
@@ -314,7 +320,9 @@ def test_nothing_inside_dot_git_is_wanted(before: str, after: str) -> None:
     assert not store.wants(f".git/{after}")
 
 
-@given(rel_paths, names, st.lists(st.sampled_from(["drafts", "a*", "*.md/", "/x", "b/**", "x/a"]), max_size=3))
+@given(
+    rel_paths, names, st.lists(st.sampled_from(["drafts", "a*", "*.md/", "/x", "b/**", "x/a"]), max_size=3)
+)
 def test_pruned_folders_hold_nothing_wanted(folder: str, name: str, exclude: list[str]) -> None:
     store = StoreFilter.build(store_prefix="", include=["**"], exclude=exclude)
     if not store.might_contain(folder):
@@ -352,15 +360,17 @@ patterns = st.builds(
     st.lists(pattern_segments, min_size=1, max_size=4),
     st.sampled_from(["", "/"]),
 ).filter(lambda p: p.strip("/") != "")
-ref_paths = st.lists(st.sampled_from(["a", "b", "ab", "aab", "x", "a.md", "b.md", ".md", "c"]), min_size=1, max_size=5).map(
-    "/".join
-)
+ref_paths = st.lists(
+    st.sampled_from(["a", "b", "ab", "aab", "x", "a.md", "b.md", ".md", "c"]), min_size=1, max_size=5
+).map("/".join)
 
 
 @settings(max_examples=500)
 @given(patterns, ref_paths, st.booleans())
 def test_agrees_with_a_segment_by_segment_reference(pattern: str, path: str, is_dir: bool) -> None:
-    assert GlobSet.compile([pattern]).matches(path, is_dir=is_dir) is _reference_match(pattern, path, is_dir=is_dir)
+    assert GlobSet.compile([pattern]).matches(path, is_dir=is_dir) is _reference_match(
+        pattern, path, is_dir=is_dir
+    )
 
 
 @settings(max_examples=300)

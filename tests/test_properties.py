@@ -33,8 +33,11 @@ from mdbackup.queue import SUCCESS, Queue, path_from_db, path_to_db
 from tests.helpers import init_repo
 
 # 40 examples keep the suite fast; MDBACKUP_PROPERTY_EXAMPLES=2000 for a deeper search.
-PROPERTY_SETTINGS = settings(max_examples=int(os.environ.get("MDBACKUP_PROPERTY_EXAMPLES", "40")),
-                             deadline=None, suppress_health_check=[HealthCheck.too_slow])
+PROPERTY_SETTINGS = settings(
+    max_examples=int(os.environ.get("MDBACKUP_PROPERTY_EXAMPLES", "40")),
+    deadline=None,
+    suppress_health_check=[HealthCheck.too_slow],
+)
 
 # -- (a) path filtering ------------------------------------------------------------------
 
@@ -73,13 +76,14 @@ def ref_wants(store: str, include: list[str], exclude: list[str], path: str) -> 
     if store:
         if not path.startswith(store + "/"):
             return False
-        rel = path[len(store) + 1:]
+        rel = path[len(store) + 1 :]
     else:
         rel = path
     rel_parts = rel.split("/")
     folders = ["/".join(rel_parts[:i]) for i in range(1, len(rel_parts))]
     included = any(
-        any(ref_matches(p, f, is_dir=True) for f in folders) if p.endswith("/")
+        any(ref_matches(p, f, is_dir=True) for f in folders)
+        if p.endswith("/")
         else ref_matches(p, rel, is_dir=False)
         for p in include
     )
@@ -90,11 +94,44 @@ def ref_wants(store: str, include: list[str], exclude: list[str], path: str) -> 
     return included and not excluded
 
 
-NAMES = ["a", "b", "a.md", "b.md", "ab.md", ".git", "4913", "a.md~", ".#a.md", "#a#",
-         "c.tmp", "x.swp", "a b.md", "a+(1).md", "[a].md", "ü.md", os.fsdecode(b"\xe9.md"),
-         "journal", "-x.md"]
-PATTERN_SEGMENTS = ["a", "b", "*", "?", "*.md", "a*", "*b", "[ab]", "[!a]*", "**", "a.md",
-                    "?.md", "journal", "a?*", "*.m?"]
+NAMES = [
+    "a",
+    "b",
+    "a.md",
+    "b.md",
+    "ab.md",
+    ".git",
+    "4913",
+    "a.md~",
+    ".#a.md",
+    "#a#",
+    "c.tmp",
+    "x.swp",
+    "a b.md",
+    "a+(1).md",
+    "[a].md",
+    "ü.md",
+    os.fsdecode(b"\xe9.md"),
+    "journal",
+    "-x.md",
+]
+PATTERN_SEGMENTS = [
+    "a",
+    "b",
+    "*",
+    "?",
+    "*.md",
+    "a*",
+    "*b",
+    "[ab]",
+    "[!a]*",
+    "**",
+    "a.md",
+    "?.md",
+    "journal",
+    "a?*",
+    "*.m?",
+]
 
 names = st.sampled_from(NAMES)
 paths = st.lists(names, min_size=1, max_size=4).map("/".join)
@@ -109,10 +146,12 @@ def patterns(draw) -> str:
 
 
 @PROPERTY_SETTINGS
-@given(store=st.sampled_from(["", "a", "journal/b"]),
-       include=st.lists(patterns(), min_size=1, max_size=2),
-       exclude=st.lists(patterns(), max_size=2),
-       candidates=st.lists(paths, min_size=1, max_size=20))
+@given(
+    store=st.sampled_from(["", "a", "journal/b"]),
+    include=st.lists(patterns(), min_size=1, max_size=2),
+    exclude=st.lists(patterns(), max_size=2),
+    candidates=st.lists(paths, min_size=1, max_size=20),
+)
 def test_store_filter_wants_matches_the_reference_model(store, include, exclude, candidates) -> None:
     store_filter = StoreFilter.build(store_prefix=store, include=include, exclude=exclude)
     for path in candidates:
@@ -123,8 +162,7 @@ def test_store_filter_wants_matches_the_reference_model(store, include, exclude,
 
 
 @PROPERTY_SETTINGS
-@given(store=st.sampled_from(["", "a"]), exclude=st.lists(patterns(), max_size=2),
-       path=paths)
+@given(store=st.sampled_from(["", "a"]), exclude=st.lists(patterns(), max_size=2), path=paths)
 def test_might_contain_never_prunes_a_folder_holding_a_wanted_path(store, exclude, path) -> None:
     store_filter = StoreFilter.build(store_prefix=store, include=["**"], exclude=exclude)
     full = f"{store}/{path}" if store else path
@@ -180,8 +218,7 @@ def test_queue_round_trips_any_file_name(paths: list[str]) -> None:
             batch = queue.take_batch(now=2.0)
             assert sorted(batch.paths) == sorted(paths)
             queue.record(paths[:1], now=2.5)  # changed while queued: pending again
-            queue.finish_batch(batch, {p: SUCCESS for p in paths}, now=3.0,
-                               retry_min=1, retry_max=2)
+            queue.finish_batch(batch, {p: SUCCESS for p in paths}, now=3.0, retry_min=1, retry_max=2)
             rows = {row.path: row.status.value for row in queue.rows(include_success=True)}
             assert rows == {p: "pending" if p == paths[0] else "success" for p in paths}
         finally:
@@ -249,7 +286,7 @@ class Tree:
         full = self.full(rel)
         if kind == "write":
             self._parents(rel)
-            if os.path.isdir(full) and not os.path.islink(full) or os.path.islink(full):
+            if (os.path.isdir(full) and not os.path.islink(full)) or os.path.islink(full):
                 self._clear(rel)
             with open(full, "wb") as f:
                 f.write(op[2])
@@ -258,8 +295,13 @@ class Tree:
             self._clear(rel)
         elif kind == "rename":
             dest = op[2]
-            if not os.path.isfile(full) or os.path.islink(full) or dest == rel \
-                    or dest.startswith(rel + "/") or rel.startswith(dest + "/"):
+            if (
+                not os.path.isfile(full)
+                or os.path.islink(full)
+                or dest == rel
+                or dest.startswith(rel + "/")
+                or rel.startswith(dest + "/")
+            ):
                 return
             self._parents(dest)
             if os.path.lexists(self.full(dest)):
@@ -285,9 +327,12 @@ class Tree:
 
 
 def run_git(repo: Path, *args: str, input: bytes | None = None, env: dict | None = None) -> bytes:
-    result = subprocess.run(["git", "-C", str(repo), *args], input=input, capture_output=True,
-                            env={**{k: v for k, v in os.environ.items() if not k.startswith("GIT_")},
-                                 **(env or {})})
+    result = subprocess.run(
+        ["git", "-C", str(repo), *args],
+        input=input,
+        capture_output=True,
+        env={**{k: v for k, v in os.environ.items() if not k.startswith("GIT_")}, **(env or {})},
+    )
     assert result.returncode == 0, (args, result.stderr.decode(errors="replace"))
     return result.stdout
 
@@ -303,7 +348,8 @@ def expected_tree(repo: Path, tree: Tree, base: str, scratch: Path) -> str:
         parts = rel.split("/")
         beyond_link = any(  # git does not look past a link: `d/a.md` with `d` a link is gone
             not stat.S_ISDIR(os.lstat(tree.full("/".join(parts[:i]))).st_mode)
-            if os.path.lexists(tree.full("/".join(parts[:i]))) else True
+            if os.path.lexists(tree.full("/".join(parts[:i])))
+            else True
             for i in range(1, len(parts))
         )
         if beyond_link:
@@ -320,16 +366,28 @@ def expected_tree(repo: Path, tree: Tree, base: str, scratch: Path) -> str:
         else:
             records.append(b"0 " + b"0" * 40 + b"\t" + os.fsencode(rel))
     if records:
-        run_git(repo, "update-index", "-z", "--add", "--replace", "--index-info",
-                input=b"\0".join(records) + b"\0", env=env)
+        run_git(
+            repo,
+            "update-index",
+            "-z",
+            "--add",
+            "--replace",
+            "--index-info",
+            input=b"\0".join(records) + b"\0",
+            env=env,
+        )
     return run_git(repo, "write-tree", env=env).decode().strip()
 
 
 @PROPERTY_SETTINGS
-@given(initial=initial_files, ops=st.lists(operations, min_size=1, max_size=12),
-       executable=st.sets(targets, max_size=3))
+@given(
+    initial=initial_files,
+    ops=st.lists(operations, min_size=1, max_size=12),
+    executable=st.sets(targets, max_size=3),
+)
 def test_commit_paths_gives_head_tree_with_exactly_the_touched_paths_replaced(
-        initial, ops, executable) -> None:
+    initial, ops, executable
+) -> None:
     with tempfile.TemporaryDirectory(prefix="mdbackup-prop-") as tmp:
         repo = init_repo(Path(tmp) / "repo")
         tree = Tree(repo)
@@ -351,7 +409,10 @@ def test_commit_paths_gives_head_tree_with_exactly_the_touched_paths_replaced(
             tree.apply(op)
         touched = sorted(tree.touched)
         result = Committer(open_repository(repo)).commit_paths(
-            touched, message=lambda changes: "backup", author=SIG, committer=SIG,
+            touched,
+            message=lambda changes: "backup",
+            author=SIG,
+            committer=SIG,
             max_file_size=10_000,
         )
         assert not result.failed, result.failed
@@ -366,10 +427,10 @@ def test_commit_paths_gives_head_tree_with_exactly_the_touched_paths_replaced(
             assert run_git(repo, "rev-parse", "HEAD~1").decode().strip() == base
             assert run_git(repo, "rev-parse", "HEAD^{tree}").decode().strip() == want
         # the user's staged change is still staged, unchanged, and nothing else is
-        assert run_git(repo, "diff", "--cached", "--name-only", "-z").split(b"\0")[:-1] == [
-            STAGED.encode()]
+        assert run_git(repo, "diff", "--cached", "--name-only", "-z").split(b"\0")[:-1] == [STAGED.encode()]
         assert run_git(repo, "ls-files", "-s", "--", STAGED) == staged_before
         # the touched paths are clean in `git status`: index entries updated
         if touched:
-            assert run_git(repo, "status", "--porcelain", "-z", "--untracked-files=all",
-                           "--", *touched) == b""
+            assert (
+                run_git(repo, "status", "--porcelain", "-z", "--untracked-files=all", "--", *touched) == b""
+            )

@@ -57,7 +57,8 @@ def test_push_disabled_leaves_the_remote_untouched(repo, home, store, bare) -> N
 
 
 def test_remote_moved_away_then_back_fails_then_retry_pushes_without_new_change(
-        repo, home, store, bare, tmp_path) -> None:
+    repo, home, store, bare, tmp_path
+) -> None:
     git(repo, "remote", "add", "origin", str(bare))
     env = write_config(home, repo, push_config(retry_min=600, retry_max=600))
     (store / "a.md").write_text("a\n")
@@ -82,8 +83,7 @@ def test_remote_moved_away_then_back_fails_then_retry_pushes_without_new_change(
     assert push["status"] == "success" and push["ahead"] == 0 and push["last_error"] is None
 
 
-def test_diverged_remote_is_never_overwritten_and_commits_go_on(repo, home, store, bare,
-                                                                tmp_path) -> None:
+def test_diverged_remote_is_never_overwritten_and_commits_go_on(repo, home, store, bare, tmp_path) -> None:
     git(repo, "remote", "add", "origin", str(bare))
     env = write_config(home, repo, push_config(retry_min=600, retry_max=600))
     (store / "a.md").write_text("a\n")
@@ -118,11 +118,12 @@ def test_check_reaches_the_remote(repo, home, store, bare, tmp_path) -> None:
     assert none.code == 1 and "origin" in none.out
 
 
-def test_daemon_pushes_each_commit_and_after_a_crash_between_commit_and_push(
-        repo, home, store, bare) -> None:
+def test_daemon_pushes_each_commit_and_after_a_crash_between_commit_and_push(repo, home, store, bare) -> None:
     git(repo, "remote", "add", "origin", str(bare))
     config = "[watch]\ndebounce = 0.1\n" + push_config()
-    d = Daemon(repo=repo, home=home, config=config, env={"MDBACKUP_CRASH_AT": "push_started:2"})  # 1st: the push at start
+    d = Daemon(
+        repo=repo, home=home, config=config, env={"MDBACKUP_CRASH_AT": "push_started:2"}
+    )  # 1st: the push at start
     try:
         d.start()
         (store / "a.md").write_text("a\n")
@@ -134,8 +135,10 @@ def test_daemon_pushes_each_commit_and_after_a_crash_between_commit_and_push(
             d2.start()
             wait_until(lambda: remote_ref(bare) == local_head(repo), message="pushed at restart")
             (store / "b.md").write_text("b\n")
-            wait_until(lambda: "notes/b.md" in head_files(repo)
-                       and remote_ref(bare) == local_head(repo), message="pushed after commit")
+            wait_until(
+                lambda: "notes/b.md" in head_files(repo) and remote_ref(bare) == local_head(repo),
+                message="pushed after commit",
+            )
             assert d2.stop() == 0
         finally:
             d2.close()
@@ -145,8 +148,7 @@ def test_daemon_pushes_each_commit_and_after_a_crash_between_commit_and_push(
 
 def test_http_token_never_appears_in_logs_status_or_database(repo, home, store, http_server) -> None:
     git(repo, "remote", "add", "origin", http_server.url)
-    config = (push_config() + f'[auth]\nusername = "{http_server.username}"\n'
-              'token_env = "TEST_TOKEN"\n')
+    config = push_config() + f'[auth]\nusername = "{http_server.username}"\ntoken_env = "TEST_TOKEN"\n'
     env = {**write_config(home, repo, config), "TEST_TOKEN": http_server.token}
     (store / "a.md").write_text("a\n")
     good = mdbackup("--once", "--verbose", cwd=repo, home=home, env=env)

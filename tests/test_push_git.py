@@ -237,14 +237,18 @@ def test_remote_moved_away_then_back(tmp_path: Path):
 def test_no_remote_and_no_branch(tmp_path: Path):
     bare = init_bare(tmp_path / "remote.git")
     repo = make_clone(tmp_path / "w", str(bare))
-    result = push_branch(repo, remote_name="upstream", local_branch="main", remote_branch="main",
-                         credentials=NO_CREDS)
+    result = push_branch(
+        repo, remote_name="upstream", local_branch="main", remote_branch="main", credentials=NO_CREDS
+    )
     assert (result.ok, result.kind, result.error) == (False, "no-remote", "no remote named 'upstream'")
-    result = push_branch(repo, remote_name="origin", local_branch="nope", remote_branch="nope",
-                         credentials=NO_CREDS)
+    result = push_branch(
+        repo, remote_name="origin", local_branch="nope", remote_branch="nope", credentials=NO_CREDS
+    )
     assert not result.ok and result.kind == "no-branch" and "'nope'" in result.error
-    assert check_remote(repo, remote_name="upstream", remote_branch="main",
-                        credentials=NO_CREDS).kind == "no-remote"
+    assert (
+        check_remote(repo, remote_name="upstream", remote_branch="main", credentials=NO_CREDS).kind
+        == "no-remote"
+    )
     assert remote_ref(bare) is None
 
 
@@ -262,8 +266,7 @@ def test_check_remote_reports_the_remote_branch(tmp_path: Path):
 
 
 def ssh_creds(server, **kw) -> Credentials:
-    base = dict(ssh_key=server.client_key, ssh_passphrase=None, username="git", token=None,
-                ssh_agent=False)
+    base = dict(ssh_key=server.client_key, ssh_passphrase=None, username="git", token=None, ssh_agent=False)
     base.update(kw)
     return Credentials(**base)
 
@@ -286,8 +289,9 @@ def test_ssh_push_with_hashed_known_hosts_and_default_key(ssh_server, git_home, 
     ssh_server.write_known_hosts(git_home / ".ssh" / "known_hosts", hashed=True)
     repo = make_clone(tmp_path / "w", ssh_server.url)
     missing = tmp_path / "id_missing"
-    creds = ssh_creds(ssh_server, ssh_key=None,
-                      default_keys=(missing, ssh_server.unauthorized_key, ssh_server.client_key))
+    creds = ssh_creds(
+        ssh_server, ssh_key=None, default_keys=(missing, ssh_server.unauthorized_key, ssh_server.client_key)
+    )
     result = push(repo, creds)
     assert result.ok, result
     assert remote_ref(ssh_server.bare) == head(repo)
@@ -408,8 +412,13 @@ def test_known_host_entries_forms(tmp_path: Path):
 
 
 def http_creds(server, token: str | None = None) -> Credentials:
-    return Credentials(ssh_key=None, ssh_passphrase=None, username=server.username,
-                       token=server.token if token is None else token, ssh_agent=False)
+    return Credentials(
+        ssh_key=None,
+        ssh_passphrase=None,
+        username=server.username,
+        token=server.token if token is None else token,
+        ssh_agent=False,
+    )
 
 
 def test_http_push_with_token(http_server, git_home, tmp_path):

@@ -57,7 +57,11 @@ def test_failure_keeps_last_backup_at_and_backs_off(queue: Queue) -> None:
     queue.finish_batch(queue.take_batch(now=3.0), {"a.md": failed}, now=4.0, **RETRY)
     row = queue.rows()[0]
     assert (row.status, row.last_backup_at, row.last_error, row.attempts) == (
-        PathStatus.FAILED, 2.0, "permission denied", 1)
+        PathStatus.FAILED,
+        2.0,
+        "permission denied",
+        1,
+    )
     assert row.next_attempt_at == 4.0 + 5.0
     assert len(queue.take_batch(now=5.0)) == 0  # not due yet
     queue.finish_batch(queue.take_batch(now=9.0), {"a.md": failed}, now=9.0, **RETRY)
@@ -87,8 +91,9 @@ def test_forget_drops_the_row_unless_changed_since(queue: Queue) -> None:
 def test_requeue_interrupted_and_retry_failed(queue: Queue) -> None:
     queue.record(["a.md", "b.md"], now=1.0)
     batch = queue.take_batch(now=1.0)
-    queue.finish_batch(batch, {"a.md": SUCCESS, "b.md": Outcome(PathStatus.FAILED, error="x")},
-                       now=2.0, **RETRY)
+    queue.finish_batch(
+        batch, {"a.md": SUCCESS, "b.md": Outcome(PathStatus.FAILED, error="x")}, now=2.0, **RETRY
+    )
     queue.record(["c.md"], now=3.0)
     queue.take_batch(now=3.0)  # a crash leaves c.md queued
     assert queue.requeue_interrupted(now=4.0) == 1

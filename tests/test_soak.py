@@ -36,13 +36,13 @@ def test_soak_kill_9_at_random_moments(tmp_path: Path, request: pytest.FixtureRe
     iterations = request.config.getoption("--soak-iterations")
     seed = request.config.getoption("--soak-seed")
     lines: list[str] = []
-    soak = Soak(tmp_path / "world", seed=seed, iterations=iterations, say=lines.append,
-                report_every=0)
+    soak = Soak(tmp_path / "world", seed=seed, iterations=iterations, say=lines.append, report_every=0)
     stats = soak.run()
     print("\n".join(lines))
     assert not stats.violations, (
         f"soak seed {seed} found violations (replay: python bench/soak.py --seed {seed} "
-        f"--iterations {iterations}):\n" + "\n".join(lines))
+        f"--iterations {iterations}):\n" + "\n".join(lines)
+    )
     assert stats.iterations == iterations
     assert stats.kills >= iterations  # every iteration killed the daemon at least once
 
@@ -89,11 +89,15 @@ def test_chmod_while_running_is_committed(tmp_path: Path) -> None:
     daemon = make_daemon(world).start(wait_ready=False)
     try:
         assert ready_or_dead(daemon)
-        wait_until(lambda: _mode_in_head(world, f"{STORE}/script.md") == "100644",
-                   message="the file committed")
+        wait_until(
+            lambda: _mode_in_head(world, f"{STORE}/script.md") == "100644", message="the file committed"
+        )
         note.chmod(0o755)
-        wait_until(lambda: _mode_in_head(world, f"{STORE}/script.md") == "100755", timeout=10,
-                   message="the executable bit committed")
+        wait_until(
+            lambda: _mode_in_head(world, f"{STORE}/script.md") == "100755",
+            timeout=10,
+            message="the executable bit committed",
+        )
     finally:
         dispose(daemon)
 

@@ -15,13 +15,12 @@ from pathlib import Path
 
 import pygit2
 
-from mdbackup import crashpoints, logs
+from mdbackup import crashpoints, locations, logs
 from mdbackup.config import Config
-from mdbackup.git import repo as gitrepo
 from mdbackup.git import leftovers
+from mdbackup.git import repo as gitrepo
 from mdbackup.git.commit import CommitRefused, Committer, GitBusy, PathChange
 from mdbackup.git.scan import ScanResult, changed_paths
-from mdbackup import locations
 from mdbackup.message import ChangeSummary, render_message
 from mdbackup.patterns import StoreFilter
 from mdbackup.pushing import Pusher
@@ -30,8 +29,9 @@ from mdbackup.statuses import PathStatus
 
 
 def _store_filter(config: Config) -> StoreFilter:
-    return StoreFilter.build(store_prefix=config.store_prefix, include=config.store.include,
-                             exclude=config.store.exclude)
+    return StoreFilter.build(
+        store_prefix=config.store_prefix, include=config.store.include, exclude=config.store.exclude
+    )
 
 
 @dataclass(frozen=True)
@@ -86,8 +86,9 @@ class Backup:
         """Remove the lock files a killed mdbackup of ours left (never git's); call it
         while holding the repository lock, before the first commit."""
         for lock in leftovers.clear_left_behind(self.state_dir):
-            self.log.warning("stale_lock_removed", lock=str(lock),
-                             detail="left by an interrupted mdbackup write")
+            self.log.warning(
+                "stale_lock_removed", lock=str(lock), detail="left by an interrupted mdbackup write"
+            )
 
     def record(self, paths: Iterable[str], *, now: float) -> int:
         """Record changes to the store paths among `paths` (others are ignored)."""
@@ -108,8 +109,13 @@ class Backup:
         )
         self.record(result.changed, now=now)
         self.log.info(
-            "scan", reason=reason, folder=folder, changed=len(result.changed), files=result.files_seen,
-            hashed=result.hashed, elapsed_ms=result.elapsed_ms,
+            "scan",
+            reason=reason,
+            folder=folder,
+            changed=len(result.changed),
+            files=result.files_seen,
+            hashed=result.hashed,
+            elapsed_ms=result.elapsed_ms,
         )
         return result
 
@@ -129,8 +135,11 @@ class Backup:
         crashpoints.reach("queued")
         outcomes, report = self._commit(batch, now=now)
         self.queue.finish_batch(
-            batch, outcomes, now=now,
-            retry_min=self.config.push.retry_min, retry_max=self.config.push.retry_max,
+            batch,
+            outcomes,
+            now=now,
+            retry_min=self.config.push.retry_min,
+            retry_max=self.config.push.retry_max,
         )
         crashpoints.reach("db_marked")
         return report
@@ -169,12 +178,18 @@ class Backup:
             firsts = [i.first_seen_at for i in batch.items if i.first_seen_at is not None]
             latency = round((now - min(firsts)) * 1000) if firsts else None
             self.log.info(
-                "commit", commit=result.commit_id, branch=result.branch,
-                paths=len(result.changes), elapsed_ms=result.elapsed_ms,
-                latency_ms=latency, failed=len(result.failed),
+                "commit",
+                commit=result.commit_id,
+                branch=result.branch,
+                paths=len(result.changes),
+                elapsed_ms=result.elapsed_ms,
+                latency_ms=latency,
+                failed=len(result.failed),
             )
         return outcomes, PassReport(
-            taken=len(batch), commit_id=result.commit_id, committed=len(result.changes),
+            taken=len(batch),
+            commit_id=result.commit_id,
+            committed=len(result.changes),
             failed=len(result.failed),
         )
 
@@ -202,8 +217,10 @@ class Backup:
 
         summary = ChangeSummary(added=rel("added"), modified=rel("modified"), deleted=rel("deleted"))
         return render_message(
-            self.config.commit.message, changes=summary,
-            hostname=socket.gethostname(), now=datetime.now().astimezone(),
+            self.config.commit.message,
+            changes=summary,
+            hostname=socket.gethostname(),
+            now=datetime.now().astimezone(),
         )
 
     def push_if_due(self, *, now: float, force: bool = False, timeout: float | None = None) -> bool:
@@ -224,5 +241,3 @@ class Backup:
 
     def close(self) -> None:
         self.queue.close()
-
-

@@ -39,37 +39,53 @@ def _global_options(*, in_command: bool) -> argparse.ArgumentParser:
     """Options accepted before the command and after it (`mdbackup run --verbose`)."""
     default = argparse.SUPPRESS if in_command else None
     options = argparse.ArgumentParser(add_help=False)
-    options.add_argument("--config", type=Path, default=default,
-                         help="config file (default: $MDBACKUP_CONFIG, "
-                              "then $XDG_CONFIG_HOME/mdbackup/config.toml)")
-    options.add_argument("--verbose", action="store_true",
-                         default=argparse.SUPPRESS if in_command else False,
-                         help="log debug events")
-    options.add_argument("--log-format", choices=["auto", "console", "json"], default=default,
-                         help="log renderer (default: [log] format, auto)")
+    options.add_argument(
+        "--config",
+        type=Path,
+        default=default,
+        help="config file (default: $MDBACKUP_CONFIG, then $XDG_CONFIG_HOME/mdbackup/config.toml)",
+    )
+    options.add_argument(
+        "--verbose",
+        action="store_true",
+        default=argparse.SUPPRESS if in_command else False,
+        help="log debug events",
+    )
+    options.add_argument(
+        "--log-format",
+        choices=["auto", "console", "json"],
+        default=default,
+        help="log renderer (default: [log] format, auto)",
+    )
     return options
 
 
 def build_parser() -> argparse.ArgumentParser:
-    parser = _Parser(prog="mdbackup", description="Keep a markdown store backed up in git.",
-                     parents=[_global_options(in_command=False)])
+    parser = _Parser(
+        prog="mdbackup",
+        description="Keep a markdown store backed up in git.",
+        parents=[_global_options(in_command=False)],
+    )
     parser.add_argument("--once", action="store_true", help="the same as `run --once`")
     parser.add_argument("--version", action="version", version=f"mdbackup {__version__}")
     commands = parser.add_subparsers(dest="command", metavar="COMMAND", parser_class=_Parser)
     in_command = [_global_options(in_command=True)]
 
-    run_parser = commands.add_parser("run", parents=in_command,
-                                     help="the daemon; with --once: one pass, then exit")
-    run_parser.add_argument("--once", action="store_true", dest="run_once",
-                            help="one pass (scan, commit, push), then exit")
+    run_parser = commands.add_parser(
+        "run", parents=in_command, help="the daemon; with --once: one pass, then exit"
+    )
+    run_parser.add_argument(
+        "--once", action="store_true", dest="run_once", help="one pass (scan, commit, push), then exit"
+    )
     run_parser.add_argument("--repo", type=Path, help="the git working tree")
     run_parser.add_argument("--store", help="the store folder, relative to the repo")
     push = run_parser.add_mutually_exclusive_group()
     push.add_argument("--push", action="store_true", default=None, dest="push")
     push.add_argument("--no-push", action="store_false", dest="push")
 
-    status_parser = commands.add_parser("status", parents=in_command,
-                                        help="pending, failed, last commit, push state")
+    status_parser = commands.add_parser(
+        "status", parents=in_command, help="pending, failed, last commit, push state"
+    )
     status_parser.add_argument("--json", action="store_true", help="machine-readable")
     status_parser.add_argument("--all", action="store_true", help="list every tracked path")
 
@@ -86,8 +102,7 @@ def build_parser() -> argparse.ArgumentParser:
 def _normalise(args: argparse.Namespace) -> argparse.Namespace:
     """Fill in what a command's own parser did not set (`mdbackup --once`, bare `mdbackup`)."""
     command = args.command or "run"
-    defaults = {"run_once": False, "repo": None, "store": None, "push": None,
-                "json": False, "all": False}
+    defaults = {"run_once": False, "repo": None, "store": None, "push": None, "json": False, "all": False}
     for key, value in defaults.items():
         if not hasattr(args, key):
             setattr(args, key, value)

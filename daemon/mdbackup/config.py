@@ -496,7 +496,9 @@ def _read_toml(source: Path, label: str) -> dict[str, Any]:
 def _parse(raw: Mapping[str, Any], problems: _Problems) -> dict[str, Any]:
     """Parse and range-check every key; returns `section.key` -> value for the valid ones and
     the defaults of the absent ones (invalid keys are left out)."""
-    values = {f"{section}.{key}": spec.default for section, keys in _SPEC.items() for key, spec in keys.items()}
+    values = {
+        f"{section}.{key}": spec.default for section, keys in _SPEC.items() for key, spec in keys.items()
+    }
     for section, table in raw.items():
         if section not in _SPEC:
             problems.at(section, _unknown("section", section, _SPEC))
@@ -507,7 +509,9 @@ def _parse(raw: Mapping[str, Any], problems: _Problems) -> dict[str, Any]:
     return values
 
 
-def _parse_section(section: str, table: Mapping[str, Any], values: dict[str, Any], problems: _Problems) -> None:
+def _parse_section(
+    section: str, table: Mapping[str, Any], values: dict[str, Any], problems: _Problems
+) -> None:
     keys = _SPEC[section]
     for key, raw_value in table.items():
         name = f"{section}.{key}"

@@ -13,16 +13,16 @@ import os
 import signal
 
 STEPS: tuple[str, ...] = (
-    "recorded",          # changes written to the state database
-    "queued",            # a batch taken: its paths marked queued
-    "blobs_written",     # blob objects of the batch written
-    "tree_written",      # the new tree written
-    "index_written",     # the real index written with the committed entries
-    "commit_written",    # the commit object written
-    "ref_moved",         # the branch moved to the commit
-    "db_marked",         # the batch's outcome written to the state database
-    "push_started",      # about to push
-    "push_done",         # the remote has the commit, push state not yet recorded
+    "recorded",  # changes written to the state database
+    "queued",  # a batch taken: its paths marked queued
+    "blobs_written",  # blob objects of the batch written
+    "tree_written",  # the new tree written
+    "index_written",  # the real index written with the committed entries
+    "commit_written",  # the commit object written
+    "ref_moved",  # the branch moved to the commit
+    "db_marked",  # the batch's outcome written to the state database
+    "push_started",  # about to push
+    "push_done",  # the remote has the commit, push state not yet recorded
 )
 
 ENV = "MDBACKUP_CRASH_AT"

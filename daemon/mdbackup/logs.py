@@ -12,8 +12,7 @@ from typing import Any, TextIO
 
 import structlog
 
-_LEVELS = {"debug": logging.DEBUG, "info": logging.INFO, "warning": logging.WARNING,
-           "error": logging.ERROR}
+_LEVELS = {"debug": logging.DEBUG, "info": logging.INFO, "warning": logging.WARNING, "error": logging.ERROR}
 _secrets: set[str] = set()
 
 
@@ -45,8 +44,11 @@ def use_json(fmt: str, stream: TextIO) -> bool:
 def configure(*, level: str = "info", fmt: str = "auto", stream: TextIO | None = None) -> None:
     """Set up structlog for the process; also routes the stdlib `logging` of libraries."""
     stream = stream or sys.stderr
-    renderer = (structlog.processors.JSONRenderer() if use_json(fmt, stream)
-                else structlog.dev.ConsoleRenderer(colors=False))
+    renderer = (
+        structlog.processors.JSONRenderer()
+        if use_json(fmt, stream)
+        else structlog.dev.ConsoleRenderer(colors=False)
+    )
     structlog.configure(
         processors=[
             structlog.contextvars.merge_contextvars,

@@ -86,8 +86,9 @@ def _one_line(path: str) -> str:
     name) escaped, so every path stays on its line and the subject stays one line."""
     if path.isprintable():
         return path
-    return "".join(c if c.isprintable() or _is_byte_escape(c) else c.encode("unicode_escape").decode()
-                   for c in path)
+    return "".join(
+        c if c.isprintable() or _is_byte_escape(c) else c.encode("unicode_escape").decode() for c in path
+    )
 
 
 def _is_byte_escape(c: str) -> bool:

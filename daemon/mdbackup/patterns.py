@@ -87,7 +87,9 @@ def _compile_pattern(pattern: str) -> _Compiled:
     if not segments:
         raise GlobError(f"empty glob {pattern!r}")
     if pattern.startswith("!"):
-        raise GlobError(f"negated glob {pattern!r}: '!' patterns are not supported (write '\\!' for a literal '!')")
+        raise GlobError(
+            f"negated glob {pattern!r}: '!' patterns are not supported (write '\\!' for a literal '!')"
+        )
     while len(segments) > 1 and segments[0] == "**":
         segments.pop(0)
         anchored = False
@@ -280,7 +282,7 @@ class GlobSet:
     `covers` remembers the answer for recently seen folders (bounded cache).
     """
 
-    __slots__ = ("patterns", "_file", "_dir", "_folder_covered")
+    __slots__ = ("_dir", "_file", "_folder_covered", "patterns")
 
     patterns: tuple[str, ...]
 

@@ -112,12 +112,20 @@ class Pusher:
             self.queue.set_push_state(status=PushStatus.SUCCESS, ahead=0, last_error=None)
             return True
         crashpoints.reach("push_started")
-        tracking_lock = gitrepo.git_dir(self.repo) / "refs" / "remotes" / \
-            self.config.push.remote / f"{remote_branch}.lock"
+        tracking_lock = (
+            gitrepo.git_dir(self.repo)
+            / "refs"
+            / "remotes"
+            / self.config.push.remote
+            / f"{remote_branch}.lock"
+        )
         with leftovers.writing(state_dir(gitrepo.git_dir(self.repo)), [tracking_lock]):
             result = gitpush.push_branch(
-                self.repo, remote_name=self.config.push.remote, local_branch=local,
-                remote_branch=remote_branch, credentials=credentials(self.config),
+                self.repo,
+                remote_name=self.config.push.remote,
+                local_branch=local,
+                remote_branch=remote_branch,
+                credentials=credentials(self.config),
                 timeout=timeout or gitpush.DEFAULT_TIMEOUT,
             )
         if not result.ok:
@@ -126,33 +134,46 @@ class Pusher:
         if result.warning:
             self.log.warning("push_warning", warning=result.warning)
         self.queue.set_push_state(
-            status=PushStatus.SUCCESS, last_push_at=now, last_error=None,
-            next_attempt_at=None, attempts=0, ahead=0,
+            status=PushStatus.SUCCESS,
+            last_push_at=now,
+            last_error=None,
+            next_attempt_at=None,
+            attempts=0,
+            ahead=0,
         )
         if result.commits:
-            self.log.info("push", remote=self.config.push.remote, branch=remote_branch,
-                          commit=result.pushed_oid, commits=result.commits)
+            self.log.info(
+                "push",
+                remote=self.config.push.remote,
+                branch=remote_branch,
+                commit=result.pushed_oid,
+                commits=result.commits,
+            )
         return True
 
     def _failed(self, now: float, error: str, *, kind: str | None = None) -> bool:
         state = self.queue.push_state()
         attempts = state.attempts + 1
-        retry_in = backoff(attempts, minimum=self.config.push.retry_min,
-                           maximum=self.config.push.retry_max)
+        retry_in = backoff(attempts, minimum=self.config.push.retry_min, maximum=self.config.push.retry_max)
         self.queue.set_push_state(
-            status=PushStatus.FAILED, last_error=logs.scrub(error), attempts=attempts,
-            next_attempt_at=now + retry_in, ahead=self._ahead(),
+            status=PushStatus.FAILED,
+            last_error=logs.scrub(error),
+            attempts=attempts,
+            next_attempt_at=now + retry_in,
+            ahead=self._ahead(),
         )
-        self.log.warning("push_failed", error=error, kind=kind, attempts=attempts,
-                         retry_in_s=retry_in)
+        self.log.warning("push_failed", error=error, kind=kind, attempts=attempts, retry_in_s=retry_in)
         return False
 
     def _ahead(self) -> int | None:
         local, remote_branch = self.branches()
         if local is None or remote_branch is None:
             return None
-        return commits_ahead(self.repo, local_branch=local,
-                             tracking_ref=f"refs/remotes/{self.config.push.remote}/{remote_branch}")
+        return commits_ahead(
+            self.repo,
+            local_branch=local,
+            tracking_ref=f"refs/remotes/{self.config.push.remote}/{remote_branch}",
+        )
 
     def summary(self) -> str | None:
         """A few words for systemd's STATUS= line, or None when push is disabled."""

@@ -143,7 +143,7 @@ def path_to_db(path: str) -> str:
 def path_from_db(stored: str) -> str:
     """The path whose stored form is `stored` (inverse of `path_to_db`)."""
     if stored.startswith(_RAW_PATH_MARK):
-        return unquote_to_bytes(stored[len(_RAW_PATH_MARK):]).decode("utf-8", "surrogateescape")
+        return unquote_to_bytes(stored[len(_RAW_PATH_MARK) :]).decode("utf-8", "surrogateescape")
     return stored
 
 
@@ -206,11 +206,13 @@ class Queue:
             self.close()
             self.moved_aside = _move_aside(db_path)
             logs.get().error(
-                "state_db_corrupt", path=str(db_path), moved_to=str(self.moved_aside),
+                "state_db_corrupt",
+                path=str(db_path),
+                moved_to=str(self.moved_aside),
                 error=str(exc),
                 detail="the state database is damaged; it was moved aside and a new one is "
-                       "built from a scan of the store (nothing in git or the working tree is "
-                       "lost; the paused flag and failure history start afresh)",
+                "built from a scan of the store (nothing in git or the working tree is "
+                "lost; the paused flag and failure history start afresh)",
             )
             self._open()
 
@@ -302,11 +304,7 @@ class Queue:
     def _move_status(self, old: PathStatus, new: PathStatus, *, now: float) -> int:
         R = self.PathRecord
         with self.db.atomic("IMMEDIATE"):
-            return (
-                R.update(status=new.value, updated_at=now)
-                .where(R.status == old.value)
-                .execute()
-            )
+            return R.update(status=new.value, updated_at=now).where(R.status == old.value).execute()
 
     # -- batches ---------------------------------------------------------------------
 
@@ -323,17 +321,16 @@ class Queue:
         condition = (R.status == PathStatus.PENDING.value) | due_failed
         with self.db.atomic("IMMEDIATE"):
             rows = list(
-                R.select(R.path, R.generation, R.first_seen_at)
-                .where(condition)
-                .order_by(R.path)
-                .tuples()
+                R.select(R.path, R.generation, R.first_seen_at).where(condition).order_by(R.path).tuples()
             )
             for chunk in pw.chunked([stored for stored, _, _ in rows], _IN_CLAUSE_CHUNK):
-                R.update(status=PathStatus.QUEUED.value, updated_at=now).where(
-                    R.path.in_(chunk)
-                ).execute()
-        return Batch(tuple(BatchItem(path_from_db(stored), generation, first_seen)
-                           for stored, generation, first_seen in rows))
+                R.update(status=PathStatus.QUEUED.value, updated_at=now).where(R.path.in_(chunk)).execute()
+        return Batch(
+            tuple(
+                BatchItem(path_from_db(stored), generation, first_seen)
+                for stored, generation, first_seen in rows
+            )
+        )
 
     def finish_batch(
         self,
@@ -365,12 +362,16 @@ class Queue:
                 if outcome.forget and not changed_since:
                     forgotten.append(stored)
                     continue
-                retry_after = (backoff(attempts + 1, minimum=retry_min, maximum=retry_max)
-                               if outcome.status is PathStatus.FAILED else 0.0)
+                retry_after = (
+                    backoff(attempts + 1, minimum=retry_min, maximum=retry_max)
+                    if outcome.status is PathStatus.FAILED
+                    else 0.0
+                )
                 groups.setdefault((outcome, changed_since, retry_after), []).append(stored)
             for (outcome, changed_since, retry_after), stored_paths in groups.items():
-                update = self._outcome_update(outcome, changed_since=changed_since, now=now,
-                                              retry_after=retry_after)
+                update = self._outcome_update(
+                    outcome, changed_since=changed_since, now=now, retry_after=retry_after
+                )
                 for chunk in pw.chunked(stored_paths, _IN_CLAUSE_CHUNK):
                     R.update(update).where(R.path.in_(chunk)).execute()
             for chunk in pw.chunked(forgotten, _IN_CLAUSE_CHUNK):
@@ -385,20 +386,32 @@ class Queue:
         return found
 
     def _outcome_update(
-        self, outcome: Outcome, *, changed_since: bool, now: float, retry_after: float,
+        self,
+        outcome: Outcome,
+        *,
+        changed_since: bool,
+        now: float,
+        retry_after: float,
     ) -> dict:
         R = self.PathRecord
         update: dict = {R.updated_at: now}
         if outcome.status is PathStatus.SUCCESS:
-            update.update({
-                R.last_backup_at: now, R.last_error: None, R.attempts: 0,
-                R.next_attempt_at: None,
-            })
+            update.update(
+                {
+                    R.last_backup_at: now,
+                    R.last_error: None,
+                    R.attempts: 0,
+                    R.next_attempt_at: None,
+                }
+            )
         elif outcome.status is PathStatus.FAILED:
-            update.update({
-                R.last_error: outcome.error, R.attempts: R.attempts + 1,
-                R.next_attempt_at: now + retry_after,
-            })
+            update.update(
+                {
+                    R.last_error: outcome.error,
+                    R.attempts: R.attempts + 1,
+                    R.next_attempt_at: now + retry_after,
+                }
+            )
         if changed_since:
             update.update({R.status: PathStatus.PENDING.value, R.first_seen_at: now})
             if outcome.status is PathStatus.FAILED:
@@ -428,8 +441,9 @@ class Queue:
             .where(R.status == PathStatus.FAILED.value)
             .scalar()
         )
-        return Window(pending=count, newest_event_at=newest, oldest_change_at=oldest,
-                      next_retry_at=next_retry)
+        return Window(
+            pending=count, newest_event_at=newest, oldest_change_at=oldest, next_retry_at=next_retry
+        )
 
     def counts(self) -> dict[str, int]:
         """Number of paths in each status (every status present, zero included)."""
@@ -447,10 +461,16 @@ class Queue:
             query = query.where(R.status != PathStatus.SUCCESS.value)
         return [
             PathRow(
-                path=path_from_db(r.path), status=PathStatus(r.status), generation=r.generation,
-                first_seen_at=r.first_seen_at, last_event_at=r.last_event_at,
-                last_backup_at=r.last_backup_at, last_error=r.last_error,
-                attempts=r.attempts, next_attempt_at=r.next_attempt_at, updated_at=r.updated_at,
+                path=path_from_db(r.path),
+                status=PathStatus(r.status),
+                generation=r.generation,
+                first_seen_at=r.first_seen_at,
+                last_event_at=r.last_event_at,
+                last_backup_at=r.last_backup_at,
+                last_error=r.last_error,
+                attempts=r.attempts,
+                next_attempt_at=r.next_attempt_at,
+                updated_at=r.updated_at,
             )
             for r in query
         ]
@@ -481,9 +501,12 @@ class Queue:
     def push_state(self) -> PushState:
         r = self.RepoRecord.get_by_id(1)
         return PushState(
-            status=PushStatus(r.push_status), last_push_at=r.push_last_push_at,
-            last_error=r.push_last_error, next_attempt_at=r.push_next_attempt_at,
-            attempts=r.push_attempts, ahead=r.push_ahead,
+            status=PushStatus(r.push_status),
+            last_push_at=r.push_last_push_at,
+            last_error=r.push_last_error,
+            next_attempt_at=r.push_next_attempt_at,
+            attempts=r.push_attempts,
+            ahead=r.push_ahead,
         )
 
     def set_push_state(self, **fields: object) -> None:

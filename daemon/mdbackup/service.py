@@ -33,8 +33,9 @@ _HANDLED = (signal.SIGTERM, signal.SIGINT, signal.SIGHUP, WAKE_SIGNAL)
 class Service:
     """Runs the daemon for one opened `Backup` until a stop signal."""
 
-    def __init__(self, backup: Backup, *, config_path: Path | None,
-                 overrides: Overrides = Overrides()) -> None:
+    def __init__(
+        self, backup: Backup, *, config_path: Path | None, overrides: Overrides = Overrides()
+    ) -> None:
         self.backup = backup
         self.config_path = config_path
         self.overrides = overrides
@@ -50,11 +51,14 @@ class Service:
 
     def run(self) -> int:
         previous = {sig: signal.signal(sig, self._on_signal) for sig in _HANDLED}
-        worker = Worker(backup=self.backup, notifier=self.notifier,
-                        on_ready=self._ready, on_exit=self._signalled.set)
+        worker = Worker(
+            backup=self.backup, notifier=self.notifier, on_ready=self._ready, on_exit=self._signalled.set
+        )
         actions: dict[int, Callable[[Worker], None]] = {
-            signal.SIGTERM: self._stop, signal.SIGINT: self._stop,
-            signal.SIGHUP: self._reload, WAKE_SIGNAL: lambda w: w.inbox.wake(),
+            signal.SIGTERM: self._stop,
+            signal.SIGINT: self._stop,
+            signal.SIGHUP: self._reload,
+            WAKE_SIGNAL: lambda w: w.inbox.wake(),
         }
         ping = watchdog_interval(os.environ)
         try:
@@ -72,8 +76,11 @@ class Service:
             for sig, handler in previous.items():
                 signal.signal(sig, handler)
         if worker.is_alive():
-            self.log.error("stop_timeout", detail=f"flush did not finish in {FLUSH_BOUND} s; "
-                           "pending paths are committed at the next start")
+            self.log.error(
+                "stop_timeout",
+                detail=f"flush did not finish in {FLUSH_BOUND} s; "
+                "pending paths are committed at the next start",
+            )
             return ExitCode.FAILED
         return ExitCode.OK if worker.stopped.clean else ExitCode.FAILED
 
@@ -95,13 +102,17 @@ class Service:
             config = load_config(self.config_path, overrides=self.overrides, cwd=Path.cwd())
         except ConfigError as exc:
             for problem in exc.problems:
-                self.log.error("reload_rejected", problem=problem,
-                               detail="the old configuration stays in use")
+                self.log.error(
+                    "reload_rejected", problem=problem, detail="the old configuration stays in use"
+                )
             self.notifier.ready()
             return
         if config.repo != self.backup.config.repo:
-            self.log.error("reload_rejected", problem="store.repo changed",
-                           detail="a different repository needs a restart; old config kept")
+            self.log.error(
+                "reload_rejected",
+                problem="store.repo changed",
+                detail="a different repository needs a restart; old config kept",
+            )
         else:
             worker.reload(config)
         self.notifier.ready()

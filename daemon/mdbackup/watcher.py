@@ -46,9 +46,15 @@ _IGNORED_EVENTS = (FileOpenedEvent, FileClosedNoWriteEvent)
 # closes, waking the observer (and taking the GIL) for every file anyone reads,
 # the daemon's own hashing included.
 _WANTED_EVENTS = [
-    FileCreatedEvent, FileModifiedEvent, FileDeletedEvent, FileMovedEvent, FileClosedEvent,
+    FileCreatedEvent,
+    FileModifiedEvent,
+    FileDeletedEvent,
+    FileMovedEvent,
+    FileClosedEvent,
     FileAttribEvent,  # a chmod: the executable bit is committed
-    DirCreatedEvent, DirDeletedEvent, DirMovedEvent,
+    DirCreatedEvent,
+    DirDeletedEvent,
+    DirMovedEvent,
 ]
 MAX_WATCHES_FILE = "/proc/sys/fs/inotify/max_user_watches"
 
@@ -124,7 +130,7 @@ class StoreEventHandler(FileSystemEventHandler):
         text = os.fsdecode(path)
         if not text.startswith(self._root):
             return "" if text.rstrip("/") + "/" == self._root else None
-        return text[len(self._root):]
+        return text[len(self._root) :]
 
     def on_any_event(self, event: FileSystemEvent) -> None:
         if isinstance(event, _IGNORED_EVENTS):
@@ -179,8 +185,9 @@ class OverflowHook(logging.Handler):
 class Watcher:
     """The observer on the store folder (inotify, or polling when configured)."""
 
-    def __init__(self, *, workdir: Path, store_filter: StoreFilter, inbox: Inbox,
-                 poll_interval: float) -> None:
+    def __init__(
+        self, *, workdir: Path, store_filter: StoreFilter, inbox: Inbox, poll_interval: float
+    ) -> None:
         self._workdir = workdir
         self._filter = store_filter
         self._inbox = inbox
@@ -200,8 +207,9 @@ class Watcher:
     def start(self) -> bool:
         """Start watching; False when the watcher could not start (rescans cover it)."""
         logging.getLogger("watchdog.observers").addHandler(self._hook)
-        self._observer = (PollingObserver(timeout=self._poll_interval)
-                          if self._poll_interval > 0 else Observer())
+        self._observer = (
+            PollingObserver(timeout=self._poll_interval) if self._poll_interval > 0 else Observer()
+        )
         self._observer.name = "mdbackup-observer"
         self._observer.daemon = True
         try:
@@ -215,20 +223,26 @@ class Watcher:
     def _schedule(self) -> None:
         assert self._observer is not None
         store = self.store_dir
-        handler = StoreEventHandler(workdir=self._workdir, store_filter=self._filter,
-                                    inbox=self._inbox)
+        handler = StoreEventHandler(workdir=self._workdir, store_filter=self._filter, inbox=self._inbox)
         if store != self._workdir:
-            self._watches.append(self._observer.schedule(
-                _StoreReappeared(store_dir=str(store), inbox=self._inbox),
-                str(store.parent), recursive=False,
-            ))
+            self._watches.append(
+                self._observer.schedule(
+                    _StoreReappeared(store_dir=str(store), inbox=self._inbox),
+                    str(store.parent),
+                    recursive=False,
+                )
+            )
         if store.is_dir():
-            self._watches.append(self._observer.schedule(
-                handler, str(store), recursive=True, event_filter=_WANTED_EVENTS,
-            ))
+            self._watches.append(
+                self._observer.schedule(
+                    handler,
+                    str(store),
+                    recursive=True,
+                    event_filter=_WANTED_EVENTS,
+                )
+            )
         else:
-            self.log.warning("store_missing", path=str(store),
-                             detail="watching for it to appear")
+            self.log.warning("store_missing", path=str(store), detail="watching for it to appear")
 
     def rewatch(self) -> None:
         """Drop every watch and watch the store folder again (it was deleted or moved)."""
@@ -257,12 +271,14 @@ class Watcher:
             return
         self._limit_reported = True
         self.log.error(
-            "inotify_watch_limit", limit=_read_int(MAX_WATCHES_FILE), watched=watched,
+            "inotify_watch_limit",
+            limit=_read_int(MAX_WATCHES_FILE),
+            watched=watched,
             folders=folders,
             detail="the inotify watch limit is reached, so some folders are not watched; "
-                   "backups continue through rescans every minute. Raise the limit with: "
-                   "sudo sysctl fs.inotify.max_user_watches=524288 "
-                   "(and persist it in /etc/sysctl.d/)",
+            "backups continue through rescans every minute. Raise the limit with: "
+            "sudo sysctl fs.inotify.max_user_watches=524288 "
+            "(and persist it in /etc/sysctl.d/)",
         )
 
     def check_coverage(self) -> bool:

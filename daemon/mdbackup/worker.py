@@ -56,8 +56,9 @@ class Stopped:
 class Worker(threading.Thread):
     """Owns the watcher, the queue writes, the commits and the pushes."""
 
-    def __init__(self, *, backup: Backup, notifier: Notifier,
-                 on_ready: Callable[[], None], on_exit: Callable[[], None]) -> None:
+    def __init__(
+        self, *, backup: Backup, notifier: Notifier, on_ready: Callable[[], None], on_exit: Callable[[], None]
+    ) -> None:
         # A daemon thread: a stop that overruns its bound must not keep the process alive;
         # being cut off anywhere is a crash the next start recovers from.
         super().__init__(name="mdbackup-worker", daemon=True)
@@ -79,8 +80,12 @@ class Worker(threading.Thread):
 
     def _make_watcher(self) -> Watcher:
         config = self.backup.config
-        return Watcher(workdir=config.repo, store_filter=self.backup.filter, inbox=self.inbox,
-                       poll_interval=config.watch.poll_interval)
+        return Watcher(
+            workdir=config.repo,
+            store_filter=self.backup.filter,
+            inbox=self.inbox,
+            poll_interval=config.watch.poll_interval,
+        )
 
     # -- called from the main thread ----------------------------------------------------
 
@@ -141,8 +146,9 @@ class Worker(threading.Thread):
                 self.log.error("worker_error", error=str(exc), consecutive=errors)
                 if errors >= _MAX_CONSECUTIVE_ERRORS:
                     raise
-                timeout = min(self.backup.config.push.retry_max,
-                              self.backup.config.push.retry_min * 2 ** (errors - 1))
+                timeout = min(
+                    self.backup.config.push.retry_max, self.backup.config.push.retry_min * 2 ** (errors - 1)
+                )
             self.inbox.wait(timeout)
 
     def _iterate(self) -> float | None:
@@ -172,8 +178,9 @@ class Worker(threading.Thread):
         if self.backup.queue.paused() or not self.backup.config.commit.enabled:
             return None
         watch = self.backup.config.watch
-        deadline = batch_deadline(self.backup.queue.window(), debounce=watch.debounce,
-                                  max_delay=watch.max_delay)
+        deadline = batch_deadline(
+            self.backup.queue.window(), debounce=watch.debounce, max_delay=watch.max_delay
+        )
         if deadline is not None and self._busy_retry_at is not None:
             return max(deadline, self._busy_retry_at)
         return deadline

@@ -28,18 +28,25 @@ def check(config: Config, _args: argparse.Namespace) -> int:
         print(f"repository: {config.repo}: HEAD is detached; check out a branch to resume backups")
         return ExitCode.FAILED
     busy = gitrepo.busy_reason(repo)
-    print(f"repository: ok ({config.repo}, branch {head.branch}"
-          + (f"; busy now: {busy}, commits wait until it is done" if busy else "") + ")")
+    print(
+        f"repository: ok ({config.repo}, branch {head.branch}"
+        + (f"; busy now: {busy}, commits wait until it is done" if busy else "")
+        + ")"
+    )
     if not config.push.enabled:
         print("remote: push disabled")
         return ExitCode.OK
     remote_branch = config.push.branch or head.branch or ""
-    result = gitpush.check_remote(repo, remote_name=config.push.remote,
-                                  remote_branch=remote_branch, credentials=credentials(config))
+    result = gitpush.check_remote(
+        repo, remote_name=config.push.remote, remote_branch=remote_branch, credentials=credentials(config)
+    )
     if not result.ok:
         print(f"remote: {scrub(result.error or 'unreachable')}")
         return ExitCode.FAILED
-    where = (f"{remote_branch} at {result.remote_before[:12]}" if result.remote_before
-             else f"{remote_branch} not there yet (the first push creates it)")
+    where = (
+        f"{remote_branch} at {result.remote_before[:12]}"
+        if result.remote_before
+        else f"{remote_branch} not there yet (the first push creates it)"
+    )
     print(f"remote: ok ({config.push.remote}, {where})")
     return ExitCode.OK

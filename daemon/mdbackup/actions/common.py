@@ -7,9 +7,8 @@ from datetime import UTC, datetime
 
 from mdbackup.backup import Backup
 from mdbackup.config import Config
-from mdbackup.lock import WAKE_SIGNAL, holder_pid
 from mdbackup.locations import lock_path
-
+from mdbackup.lock import WAKE_SIGNAL, holder_pid
 
 
 def daemon_pid(backup: Backup) -> int | None:

@@ -19,9 +19,11 @@ def retry(config: Config, _args: argparse.Namespace) -> int:
     paths = backup.queue.retry_failed(now=now())
     push = backup.queue.retry_push()
     pid = wake_daemon(backup)
-    print(f"retry: {paths} failed path(s) pending again"
-          + ("; push pending again" if push else "")
-          + (f"; daemon (pid {pid}) notified" if pid else ""))
+    print(
+        f"retry: {paths} failed path(s) pending again"
+        + ("; push pending again" if push else "")
+        + (f"; daemon (pid {pid}) notified" if pid else "")
+    )
     return ExitCode.OK
 
 

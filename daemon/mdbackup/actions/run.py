@@ -14,8 +14,8 @@ from mdbackup.backup import Backup
 from mdbackup.config import Config, Overrides
 from mdbackup.exitcodes import ExitCode
 from mdbackup.git.repo import NotAWorkTree
-from mdbackup.lock import LockBusy, RepositoryLock
 from mdbackup.locations import lock_path
+from mdbackup.lock import LockBusy, RepositoryLock
 from mdbackup.queue import now
 
 
@@ -26,8 +26,10 @@ def run(config: Config, args: argparse.Namespace) -> int:
         print(f"mdbackup: --repo: {exc}", file=sys.stderr)
         return ExitCode.USAGE
     except (OSError, peewee.DatabaseError) as exc:  # full disk, read-only .git, ...
-        print(f"mdbackup: cannot open the state database in {config.repo}: {exc}"
-              + _space_hint(config.repo), file=sys.stderr)
+        print(
+            f"mdbackup: cannot open the state database in {config.repo}: {exc}" + _space_hint(config.repo),
+            file=sys.stderr,
+        )
         return ExitCode.FAILED
     try:
         lock = RepositoryLock.acquire(lock_path(backup.git_dir))
@@ -36,8 +38,7 @@ def run(config: Config, args: argparse.Namespace) -> int:
         backup.close()
         return ExitCode.BUSY
     except OSError as exc:
-        print(f"mdbackup: cannot take the lock {lock_path(backup.git_dir)}: {exc}",
-              file=sys.stderr)
+        print(f"mdbackup: cannot take the lock {lock_path(backup.git_dir)}: {exc}", file=sys.stderr)
         backup.close()
         return ExitCode.FAILED
     try:

@@ -34,9 +34,12 @@ def report(backup: Backup, *, all_paths: bool) -> dict[str, Any]:
         "counts": queue.counts(),
         "paths": [
             {
-                "path": row.path, "status": row.status.value,
-                "last_backup_at": iso_utc(row.last_backup_at), "last_error": row.last_error,
-                "attempts": row.attempts, "updated_at": iso_utc(row.updated_at),
+                "path": row.path,
+                "status": row.status.value,
+                "last_backup_at": iso_utc(row.last_backup_at),
+                "last_error": row.last_error,
+                "attempts": row.attempts,
+                "updated_at": iso_utc(row.updated_at),
                 "next_attempt_at": iso_utc(row.next_attempt_at),
             }
             for row in queue.rows(include_success=all_paths)
@@ -76,8 +79,8 @@ def render_text(doc: dict[str, Any]) -> str:
     lines = [
         f"repo:    {doc['repo']} (store: {doc['store']})",
         "daemon:  " + (f"running (pid {daemon['pid']})" if daemon["running"] else "not running"),
-        "paused:  " + ("yes: changes are recorded, nothing is committed (mdbackup resume)"
-                       if doc["paused"] else "no"),
+        "paused:  "
+        + ("yes: changes are recorded, nothing is committed (mdbackup resume)" if doc["paused"] else "no"),
         f"head:    {head['branch'] or '(detached)'} {commit}",
         f"paths:   {counts}",
         f"last backup: {doc['last_backup_at'] or 'never'}",
@@ -85,8 +88,9 @@ def render_text(doc: dict[str, Any]) -> str:
     ]
     rows = doc["paths"]
     if rows:
-        lines.append("paths not backed up yet:" if not any(r["status"] == "success" for r in rows)
-                     else "paths:")
+        lines.append(
+            "paths not backed up yet:" if not any(r["status"] == "success" for r in rows) else "paths:"
+        )
         for row in rows:
             extra = f" ({row['attempts']} attempts): {row['last_error']}" if row["last_error"] else ""
             lines.append(f"  {row['status']:<8} {_printable(row['path'])}{extra}")

@@ -122,16 +122,25 @@ class Committer:
         started = time.perf_counter()
         for _attempt in range(_CAS_RETRIES):
             result = self._commit_once(
-                paths, message=message, author=author, committer=committer,
-                max_file_size=max_file_size, started=started,
+                paths,
+                message=message,
+                author=author,
+                committer=committer,
+                max_file_size=max_file_size,
+                started=started,
             )
             if result is not None:
                 return result
         raise GitBusy("the branch kept moving while committing; will retry")
 
     def _commit_once(
-        self, paths: Sequence[str], *, message: Callable[[Sequence[PathChange]], str],
-        author: pygit2.Signature, committer: pygit2.Signature, max_file_size: int,
+        self,
+        paths: Sequence[str],
+        *,
+        message: Callable[[Sequence[PathChange]], str],
+        author: pygit2.Signature,
+        committer: pygit2.Signature,
+        max_file_size: int,
         started: float,
     ) -> CommitResult | None:
         repo = self.repo
@@ -139,9 +148,7 @@ class Committer:
         if reason:
             raise GitBusy(reason)
         if repo.head_is_detached:
-            raise CommitRefused(
-                "HEAD is detached (not on a branch); check out a branch to resume backups"
-            )
+            raise CommitRefused("HEAD is detached (not on a branch); check out a branch to resume backups")
         branch_ref_name = repo.references["HEAD"].target
         branch = branch_ref_name.removeprefix("refs/heads/")
         branch_ref = None if repo.head_is_unborn else repo.references[branch_ref_name]
@@ -154,14 +161,18 @@ class Committer:
             raise GitBusy("the index has unresolved conflicts")
 
         plan, changes, unchanged, skipped, failed = self._plan(
-            paths, base_tree=base_tree, index=index, max_file_size=max_file_size,
+            paths,
+            base_tree=base_tree,
+            index=index,
+            max_file_size=max_file_size,
         )
         repairs = _index_repairs(index, base_tree, unchanged)
         if not changes:
             if repairs:
                 self._update_index(index, repairs)
-            return CommitResult(None, branch, (), tuple(unchanged), tuple(skipped), failed,
-                                _ms_since(started))
+            return CommitResult(
+                None, branch, (), tuple(unchanged), tuple(skipped), failed, _ms_since(started)
+            )
         crashpoints.reach("blobs_written")
         with _writing("write the tree"):
             tree_id = _rewrite_tree(repo, base_tree, plan)
@@ -169,25 +180,47 @@ class Committer:
         if base_tree is not None and tree_id == base_tree.id:
             if repairs:
                 self._update_index(index, repairs)
-            return CommitResult(None, branch, (), tuple(unchanged + [c.path for c in changes]),
-                                tuple(skipped), failed, _ms_since(started))
+            return CommitResult(
+                None,
+                branch,
+                (),
+                tuple(unchanged + [c.path for c in changes]),
+                tuple(skipped),
+                failed,
+                _ms_since(started),
+            )
 
         self._update_index(index, {**repairs, **plan})
         crashpoints.reach("index_written")
         with _writing("write the commit"):
             commit_id = repo.create_commit(
-                None, author, committer, _clean_text(message(changes)), tree_id,
+                None,
+                author,
+                committer,
+                _clean_text(message(changes)),
+                tree_id,
                 [] if parent is None else [parent.id],
             )
         crashpoints.reach("commit_written")
         if not _move_branch(repo, branch_ref_name, branch_ref, commit_id):
             return None  # the branch moved under us: start again from its new head
         crashpoints.reach("ref_moved")
-        return CommitResult(str(commit_id), branch, tuple(changes), tuple(unchanged),
-                            tuple(skipped), failed, _ms_since(started))
+        return CommitResult(
+            str(commit_id),
+            branch,
+            tuple(changes),
+            tuple(unchanged),
+            tuple(skipped),
+            failed,
+            _ms_since(started),
+        )
 
     def _plan(
-        self, paths: Sequence[str], *, base_tree: pygit2.Tree | None, index: pygit2.Index,
+        self,
+        paths: Sequence[str],
+        *,
+        base_tree: pygit2.Tree | None,
+        index: pygit2.Index,
         max_file_size: int,
     ) -> tuple[_Plan, list[PathChange], list[str], list[str], dict[str, str]]:
         plan: _Plan = {}
@@ -199,8 +232,12 @@ class Committer:
         for path in dict.fromkeys(paths):
             old = _tree_entry(base_tree, path)
             try:
-                new = self._snapshot(path, tracked=old is not None or path in index,
-                                     max_file_size=max_file_size, folders=folders)
+                new = self._snapshot(
+                    path,
+                    tracked=old is not None or path in index,
+                    max_file_size=max_file_size,
+                    folders=folders,
+                )
             except _Skip:
                 if old is None:
                     skipped.append(path)
@@ -210,9 +247,7 @@ class Committer:
             except _Failed as exc:
                 failed[path] = str(exc)
                 continue
-            if new is None and old is None:
-                unchanged.append(path)
-            elif new is not None and old is not None and new == old:
+            if (new is None and old is None) or (new is not None and old is not None and new == old):
                 unchanged.append(path)
             else:
                 plan[path] = new
@@ -226,8 +261,9 @@ class Committer:
             failed[path] = "changed between a file and a folder while committing; will retry"
         return plan, changes, unchanged, skipped, failed
 
-    def _snapshot(self, path: str, *, tracked: bool, max_file_size: int,
-                  folders: dict[str, bool] | None = None) -> _Entry | None:
+    def _snapshot(
+        self, path: str, *, tracked: bool, max_file_size: int, folders: dict[str, bool] | None = None
+    ) -> _Entry | None:
         """The path's working-tree content as a blob entry; None when it is gone.
 
         A path beyond a symbolic link (a folder on the way is a link) is gone, as git
@@ -269,9 +305,7 @@ class Committer:
             if not stat.S_ISREG(st.st_mode):
                 raise _Skip(path)
             if st.st_size > max_file_size:
-                raise _Failed(
-                    f"file is {st.st_size} bytes, over store.max_file_size ({max_file_size})"
-                )
+                raise _Failed(f"file is {st.st_size} bytes, over store.max_file_size ({max_file_size})")
             try:
                 oid = self._file_blob(path, full, st, max_file_size)
             except _Changed:
@@ -283,8 +317,7 @@ class Committer:
             return _Entry(oid, mode)
         raise _Failed("the file kept changing while being read; will retry")
 
-    def _file_blob(self, path: str, full: str, st: os.stat_result,
-                   max_file_size: int) -> pygit2.Oid | None:
+    def _file_blob(self, path: str, full: str, st: os.stat_result, max_file_size: int) -> pygit2.Oid | None:
         """Store the regular file's content as a blob; None when it vanished meanwhile."""
         repo = self.repo
         try:
@@ -308,8 +341,7 @@ class Committer:
             _check_readable(full)
             if "changed before we could read it" in str(exc):
                 raise _Changed(path) from exc
-            raise RepositoryUnwritable(
-                f"cannot write to the repository (store the file): {exc}") from exc
+            raise RepositoryUnwritable(f"cannot write to the repository (store the file): {exc}") from exc
         try:
             after = os.lstat(full)
         except (FileNotFoundError, NotADirectoryError):
@@ -336,8 +368,7 @@ class Committer:
             held = os.path.exists(os.path.join(self.repo.path, "index.lock"))
             if held or "index is locked" in str(exc):
                 raise GitBusy("another process holds index.lock") from exc
-            raise RepositoryUnwritable(
-                f"cannot write to the repository (write the index): {exc}") from exc
+            raise RepositoryUnwritable(f"cannot write to the repository (write the index): {exc}") from exc
 
 
 class _Skip(Exception):
@@ -383,7 +414,8 @@ def _read_regular(full: str, limit: int, *, expected: os.stat_result | None = No
     try:
         opened = os.fstat(fd)
         replaced = expected is not None and (
-            (opened.st_dev, opened.st_ino) != (expected.st_dev, expected.st_ino))
+            (opened.st_dev, opened.st_ino) != (expected.st_dev, expected.st_ino)
+        )
         if not stat.S_ISREG(opened.st_mode) or replaced:
             raise _Changed(full)
         chunks: list[bytes] = []
@@ -460,8 +492,7 @@ def _ms_since(started: float) -> float:
     return round((time.perf_counter() - started) * 1000, 3)
 
 
-def _index_repairs(index: pygit2.Index, base_tree: pygit2.Tree | None,
-                   unchanged: Sequence[str]) -> _Plan:
+def _index_repairs(index: pygit2.Index, base_tree: pygit2.Tree | None, unchanged: Sequence[str]) -> _Plan:
     """Index entries to put back to HEAD's state for paths whose working tree equals HEAD.
 
     Only a batch interrupted between writing the index and moving the branch (a
@@ -496,10 +527,10 @@ def _tree_entry(tree: pygit2.Tree | None, path: str) -> _Entry | None:
 class _Node:
     """A folder of the planned change: what happens to the name itself and below it."""
 
-    __slots__ = ("leaf", "children")
+    __slots__ = ("children", "leaf")
 
     def __init__(self) -> None:
-        self.leaf: _Entry | None | object = _KEEP  # an entry to write, None to delete, or _KEEP
+        self.leaf: _Entry | object | None = _KEEP  # an entry to write, None to delete, or _KEEP
         self.children: dict[str, _Node] = {}
 
 
@@ -523,8 +554,7 @@ def _rewrite_tree(repo: pygit2.Repository, base: pygit2.Tree | None, plan: _Plan
     return tree_id if tree_id is not None else _write_tree_entries(repo, [])
 
 
-def _write_subtree(repo: pygit2.Repository, base: pygit2.Tree | None,
-                   node: _Node) -> pygit2.Oid | None:
+def _write_subtree(repo: pygit2.Repository, base: pygit2.Tree | None, node: _Node) -> pygit2.Oid | None:
     """Write `base` with the changes of `node` applied; None when the result is empty.
 
     Names that are not valid UTF-8 (surrogate escapes from os.fsdecode) cannot go
@@ -556,8 +586,11 @@ def _write_subtree(repo: pygit2.Repository, base: pygit2.Tree | None,
             raw_names[name] = new
     if not raw_names:
         return builder.write() if len(builder) else None
-    entries = ([(entry.raw_name, entry.id, entry.filemode) for entry in repo[builder.write()]]
-               if len(builder) else [])
+    entries = (
+        [(entry.raw_name, entry.id, entry.filemode) for entry in repo[builder.write()]]
+        if len(builder)
+        else []
+    )
     entries.extend((os.fsencode(name), oid, mode) for name, (oid, mode) in raw_names.items())
     return _write_tree_entries(repo, entries)
 
@@ -570,21 +603,22 @@ def _is_utf8(name: str) -> bool:
     return True
 
 
-def _write_tree_entries(repo: pygit2.Repository,
-                        entries: list[tuple[bytes, pygit2.Oid, int]]) -> pygit2.Oid:
+def _write_tree_entries(repo: pygit2.Repository, entries: list[tuple[bytes, pygit2.Oid, int]]) -> pygit2.Oid:
     """Write a tree object from raw (name bytes, oid, mode) entries, in git's order
     (a folder sorts as if its name ended with `/`)."""
+
     def key(entry: tuple[bytes, pygit2.Oid, int]) -> bytes:
         return entry[0] + b"/" if entry[2] == FileMode.TREE else entry[0]
 
-    data = b"".join(
-        b"%o %s\0%s" % (int(mode), name, oid.raw) for name, oid, mode in sorted(entries, key=key)
-    )
+    data = b"".join(b"%o %s\0%s" % (int(mode), name, oid.raw) for name, oid, mode in sorted(entries, key=key))
     return repo.odb.write(pygit2.enums.ObjectType.TREE, data)
 
 
 def _move_branch(
-    repo: pygit2.Repository, ref_name: str, ref: pygit2.Reference | None, commit_id: pygit2.Oid,
+    repo: pygit2.Repository,
+    ref_name: str,
+    ref: pygit2.Reference | None,
+    commit_id: pygit2.Oid,
 ) -> bool:
     """Move the branch to `commit_id` if it still points where it did. False when it moved.
 
@@ -603,6 +637,5 @@ def _move_branch(
         held = os.path.exists(os.path.join(repo.path, ref_name + ".lock"))
         if held or "failed to lock file" in str(exc):
             raise GitBusy(f"the branch is locked by another process ({exc})") from exc
-        raise RepositoryUnwritable(
-            f"cannot write to the repository (move the branch): {exc}") from exc
+        raise RepositoryUnwritable(f"cannot write to the repository (move the branch): {exc}") from exc
     return True

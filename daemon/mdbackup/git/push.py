@@ -343,9 +343,7 @@ def _key_is_encrypted(path: Path) -> bool | None:
     except OSError:
         return None
     if "BEGIN OPENSSH PRIVATE KEY" in text:
-        body = "".join(
-            line.strip() for line in text.splitlines() if line and not line.startswith("-----")
-        )
+        body = "".join(line.strip() for line in text.splitlines() if line and not line.startswith("-----"))
         try:
             raw = base64.b64decode(body)
         except ValueError:
@@ -613,9 +611,13 @@ def _classify(exc: BaseException, url: _Url, credentials: Credentials) -> tuple[
     low = text.lower()
     where = url.display
     local = _local_path(url)
-    if isinstance(exc, pygit2.AuthError) or "failed to authenticate ssh session" in low \
-            or "authentication replays" in low or "remote rejected authentication" in low \
-            or re.search(r"status code: 40[13]\b", low):
+    if (
+        isinstance(exc, pygit2.AuthError)
+        or "failed to authenticate ssh session" in low
+        or "authentication replays" in low
+        or "remote rejected authentication" in low
+        or re.search(r"status code: 40[13]\b", low)
+    ):
         return KIND_AUTH, f"authentication failed for {where}: {text}"
     if isinstance(exc, pygit2.CertificateError) or "hostkey" in low or "certificate" in low:
         if url.scheme == "ssh":
@@ -671,7 +673,7 @@ def _list_heads(
         remote.connect(callbacks=callbacks, direction=_DIRECTION_PUSH)
         heads = remote.list_heads(connect=False)
         return {h.name: str(h.oid) for h in heads if h.name}, url
-    except Exception as exc:  # noqa: BLE001 - every libgit2/callback error becomes a result
+    except Exception as exc:
         kind, message = _classify(exc, url, credentials)
         return _failure(kind, message, credentials)
     finally:
@@ -755,7 +757,10 @@ def _remote_state(
         return listed
     heads, _ = listed
     return _state(
-        repo, local, heads.get(f"refs/heads/{remote_branch}"), heads,
+        repo,
+        local,
+        heads.get(f"refs/heads/{remote_branch}"),
+        heads,
         f"refs/remotes/{remote_name}/{remote_branch}",
     )
 
@@ -839,16 +844,23 @@ def _push_branch(
     callbacks = _Callbacks(credentials=credentials, url=url, deadline=deadline, repo=repo)
     try:
         remote.push([f"refs/heads/{local_branch}:{dst_ref}"], callbacks=callbacks)
-    except Exception as exc:  # noqa: BLE001 - every libgit2/callback error becomes a result
+    except Exception as exc:
         if dst_ref in callbacks.accepted and "failed to lock file" in str(exc):
             # The remote took the update; only the local remote-tracking ref could not
             # be moved (its lock is held, or left by a process that died). The lock is
             # not ours to remove: say so and count the push as done.
             return PushResult(
-                True, str(local), remote_before, None, None, commits=state.ahead,
-                warning=_scrub(f"pushed, but the remote-tracking ref was not updated: {exc}; "
-                               "if no git process is running, remove that .lock file",
-                               credentials),
+                True,
+                str(local),
+                remote_before,
+                None,
+                None,
+                commits=state.ahead,
+                warning=_scrub(
+                    f"pushed, but the remote-tracking ref was not updated: {exc}; "
+                    "if no git process is running, remove that .lock file",
+                    credentials,
+                ),
             )
         kind, message = _classify(exc, url, credentials)
         behind = exc.behind if isinstance(exc, _Diverged) else (-1 if kind == KIND_DIVERGED else 0)
@@ -895,8 +907,12 @@ def push_branch(
     """
     with _network_timeouts(timeout) as deadline:
         return _push_branch(
-            deadline, repo, remote_name=remote_name, local_branch=local_branch,
-            remote_branch=remote_branch, credentials=credentials,
+            deadline,
+            repo,
+            remote_name=remote_name,
+            local_branch=local_branch,
+            remote_branch=remote_branch,
+            credentials=credentials,
         )
 
 
@@ -912,8 +928,12 @@ def remote_state(
     """List the remote's refs (fresh Remote) and count ahead/behind; a failed PushResult on error."""
     with _network_timeouts(timeout) as deadline:
         return _remote_state(
-            deadline, repo, remote_name=remote_name, local_branch=local_branch,
-            remote_branch=remote_branch, credentials=credentials,
+            deadline,
+            repo,
+            remote_name=remote_name,
+            local_branch=local_branch,
+            remote_branch=remote_branch,
+            credentials=credentials,
         )
 
 
@@ -930,7 +950,10 @@ def check_remote(
     yet), or a failed result with a clear error."""
     with _network_timeouts(timeout) as deadline:
         return _check_remote(
-            deadline, repo, remote_name=remote_name, remote_branch=remote_branch,
+            deadline,
+            repo,
+            remote_name=remote_name,
+            remote_branch=remote_branch,
             credentials=credentials,
         )
 

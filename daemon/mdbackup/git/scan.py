@@ -157,8 +157,12 @@ def _walk(
 
 
 def _index_vouches(
-    index: pygit2.Index, path: str, st: os.stat_result, known: tuple[pygit2.Oid, int],
-    *, index_written_ns: int,
+    index: pygit2.Index,
+    path: str,
+    st: os.stat_result,
+    known: tuple[pygit2.Oid, int],
+    *,
+    index_written_ns: int,
 ) -> bool:
     """True when the index entry is HEAD's blob and its stat data matches the file.
 
@@ -177,8 +181,11 @@ def _index_vouches(
         return False  # a chmod changes only the mode (and ctime), never size or mtime
     mtime_ns = centry.mtime.seconds * 1_000_000_000 + centry.mtime.nanoseconds
     ctime_ns = centry.ctime.seconds * 1_000_000_000 + centry.ctime.nanoseconds
-    if (centry.file_size != (st.st_size & 0xFFFFFFFF) or mtime_ns != st.st_mtime_ns
-            or ctime_ns != st.st_ctime_ns):
+    if (
+        centry.file_size != (st.st_size & 0xFFFFFFFF)
+        or mtime_ns != st.st_mtime_ns
+        or ctime_ns != st.st_ctime_ns
+    ):
         return False
     # Racy entry: the file changed no earlier than the index was written, so equal
     # stat data proves nothing (git's "racy git" rule).
