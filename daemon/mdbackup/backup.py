@@ -15,9 +15,9 @@ from pathlib import Path
 
 import pygit2
 
-from mdbackup import crashpoints, locations, logs
+from mdbackup import crashpoints, logs
 from mdbackup.config import Config
-from mdbackup.git import leftovers
+from mdbackup.git import layout, leftovers
 from mdbackup.git import repo as gitrepo
 from mdbackup.git.commit import CommitRefused, Committer, GitBusy, PathChange
 from mdbackup.git.scan import ScanResult, changed_paths
@@ -63,7 +63,7 @@ class Backup:
     def open(cls, config: Config) -> Backup:
         """Open the configured repository and its state database."""
         repo = gitrepo.open_repository(config.repo)
-        queue = Queue(locations.db_path(gitrepo.git_dir(repo), config.state.db))
+        queue = Queue(layout.db_path(gitrepo.git_dir(repo), config.state.db))
         return cls(config=config, repo=repo, queue=queue)
 
     @property
@@ -72,7 +72,7 @@ class Backup:
 
     @property
     def state_dir(self) -> Path:
-        return locations.state_dir(self.git_dir)
+        return layout.state_dir(self.git_dir)
 
     def _commit_locks(self) -> list[Path]:
         """The locks a commit takes: the index's and the checked-out branch's."""

@@ -20,7 +20,7 @@ from mdbackup.git import leftovers
 from mdbackup.git import push as gitpush
 from mdbackup.git import repo as gitrepo
 from mdbackup.git.repo import commits_ahead, head_info
-from mdbackup.locations import state_dir
+from mdbackup.git.layout import state_dir
 from mdbackup.queue import Queue, backoff
 from mdbackup.statuses import PushStatus
 

@@ -7,7 +7,7 @@ from datetime import UTC, datetime
 
 from mdbackup.backup import Backup
 from mdbackup.config import Config
-from mdbackup.locations import lock_path
+from mdbackup.git.layout import lock_path
 from mdbackup.lock import WAKE_SIGNAL, holder_pid
 
 

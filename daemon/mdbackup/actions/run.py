@@ -14,7 +14,7 @@ from mdbackup.backup import Backup
 from mdbackup.config import Config, Overrides
 from mdbackup.exitcodes import ExitCode
 from mdbackup.git.repo import NotAWorkTree
-from mdbackup.locations import lock_path
+from mdbackup.git.layout import lock_path
 from mdbackup.lock import LockBusy, RepositoryLock
 from mdbackup.queue import now
 

@@ -1,4 +1,8 @@
-"""Where mdbackup keeps its own files: beside the repository's git directory."""
+"""Paths inside a repository's git directory: git's own lock files and mdbackup's files.
+
+Every path under `<git dir>` that mdbackup names is computed here, so nothing
+outside `mdbackup.git` knows git's on-disk layout.
+"""
 
 from __future__ import annotations
 
@@ -18,3 +22,13 @@ def db_path(git_dir: Path, configured: str) -> Path:
 def lock_path(git_dir: Path) -> Path:
     """The lock file that makes one mdbackup process per repository."""
     return state_dir(git_dir) / "lock"
+
+
+def index_lock(git_dir: Path) -> Path:
+    """git's lock on the index (`<git dir>/index.lock`)."""
+    return git_dir / "index.lock"
+
+
+def ref_lock(git_dir: Path, ref_name: str) -> Path:
+    """git's lock on a loose reference, e.g. `refs/heads/main` -> `<git dir>/refs/heads/main.lock`."""
+    return git_dir / f"{ref_name}.lock"
