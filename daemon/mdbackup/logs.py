@@ -1,16 +1,20 @@
 """Logging with structlog: a console renderer on a terminal, JSON lines otherwise (journald).
 
 Secrets registered with `redact` are replaced in every event before rendering, a
-last line of defence behind code that never logs them in the first place.
+last line of defence behind code that never logs them in the first place. The
+replacing itself is `mdbackup.redact.scrub`; this module only keeps the registry.
 """
 
 from __future__ import annotations
 
 import logging
 import sys
+from collections.abc import MutableMapping
 from typing import Any, TextIO
 
 import structlog
+
+from mdbackup import redact as _redact
 
 _LEVELS = {"debug": logging.DEBUG, "info": logging.INFO, "warning": logging.WARNING, "error": logging.ERROR}
 _secrets: set[str] = set()
@@ -22,13 +26,11 @@ def redact(*secrets: str | None) -> None:
 
 
 def scrub(text: str) -> str:
-    """`text` with every registered secret replaced by `***`."""
-    for secret in _secrets:
-        text = text.replace(secret, "***")
-    return text
+    """`text` with every registered secret replaced by `***` (longest first)."""
+    return _redact.scrub(text, _secrets)
 
 
-def _scrub_processor(_logger: Any, _name: str, event: dict[str, Any]) -> dict[str, Any]:
+def _scrub_processor(_logger: Any, _name: str, event: MutableMapping[str, Any]) -> MutableMapping[str, Any]:
     if not _secrets:
         return event
     return {k: scrub(v) if isinstance(v, str) else v for k, v in event.items()}
@@ -64,4 +66,5 @@ def configure(*, level: str = "info", fmt: str = "auto", stream: TextIO | None =
 
 
 def get(name: str = "mdbackup") -> structlog.typing.FilteringBoundLogger:
-    return structlog.get_logger(name)
+    logger: structlog.typing.FilteringBoundLogger = structlog.get_logger(name)
+    return logger
