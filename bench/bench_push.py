@@ -9,7 +9,8 @@ import pygit2
 
 from bench.common import Row, big_repo, git, median_ms
 from mdbackup.git.commit import Committer
-from mdbackup.git.push import Credentials, push_branch
+from mdbackup.git.credentials import Credentials
+from mdbackup.git.push import push_branch
 from mdbackup.git.repo import open_repository
 
 SIG = pygit2.Signature("bench", "bench@example.com")

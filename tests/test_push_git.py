@@ -1,4 +1,4 @@
-"""mdbackup.git.push against real remotes: bare repos by path and file://, OpenSSH, smart HTTP.
+"""mdbackup.git.push and .credentials against real remotes: bare repos, OpenSSH, smart HTTP.
 
 The remote side is always inspected with the git CLI (`remote_ref`). libgit2
 reads known_hosts from `<homedir>/.ssh/known_hosts`, where homedir is what HOME
@@ -18,22 +18,10 @@ import pygit2
 import pytest
 
 from mdbackup.git import push as push_mod
-from mdbackup.git.push import (
-    Credentials,
-    PushResult,
-    RemoteState,
-    check_remote,
-    known_host_entries,
-    push_branch,
-    remote_state,
-)
-from tests.servers import (  # noqa: F401 - fixtures
-    http_server,
-    init_bare,
-    remote_ref,
-    ssh_agent,
-    ssh_server,
-)
+from mdbackup.git.credentials import Credentials
+from mdbackup.git.push import PushResult, check_remote, push_branch
+from mdbackup.git.remote_errors import Diverged, parse_url
+from tests.servers import init_bare, remote_ref, ssh_agent  # fixtures ssh_server, http_server: conftest
 
 SIG = pygit2.Signature("mdbackup test", "t@example.com")
 NO_CREDS = Credentials(ssh_key=None, ssh_passphrase=None, username="git", token=None, ssh_agent=False)
@@ -91,12 +79,6 @@ def push(repo: pygit2.Repository, creds: Credentials = NO_CREDS, **kw) -> PushRe
     )
 
 
-def state(repo: pygit2.Repository, creds: Credentials = NO_CREDS) -> RemoteState | PushResult:
-    return remote_state(
-        repo, remote_name="origin", local_branch="main", remote_branch="main", credentials=creds
-    )
-
-
 def head(repo: pygit2.Repository) -> str:
     return str(repo.references["refs/heads/main"].target)
 
@@ -110,9 +92,6 @@ def test_push_to_bare_repository(tmp_path: Path, form: str):
     url = str(bare) if form == "path" else bare.as_uri()
     repo = make_clone(tmp_path / "work", url)
 
-    st = state(repo)
-    assert st == RemoteState(remote_oid=None, ahead=1, behind=0, local_oid=head(repo))
-
     first = push(repo)
     assert first.ok and first.kind is None and first.error is None
     assert first.pushed_oid == head(repo) == remote_ref(bare)
@@ -124,8 +103,6 @@ def test_push_to_bare_repository(tmp_path: Path, form: str):
     before = head(repo)
     commit(repo, {"b.md": "two\n"})
     commit(repo, {"c.md": "three\n"})
-    st = state(repo)
-    assert (st.remote_oid, st.ahead, st.behind) == (before, 2, 0)
     result = push(repo)
     assert result.ok and result.commits == 2 and result.remote_before == before
     assert remote_ref(bare) == head(repo)
@@ -146,8 +123,6 @@ def test_diverged_remote_is_never_overwritten(tmp_path: Path):
     commit(mine, {"mine.md": "mine\n"})
 
     # Their commit is not in my object database: diverged, count unknown.
-    st = state(mine)
-    assert st.remote_oid == theirs and st.behind == -1 and st.ahead == 1
     result = push(mine)
     assert not result.ok and result.kind == "diverged"
     assert result.error == f"remote has diverged: remote branch at {theirs[:12]} is not in the local branch"
@@ -159,10 +134,9 @@ def test_diverged_remote_is_never_overwritten(tmp_path: Path):
     subprocess.run(["git", "-C", str(tmp_path / "other"), "push", "-q", "origin", "main"], check=True)
     theirs2 = remote_ref(bare)
     git_fetch(mine, str(bare))
-    st = state(mine)
-    assert (st.remote_oid, st.ahead, st.behind) == (theirs2, 1, 2)
     result = push(mine)
     assert not result.ok and result.kind == "diverged" and result.behind == 2
+    assert result.remote_before == theirs2
     assert result.error == "remote has diverged: 2 commits not in local branch"
     assert remote_ref(bare) == theirs2
 
@@ -198,8 +172,8 @@ def test_push_negotiation_callback_rejects_rewinds(tmp_path: Path):
     base = head(repo)
     ahead = commit(repo, {"b.md": "b\n"})
     side = str(repo.create_commit(None, SIG, SIG, "side", repo[base].tree_id, [base]))
-    cb = push_mod._Callbacks(
-        credentials=NO_CREDS, url=push_mod._parse_url("/x"), deadline=time.monotonic() + 60, repo=repo
+    cb = push_mod._PushCallbacks(
+        credentials=NO_CREDS, url=parse_url("/x"), deadline=time.monotonic() + 60, repo=repo
     )
 
     class Update:
@@ -209,9 +183,9 @@ def test_push_negotiation_callback_rejects_rewinds(tmp_path: Path):
 
     cb.push_negotiation([Update(base, ahead)])  # fast-forward: fine
     cb.push_negotiation([Update("0" * 40, ahead)])  # new branch: fine
-    with pytest.raises(push_mod._Diverged, match="1 commit not in local branch"):
+    with pytest.raises(Diverged, match="1 commit not in local branch"):
         cb.push_negotiation([Update(ahead, side)])
-    with pytest.raises(push_mod._Diverged, match="is not in the local branch"):
+    with pytest.raises(Diverged, match="is not in the local branch"):
         cb.push_negotiation([Update("1" * 40, ahead)])
 
 
@@ -280,9 +254,8 @@ def test_ssh_push_with_key_file(ssh_server, git_home, tmp_path):
     assert result.ok, result
     assert remote_ref(ssh_server.bare) == head(repo)
     commit(repo, {"b.md": "b\n"})
-    st = state(repo, creds)
-    assert (st.ahead, st.behind) == (1, 0)
-    assert push(repo, creds).ok and remote_ref(ssh_server.bare) == head(repo)
+    result = push(repo, creds)
+    assert result.ok and result.commits == 1 and remote_ref(ssh_server.bare) == head(repo)
 
 
 def test_ssh_push_with_hashed_known_hosts_and_default_key(ssh_server, git_home, tmp_path):
@@ -385,29 +358,6 @@ def test_ssh_changed_host_key_is_refused(ssh_server, git_home, tmp_path, hashed)
     assert str(known_hosts) in push(repo, creds).error
 
 
-def test_known_host_entries_forms(tmp_path: Path):
-    kh = tmp_path / "known_hosts"
-    key = "AAAAC3NzaC1lZDI1NTE5AAAAIBogusBogusBogusBogusBogusBogusBogusBogusBo"
-    kh.write_text(
-        "# comment\n"
-        f"example.org,10.0.0.1 ssh-ed25519 {key}\n"
-        f"[127.0.0.1]:2222 ssh-rsa {key}\n"
-        f"*.wild.test ecdsa-sha2-nistp256 {key}\n"
-        f"@revoked gone.test ssh-ed25519 {key}\n"
-    )
-    subprocess.run(["ssh-keygen", "-q", "-H", "-f", str(kh)], check=True, capture_output=True)
-    with kh.open("a") as f:
-        f.write(f"plain.test ssh-ed25519 {key}\n")
-    assert known_host_entries(kh, "example.org", 22) == ["ssh-ed25519"]
-    assert known_host_entries(kh, "10.0.0.1", None) == ["ssh-ed25519"]
-    assert known_host_entries(kh, "127.0.0.1", 2222) == ["ssh-rsa"]
-    assert known_host_entries(kh, "127.0.0.1", 22) == []
-    assert known_host_entries(kh, "a.wild.test", 22) == ["ecdsa-sha2-nistp256"]
-    assert known_host_entries(kh, "plain.test", 22) == ["ssh-ed25519"]
-    assert known_host_entries(kh, "other.test", 22) == []
-    assert known_host_entries(tmp_path / "missing", "example.org", 22) == []
-
-
 # ----------------------------------------------------------------------------- http
 
 
@@ -435,8 +385,8 @@ def test_http_push_with_token(http_server, git_home, tmp_path):
     assert result.ok, result
     assert remote_ref(http_server.bare) == head(repo)
     assert http_server.chunked_requests >= 1
-    st = state(repo, creds)
-    assert (st.remote_oid, st.ahead, st.behind) == (head(repo), 0, 0)
+    checked = check_remote(repo, remote_name="origin", remote_branch="main", credentials=creds)
+    assert checked.ok and checked.remote_before == head(repo)
 
 
 def test_http_wrong_token_fails_fast_without_leaking_it(http_server, git_home, tmp_path):

@@ -19,8 +19,9 @@ from mdbackup.config import Config
 from mdbackup.git import leftovers
 from mdbackup.git import push as gitpush
 from mdbackup.git import repo as gitrepo
-from mdbackup.git.repo import commits_ahead, head_info
+from mdbackup.git.credentials import Credentials
 from mdbackup.git.layout import state_dir
+from mdbackup.git.repo import commits_ahead, head_info
 from mdbackup.queue import Queue, backoff
 from mdbackup.statuses import PushStatus
 
@@ -33,7 +34,7 @@ def use_extra_ca(environ: Mapping[str, str] = os.environ) -> None:
         pygit2.settings.set_ssl_cert_locations(cafile, capath)
 
 
-def credentials(config: Config, environ: Mapping[str, str] = os.environ) -> gitpush.Credentials:
+def credentials(config: Config, environ: Mapping[str, str] = os.environ) -> Credentials:
     """Credentials from `[auth]`; secrets are read from the named environment variables
     and registered with the log scrubber before anything can log them."""
     auth = config.auth
@@ -41,7 +42,7 @@ def credentials(config: Config, environ: Mapping[str, str] = os.environ) -> gitp
     token = environ.get(auth.token_env) if auth.token_env else None
     logs.redact(passphrase, token)
     home = Path(pygit2.settings.homedir or Path.home())
-    return gitpush.Credentials(
+    return Credentials(
         ssh_key=Path(auth.ssh_key).expanduser() if auth.ssh_key else None,
         ssh_passphrase=passphrase or None,
         username=auth.username or "git",

@@ -1,0 +1,239 @@
+"""Authenticating to a remote: the `Credentials` record and the libgit2 callbacks that use it.
+
+- The credentials callback offers every credential at most once per operation
+  and then raises, so libgit2 stops instead of replaying (it replays a rejected
+  SSH key indefinitely, HTTP credentials up to 15 times).
+- SSH host keys: libgit2 checks its known_hosts and hands the verdict to
+  `certificate_check` as `valid`; pygit2's default would accept ANY SSH key, so
+  `valid` is what decides. A refusal says whether the host is unknown or its key
+  CHANGED (`known_hosts.host_key_message`).
+- Both callbacks raise `TimedOut` once the deadline has passed.
+
+Reads no config and no environment variable: the caller fills `Credentials`.
+"""
+
+from __future__ import annotations
+
+import base64
+import os
+import time
+from collections.abc import Iterator
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import pygit2
+from pygit2.enums import CredentialType
+
+from mdbackup.git import transport
+from mdbackup.git.known_hosts import host_key_message
+from mdbackup.git.remote_errors import AuthFailed, HostKeyRefused, RemoteUrl, TimedOut
+
+
+@dataclass(frozen=True, kw_only=True)
+class Credentials:
+    """What the push layer may use to authenticate; built by the caller from the config.
+
+    SSH: tried in this order, each at most once per connection: the agent
+    (`ssh_agent`; libssh2 reads SSH_AUTH_SOCK itself, so the caller sets this to
+    whether SSH_AUTH_SOCK is set), `ssh_key` (with `ssh_passphrase`, using
+    `<key>.pub` when it exists), then each existing `default_keys` file (with
+    `ssh_passphrase` only when no `ssh_key` is given; a passphrase-protected default
+    key is skipped without one). The SSH user name is the URL's, else `username`.
+
+    HTTPS: `username` (the URL's user name wins when present) and `token`.
+
+    `known_hosts` only serves to explain a refused host key ("unknown" vs "changed");
+    libgit2 itself reads `<homedir>/.ssh/known_hosts`. When None, that file is read.
+    repr() and str() never show the token or the passphrase.
+    """
+
+    ssh_key: Path | None = None
+    ssh_passphrase: str | None = field(default=None, repr=False)
+    username: str = "git"
+    token: str | None = field(default=None, repr=False)
+    ssh_agent: bool = True
+    default_keys: tuple[Path, ...] = ()
+    known_hosts: Path | None = None
+
+    def __repr__(self) -> str:
+        return (
+            f"Credentials(ssh_key={self.ssh_key!r}, "
+            f"ssh_passphrase={'***' if self.ssh_passphrase else None}, "
+            f"username={self.username!r}, token={'***' if self.token else None}, "
+            f"ssh_agent={self.ssh_agent!r}, default_keys={self.default_keys!r}, "
+            f"known_hosts={self.known_hosts!r})"
+        )
+
+    __str__ = __repr__
+
+    def secrets(self) -> tuple[str, ...]:
+        """The secret values, for scrubbing messages (empty strings left out)."""
+        return tuple(s for s in (self.token, self.ssh_passphrase) if s)
+
+    def known_hosts_file(self) -> Path:
+        """`known_hosts`, else the file libgit2 reads (`transport.known_hosts_file()`)."""
+        return self.known_hosts or transport.known_hosts_file()
+
+
+def _key_is_encrypted(path: Path) -> bool | None:
+    """True/False for a readable private key file; None when it cannot be read or parsed."""
+    try:
+        text = path.read_text(errors="replace")
+    except OSError:
+        return None
+    if "BEGIN OPENSSH PRIVATE KEY" in text:
+        body = "".join(line.strip() for line in text.splitlines() if line and not line.startswith("-----"))
+        try:
+            raw = base64.b64decode(body)
+        except ValueError:  # binascii.Error included
+            return None
+        magic = b"openssh-key-v1\x00"
+        if not raw.startswith(magic) or len(raw) < len(magic) + 4:
+            return None
+        n = int.from_bytes(raw[len(magic) : len(magic) + 4], "big")
+        cipher = raw[len(magic) + 4 : len(magic) + 4 + n]
+        return cipher != b"none"
+    if "BEGIN ENCRYPTED PRIVATE KEY" in text or "Proc-Type: 4,ENCRYPTED" in text:
+        return True
+    if "PRIVATE KEY-----" in text:
+        return False
+    return None
+
+
+@dataclass(frozen=True, kw_only=True)
+class _KeyCandidate:
+    label: str
+    private: Path | None  # None: the agent
+    passphrase: str | None = field(default=None, repr=False)
+
+
+class AuthCallbacks(pygit2.RemoteCallbacks):
+    """libgit2 callbacks for one network operation on `url`: capped credentials, strict
+    host keys, and the deadline (a monotonic time) for connecting and authenticating.
+
+    After the operation, `tried` lists the credentials offered and `skipped` the keys
+    left out, and why.
+    """
+
+    def __init__(self, *, credentials: Credentials, url: RemoteUrl, deadline: float) -> None:
+        super().__init__()
+        self._creds = credentials
+        self._url = url
+        self._deadline = deadline
+        self._ssh_candidates: Iterator[_KeyCandidate] | None = None
+        self._username_given = False
+        self._passphrase_tried = False
+        self._userpass_given = False
+        self.tried: list[str] = []
+        self.skipped: list[str] = []
+
+    def check_deadline(self) -> None:
+        """Raise `TimedOut` when the deadline has passed."""
+        if time.monotonic() > self._deadline:
+            raise TimedOut("timed out")
+
+    def _ssh_candidate_iter(self) -> Iterator[_KeyCandidate]:
+        creds = self._creds
+        if creds.ssh_agent:
+            yield _KeyCandidate(label="ssh-agent", private=None)
+        seen: set[Path] = set()
+        no_passphrase = "is passphrase-protected and no passphrase was given"
+        if creds.ssh_key is not None:
+            key = Path(creds.ssh_key).expanduser()
+            seen.add(key)
+            encrypted = _key_is_encrypted(key)
+            if not key.exists():
+                self.skipped.append(f"key {key} does not exist")
+            elif encrypted is None and not os.access(key, os.R_OK):
+                self.skipped.append(f"key {key} is not readable")
+            elif encrypted and not creds.ssh_passphrase:
+                self.skipped.append(f"key {key} {no_passphrase}")
+            else:
+                yield _KeyCandidate(label=f"key {key}", private=key, passphrase=creds.ssh_passphrase)
+        for default in creds.default_keys:
+            key = Path(default).expanduser()
+            if key in seen or not key.exists():
+                continue
+            seen.add(key)
+            passphrase = creds.ssh_passphrase if creds.ssh_key is None else None
+            encrypted = _key_is_encrypted(key)
+            if encrypted is None and not os.access(key, os.R_OK):
+                self.skipped.append(f"key {key} is not readable")
+                continue
+            if encrypted and not passphrase:
+                self.skipped.append(f"key {key} {no_passphrase}")
+                continue
+            yield _KeyCandidate(label=f"key {key}", private=key, passphrase=passphrase)
+
+    def _auth_failure(self, detail: str) -> AuthFailed:
+        parts = [f"authentication failed for {self._url.display}: {detail}"]
+        if self.tried:
+            parts.append("tried " + ", ".join(self.tried))
+        if self.skipped:
+            parts.append("; ".join(self.skipped))
+        return AuthFailed("; ".join(parts))
+
+    def _ssh_key(self, user: str) -> pygit2.Keypair:
+        if self._ssh_candidates is None:
+            self._ssh_candidates = self._ssh_candidate_iter()
+        candidate = next(self._ssh_candidates, None)
+        if candidate is None:
+            if not self.tried:
+                detail = "no SSH key to offer"
+            elif self._passphrase_tried:
+                detail = "no key was accepted (rejected by the server, or a wrong passphrase)"
+            else:
+                detail = "the server accepted none of the keys"
+            raise self._auth_failure(detail)
+        self.tried.append(candidate.label)
+        self._passphrase_tried |= bool(candidate.passphrase)
+        if candidate.private is None:
+            return pygit2.KeypairFromAgent(user)
+        pub = Path(f"{candidate.private}.pub")
+        return pygit2.Keypair(
+            user, str(pub) if pub.exists() else None, str(candidate.private), candidate.passphrase or ""
+        )
+
+    def credentials(
+        self, url: str, username_from_url: str | None, allowed_types: CredentialType
+    ) -> pygit2.Username | pygit2.UserPass | pygit2.Keypair:
+        """The next credential to offer for a method the server allows: SSH keys in order,
+        user name and token (once), or the user name alone (once). Raises `AuthFailed`
+        when there is nothing (left) to offer, `TimedOut` past the deadline."""
+        self.check_deadline()
+        allowed = CredentialType(allowed_types)
+        user = username_from_url or self._creds.username or "git"
+        if allowed & CredentialType.SSH_KEY:
+            return self._ssh_key(user)
+        if allowed & CredentialType.USERPASS_PLAINTEXT:
+            if self._userpass_given:
+                raise self._auth_failure("the server rejected the user name and token")
+            if not self._creds.token:
+                raise self._auth_failure("the server requires a token and none is configured")
+            self._userpass_given = True
+            self.tried.append(f"user {user!r} with a token")
+            return pygit2.UserPass(user, self._creds.token)
+        if allowed & CredentialType.USERNAME:
+            if self._username_given:
+                raise self._auth_failure("the server did not accept the user name")
+            self._username_given = True
+            return pygit2.Username(user)
+        raise self._auth_failure(f"the server offers no supported method ({allowed!r})")
+
+    def certificate_check(self, certificate: None, valid: bool, host: bytes) -> bool:
+        """True when libgit2 found the host key / TLS certificate valid; otherwise raises
+        `HostKeyRefused` with what to do (never accepts what libgit2 refused)."""
+        self.check_deadline()
+        if valid:
+            return True
+        if self._url.scheme == "ssh":
+            raise HostKeyRefused(
+                host_key_message(
+                    self._creds.known_hosts_file(), host=self._url.host or "?", port=self._url.port
+                )
+            )
+        name = host.decode(errors="replace") if isinstance(host, bytes) else str(host)
+        raise HostKeyRefused(
+            f"TLS certificate of {name} is not trusted (self-signed, expired or wrong host); "
+            "add its CA with the system trust store"
+        )

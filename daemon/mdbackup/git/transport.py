@@ -1,0 +1,61 @@
+"""libgit2's process-wide network settings, set and read in one place.
+
+Reads no environment variable: the caller passes every value. These settings
+belong to the whole process (all threads, all repositories).
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Iterator
+from contextlib import contextmanager
+from pathlib import Path
+
+import pygit2
+
+
+def configure(*, ca_file: str | None, ca_dir: str | None) -> None:
+    """Trust the CA certificates in `ca_file` (a bundle) and/or `ca_dir` (one per file) for
+    HTTPS, in addition to the system store; nothing happens when both are None or empty.
+
+    Call once at start, before any network operation (the caller reads e.g.
+    `SSL_CERT_FILE` / `SSL_CERT_DIR`). Raises `pygit2.GitError` when libgit2 refuses them.
+    """
+    if ca_file:
+        pygit2.settings.set_ssl_cert_locations(ca_file, ca_dir or None)
+    elif ca_dir:
+        pygit2.settings.set_ssl_cert_locations(None, ca_dir)
+
+
+@contextmanager
+def network_timeouts(timeout: float) -> Iterator[float]:
+    """Set libgit2's connect and read timeouts (`server_connect_timeout`, `server_timeout`,
+    used by the HTTP and SSH transports alike) to `timeout` seconds (at least 1 s) for the
+    duration of the block, and yield the monotonic deadline `now + timeout`.
+
+    The previous values are restored on exit. With a libgit2 that lacks these settings,
+    only the deadline is given.
+    """
+    ms = max(1000, int(timeout * 1000))
+    settings = pygit2.settings
+    previous: tuple[int, int] | None
+    try:
+        previous = (settings.server_connect_timeout, settings.server_timeout)
+        settings.server_connect_timeout = ms
+        settings.server_timeout = ms
+    except (AttributeError, pygit2.GitError):  # pragma: no cover - older libgit2
+        previous = None
+    try:
+        yield time.monotonic() + timeout
+    finally:
+        if previous is not None:
+            settings.server_connect_timeout, settings.server_timeout = previous
+
+
+def known_hosts_file() -> Path:
+    """The known_hosts file libgit2 checks SSH host keys against:
+    `<pygit2.settings.homedir>/.ssh/known_hosts` (homedir is HOME as it was when pygit2
+    was imported, unless set since). `~/.ssh/known_hosts`, unexpanded, when libgit2 has
+    no home directory."""
+    homedir = pygit2.settings.homedir
+    return Path(homedir or "~") / ".ssh" / "known_hosts"
