@@ -17,6 +17,7 @@ from pathlib import Path
 import pygit2
 import pytest
 
+from mdbackup.git import layout, leftovers
 from mdbackup.git import push as push_mod
 from mdbackup.git.credentials import Credentials
 from mdbackup.git.push import PushResult, check_remote, push_branch
@@ -234,6 +235,33 @@ def test_check_remote_reports_the_remote_branch(tmp_path: Path):
     assert push(repo).ok
     result = check_remote(repo, remote_name="origin", remote_branch="main", credentials=NO_CREDS)
     assert result.ok and result.remote_before == head(repo)
+
+
+def test_push_marks_the_tracking_ref_lock_while_it_writes(tmp_path: Path, monkeypatch):
+    """The push lists the remote-tracking ref's lock in the leftovers marker while libgit2
+    may write it; the marker is gone afterwards. A held lock is reported, never removed."""
+    bare = init_bare(tmp_path / "remote.git")
+    repo = make_clone(tmp_path / "w", str(bare))
+    git_dir = Path(repo.path)
+    marker = layout.state_dir(git_dir) / leftovers.MARKER_NAME
+    lock = layout.ref_lock(git_dir, "refs/remotes/origin/main")
+    seen: list[str] = []
+    real = push_mod._PushCallbacks.push_update_reference
+
+    def spy(self, refname, message):
+        seen.append(marker.read_text())
+        real(self, refname, message)
+
+    monkeypatch.setattr(push_mod._PushCallbacks, "push_update_reference", spy)
+    assert push(repo).ok
+    assert seen == [f"{lock}\n"] and not marker.exists()
+
+    commit(repo, {"b.md": "b\n"})
+    lock.write_text("held by someone else\n")
+    result = push(repo)
+    assert result.ok and result.commits == 1 and remote_ref(bare) == head(repo)
+    assert result.warning and "remote-tracking ref was not updated" in result.warning
+    assert lock.exists() and not marker.exists()
 
 
 # ----------------------------------------------------------------------------- ssh

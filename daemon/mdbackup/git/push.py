@@ -14,6 +14,8 @@ Safety rules (see docs/ARCHITECTURE.md and the library notes):
   callback refuses any non-fast-forward update as a second line of defense.
 - A server-side rejection (hook, protected branch) only arrives through
   `push_update_reference(refname, message)`: a message means "rejected".
+- The push writes the remote-tracking ref: it runs inside a `leftovers.writing`
+  marker naming that ref's lock, so a lock left by a kill is cleared at the next start.
 - Time: libgit2's connect and read timeouts are set from `timeout` for each call
   (`transport.network_timeouts`); the credentials and host-key callbacks abort once
   the deadline has passed.
@@ -25,11 +27,12 @@ from __future__ import annotations
 
 import re
 from dataclasses import dataclass
+from pathlib import Path
 
 import pygit2
 from pygit2.remotes import PushUpdate
 
-from mdbackup.git import history, transport
+from mdbackup.git import history, layout, leftovers, transport
 from mdbackup.git.credentials import AuthCallbacks, Credentials
 from mdbackup.git.remote_errors import (
     KIND_DIVERGED,
@@ -226,9 +229,11 @@ def push_branch(
     is unknown locally or not an ancestor of the local head is "diverged" and
     nothing is pushed. The push itself runs on another fresh Remote whose
     negotiation callback refuses non-fast-forward updates; a server-side
-    rejection is kind "rejected".
+    rejection is kind "rejected". The push runs inside a `leftovers.writing` marker
+    (in `layout.state_dir`) naming the lock of `refs/remotes/<remote>/<branch>`.
     `timeout` bounds connecting, authenticating and every network read (a transfer
-    that keeps moving may take longer). Network and git errors come back as a failed result.
+    that keeps moving may take longer). Network and git errors come back as a failed
+    result; raises only OSError when the marker cannot be written.
     """
     with transport.network_timeouts(timeout) as deadline:
         local = history.ref_commit(repo, f"refs/heads/{local_branch}")
@@ -265,29 +270,31 @@ def push_branch(
             return _failure(KIND_NO_REMOTE, f"no remote named {remote_name!r}", credentials)
         url = parse_url(_remote_url(remote))
         callbacks = _PushCallbacks(credentials=credentials, url=url, deadline=deadline, repo=repo)
-        try:
-            remote.push([f"refs/heads/{local_branch}:{dst_ref}"], callbacks=callbacks)
-        except Exception as exc:
-            if dst_ref in callbacks.accepted and "failed to lock file" in str(exc):
-                # The remote took the update; only the local remote-tracking ref could not
-                # be moved (its lock is held, or left by a process that died). The lock is
-                # not ours to remove: say so and count the push as done.
-                warning = (
-                    f"pushed, but the remote-tracking ref was not updated: {exc}; "
-                    "if no git process is running, remove that .lock file"
-                )
-                return PushResult(
-                    ok=True,
-                    pushed_oid=str(local),
-                    remote_before=remote_before,
-                    commits=state.ahead,
-                    warning=error_line(warning, credentials.secrets()),
-                )
-            kind, message = classify(exc, url, known_hosts=credentials.known_hosts_file())
-            behind = exc.behind if isinstance(exc, Diverged) else (-1 if kind == KIND_DIVERGED else 0)
-            return _failure(kind, message, credentials, remote_before=remote_before, behind=behind)
-        finally:
-            del remote
+        git_dir = Path(repo.path)
+        with leftovers.writing(layout.state_dir(git_dir), [layout.ref_lock(git_dir, tracking_ref)]):
+            try:
+                remote.push([f"refs/heads/{local_branch}:{dst_ref}"], callbacks=callbacks)
+            except Exception as exc:
+                if dst_ref in callbacks.accepted and "failed to lock file" in str(exc):
+                    # The remote took the update; only the local remote-tracking ref could not
+                    # be moved (its lock is held, or left by a process that died). The lock is
+                    # not ours to remove: say so and count the push as done.
+                    warning = (
+                        f"pushed, but the remote-tracking ref was not updated: {exc}; "
+                        "if no git process is running, remove that .lock file"
+                    )
+                    return PushResult(
+                        ok=True,
+                        pushed_oid=str(local),
+                        remote_before=remote_before,
+                        commits=state.ahead,
+                        warning=error_line(warning, credentials.secrets()),
+                    )
+                kind, message = classify(exc, url, known_hosts=credentials.known_hosts_file())
+                behind = exc.behind if isinstance(exc, Diverged) else (-1 if kind == KIND_DIVERGED else 0)
+                return _failure(kind, message, credentials, remote_before=remote_before, behind=behind)
+            finally:
+                del remote
         if dst_ref in callbacks.rejections:
             message = f"push to {url.display} rejected by the remote: {callbacks.rejections[dst_ref]}"
             extra = callbacks.remote_messages()
