@@ -44,6 +44,7 @@ class Credentials:
 
     `known_hosts` only serves to explain a refused host key ("unknown" vs "changed");
     libgit2 itself reads `<homedir>/.ssh/known_hosts`. When None, that file is read.
+    Paths are used as given: the caller expands `~` (git/ reads no HOME).
     repr() and str() never show the token or the passphrase.
     """
 
@@ -133,13 +134,16 @@ class AuthCallbacks(pygit2.RemoteCallbacks):
             raise TimedOut("timed out")
 
     def _ssh_candidate_iter(self) -> Iterator[_KeyCandidate]:
+        """The SSH credentials to offer, in `Credentials` order; a key that cannot be used
+        (missing, unreadable, passphrase-protected without a passphrase) is not offered
+        but noted in `skipped`."""
         creds = self._creds
         if creds.ssh_agent:
             yield _KeyCandidate(label="ssh-agent", private=None)
         seen: set[Path] = set()
         no_passphrase = "is passphrase-protected and no passphrase was given"
         if creds.ssh_key is not None:
-            key = Path(creds.ssh_key).expanduser()
+            key = creds.ssh_key
             seen.add(key)
             encrypted = _key_is_encrypted(key)
             if not key.exists():
@@ -150,8 +154,7 @@ class AuthCallbacks(pygit2.RemoteCallbacks):
                 self.skipped.append(f"key {key} {no_passphrase}")
             else:
                 yield _KeyCandidate(label=f"key {key}", private=key, passphrase=creds.ssh_passphrase)
-        for default in creds.default_keys:
-            key = Path(default).expanduser()
+        for key in creds.default_keys:
             if key in seen or not key.exists():
                 continue
             seen.add(key)
@@ -166,6 +169,7 @@ class AuthCallbacks(pygit2.RemoteCallbacks):
             yield _KeyCandidate(label=f"key {key}", private=key, passphrase=passphrase)
 
     def _auth_failure(self, detail: str) -> AuthFailed:
+        """The error to raise: `detail`, plus what was tried and what was skipped."""
         parts = [f"authentication failed for {self._url.display}: {detail}"]
         if self.tried:
             parts.append("tried " + ", ".join(self.tried))
@@ -174,6 +178,7 @@ class AuthCallbacks(pygit2.RemoteCallbacks):
         return AuthFailed("; ".join(parts))
 
     def _ssh_key(self, user: str) -> pygit2.Keypair:
+        """The next SSH key (agent or file) for `user`; raises `AuthFailed` when none is left."""
         if self._ssh_candidates is None:
             self._ssh_candidates = self._ssh_candidate_iter()
         candidate = next(self._ssh_candidates, None)

@@ -26,6 +26,8 @@ def _names(host: str, port: int | None) -> tuple[str, ...]:
 
 
 def _hashed_match(entry: str, name: str) -> bool:
+    """Whether a hashed entry `|1|base64(salt)|base64(HMAC-SHA1(salt, name))` is `name`;
+    False for a malformed entry."""
     try:
         _, magic, salt_b64, hash_b64 = entry.split("|", 3)
         if magic != "1":
@@ -47,6 +49,8 @@ def _glob_match(name: str, pattern: str) -> bool:
 
 
 def _pattern_list_matches(field: str, name: str) -> bool:
+    """Whether a known_hosts host field (one hashed name, or a comma list of patterns where
+    a matching `!pattern` wins) names `name`."""
     if field.startswith("|"):
         return _hashed_match(field, name)
     matched = False

@@ -143,12 +143,14 @@ class _PushCallbacks(AuthCallbacks):
 
 
 def _commits(n: int) -> str:
+    """`n` commits in words: "1 commit", "2 commits"."""
     return f"{n} commit" if n == 1 else f"{n} commits"
 
 
 def _failure(
     kind: str, message: str, credentials: Credentials, *, remote_before: str | None = None, behind: int = 0
 ) -> PushResult:
+    """A failed result of `kind` whose error is `message` made one line without secrets."""
     return PushResult(
         ok=False,
         remote_before=remote_before,
@@ -159,6 +161,7 @@ def _failure(
 
 
 def _lookup_remote(repo: pygit2.Repository, remote_name: str) -> pygit2.Remote | None:
+    """A new `Remote` object for `remote_name` (never cached), or None when there is none."""
     try:
         return repo.remotes[remote_name]
     except (KeyError, ValueError, pygit2.GitError):
@@ -166,6 +169,7 @@ def _lookup_remote(repo: pygit2.Repository, remote_name: str) -> pygit2.Remote |
 
 
 def _remote_url(remote: pygit2.Remote) -> str:
+    """The URL a push goes to: `pushurl` when set, else `url`."""
     return remote.push_url or remote.url or ""
 
 
