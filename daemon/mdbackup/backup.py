@@ -19,7 +19,7 @@ from mdbackup import crashpoints, logs
 from mdbackup.config import Config
 from mdbackup.git import layout, leftovers
 from mdbackup.git import repo as gitrepo
-from mdbackup.git.commit import CommitRefused, Committer, GitBusy, PathChange
+from mdbackup.git.commit import Committer, PathChange
 from mdbackup.git.scan import ScanResult, changed_paths
 from mdbackup.message import ChangeSummary, render_message
 from mdbackup.patterns import StoreFilter
@@ -54,7 +54,7 @@ class Backup:
         self.repo = repo
         self.queue = queue
         self.filter = _store_filter(config)
-        self.committer = Committer(repo)
+        self.committer = Committer(repo, step=crashpoints.reach)
         self.pusher = Pusher(config=config, repo=repo, queue=queue)
         self.log = logs.get()
         self._last_deferral: str | None = None
@@ -73,14 +73,6 @@ class Backup:
     @property
     def state_dir(self) -> Path:
         return layout.state_dir(self.git_dir)
-
-    def _commit_locks(self) -> list[Path]:
-        """The locks a commit takes: the index's and the checked-out branch's."""
-        locks = [self.git_dir / "index.lock"]
-        branch = gitrepo.head_info(self.repo).branch
-        if branch:
-            locks.append(self.git_dir / "refs" / "heads" / f"{branch}.lock")
-        return locks
 
     def clear_leftovers(self) -> None:
         """Remove the lock files a killed mdbackup of ours left (never git's); call it
@@ -146,22 +138,21 @@ class Backup:
 
     def _commit(self, batch: Batch, *, now: float) -> tuple[dict[str, Outcome], PassReport]:
         try:
-            with leftovers.writing(self.state_dir, self._commit_locks()):
-                result = self.committer.commit_paths(
-                    batch.paths,
-                    message=self._message,
-                    author=self._signature(),
-                    committer=self._signature(),
-                    max_file_size=self.config.store.max_file_size,
-                )
-        except GitBusy as exc:
-            self._log_deferral(str(exc), len(batch))
-            return {}, PassReport(taken=len(batch), busy=str(exc))
-        except CommitRefused as exc:
-            return self._fail_all(batch, str(exc))
+            result = self.committer.commit_paths(
+                batch.paths,
+                message=self._message,
+                author=self._signature(),
+                committer=self._signature(),
+                max_file_size=self.config.store.max_file_size,
+            )
         except (pygit2.GitError, OSError) as exc:
             self.log.error("commit_error", error=str(exc), paths=len(batch))
             return self._fail_all(batch, f"commit failed: {exc}")
+        if result.busy is not None:
+            self._log_deferral(result.busy, len(batch))
+            return {}, PassReport(taken=len(batch), busy=result.busy)
+        if result.refused is not None:
+            return self._fail_all(batch, result.refused)
         self._last_deferral = None
         outcomes: dict[str, Outcome] = {}
         for change in result.changes:

@@ -1,91 +1,113 @@
 """Commit exactly some paths of the working tree, with libgit2 (reads no config).
 
 The commit's tree is HEAD's tree with just the given paths replaced by their
-working-tree content; only the trees on those paths are rewritten, so the cost
-follows the change, not the repository. The real index gets entries for exactly
-those paths (the committed blob, no stat data, so a file that changed again since
-shows as modified) and is written BEFORE the branch moves; the branch then moves
-by compare-and-swap on its old target, retried from the top if someone else
-moved it. The user's other staged changes are never touched, and no lock that git
-owns is ever removed.
+working-tree content (`mdbackup.git.snapshot` reads each path, `mdbackup.git.trees`
+rewrites only the trees on those paths, so the cost follows the change, not the
+repository). The real index gets entries for exactly those paths (the committed
+blob, no stat data, so a file that changed again since shows as modified) and is
+written BEFORE the branch moves; the branch then moves by compare-and-swap on its
+old target, retried from the top if someone else moved it. The user's other staged
+changes are never touched, and no lock that git owns is ever removed: while the
+index and the branch are written, `mdbackup.git.leftovers` marks the write, so a
+lock left by our own killed process can be told from git's.
 
-Hostile input: a file is read once through a descriptor that follows no link and
-never blocks (one snapshot of a growing file; a FIFO or link swapped in is looked
-at again), a path beyond a symbolic link is gone (as for git), a file turned into
-a folder or back replaces what was there, and names that are not UTF-8 (surrogate
-escapes from os.fsdecode) are written to trees as their raw bytes. A repository
-that cannot be written (read-only, disk full) raises RepositoryUnwritable, never a
-per-path "cannot read" and never GitBusy.
+Git being busy and a refusal (detached HEAD) are answers, not errors: they come back
+in the result. A repository that cannot be written (read-only, disk full) raises
+RepositoryUnwritable, never a per-path "cannot read" and never "busy".
 """
 
 from __future__ import annotations
 
-import os
 import time
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Callable, Iterator, Mapping, Sequence
+from contextlib import ExitStack, contextmanager
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Literal
 
 import pygit2
 
-from mdbackup import crashpoints
+from mdbackup.git import layout, leftovers
 from mdbackup.git.objects import Entry, RepositoryUnwritable, storing
-from mdbackup.git.repo import busy_reason
+from mdbackup.git.repo import busy_reason, git_dir, head_info
 from mdbackup.git.snapshot import Failed, Skipped, snapshot
 from mdbackup.git.trees import file_folder_clashes, rewrite_tree, tree_entry
+
+__all__ = ["ChangeKind", "CommitResult", "Committer", "PathChange", "RepositoryUnwritable"]
 
 ChangeKind = Literal["added", "modified", "deleted"]
 _CAS_RETRIES = 5
 
 
-class GitBusy(Exception):
-    """Git is busy (an operation in progress or a lock held): try again later; nothing changed."""
-
-
-class CommitRefused(Exception):
-    """The batch cannot be committed as things stand (e.g. a detached HEAD)."""
-
-
 @dataclass(frozen=True)
 class PathChange:
+    """One path of a commit (repository-relative) and what happened to it."""
+
     path: str
     kind: ChangeKind
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, kw_only=True)
 class CommitResult:
-    """What one `commit_paths` call did.
+    """What one `Committer.commit_paths` call did.
 
-    `commit_id` is None when nothing differed from HEAD. Every input path is in
-    exactly one of `changes`, `unchanged`, `skipped` (not a path we back up: ignored
-    by .gitignore and untracked, or not a regular file or symlink) and `failed`
-    (path -> reason).
+    `busy` (git is busy: an operation in progress, index.lock or the branch's lock
+    held, the branch kept moving) and `refused` (the batch cannot be committed as
+    things stand, e.g. a detached HEAD) say why nothing was committed; then the path
+    lists are empty and the whole batch is for later (busy) or failed (refused).
+
+    Otherwise every input path is in exactly one of `changes`, `unchanged`,
+    `skipped` (not a path we back up: ignored by .gitignore and untracked, or not a
+    regular file or symlink) and `failed` (path -> reason), and `commit_id` is the
+    new commit, or None when nothing differed from HEAD. `branch` is the checked-out
+    branch's short name (None on a detached HEAD).
     """
 
-    commit_id: str | None
-    branch: str
-    changes: tuple[PathChange, ...]
-    unchanged: tuple[str, ...]
-    skipped: tuple[str, ...]
+    commit_id: str | None = None
+    branch: str | None = None
+    changes: tuple[PathChange, ...] = ()
+    unchanged: tuple[str, ...] = ()
+    skipped: tuple[str, ...] = ()
     failed: Mapping[str, str] = field(default_factory=dict)
+    busy: str | None = None
+    refused: str | None = None
     elapsed_ms: float = 0.0
+
+
+class _Busy(Exception):
+    """Git is busy; nothing was moved: try the batch again later."""
+
+
+class _Refused(Exception):
+    """The batch cannot be committed as things stand."""
 
 
 # A path's new content: an entry, or None for a deletion.
 _Plan = dict[str, Entry | None]
 
 
+def _no_step(step: str) -> None:
+    """The default step callback: does nothing."""
+
+
 class Committer:
-    """Commits paths of one repository; keeps the index object between commits.
+    """Commits paths of one (non-bare) repository; keeps the index object between commits.
 
     Keeping the `pygit2.Index` lets `read(force=False)` skip re-reading an index
     file that did not change on disk since the last commit (0.01 ms instead of
     ~20 ms on 50,000 files).
+
+    `step` is called with the name of each step a commit reaches, in order:
+    `blobs_written`, `tree_written`, `index_written`, `commit_written`, `ref_moved`
+    (only the first two when the commit turns out empty). Tests use it to stop the
+    process there; it must not touch the repository.
     """
 
-    def __init__(self, repo: pygit2.Repository) -> None:
+    def __init__(self, repo: pygit2.Repository, *, step: Callable[[str], None] = _no_step) -> None:
         self.repo = repo
-        self._index = repo.index
+        self._step = step
+        self._index: pygit2.Index = repo.index
+        self._git_dir: Path = git_dir(repo)
 
     def commit_paths(
         self,
@@ -96,25 +118,36 @@ class Committer:
         committer: pygit2.Signature,
         max_file_size: int,
     ) -> CommitResult:
-        """Commit the working-tree content of `paths` on the checked-out branch.
+        """Commit the working-tree content of `paths` (repository-relative) on the
+        checked-out branch, in one commit with the message `message(changes)`.
 
-        Raises GitBusy when git is busy (checked before anything else) and
-        CommitRefused on a detached HEAD. Per-path problems (unreadable, too large)
-        are reported in `failed`; the other paths are still committed.
+        Git being busy is checked before anything else and answered with `busy`; a
+        detached HEAD with `refused`. Per-path problems (unreadable, over
+        `max_file_size` bytes) are reported in `failed`; the other paths are still
+        committed. `message` is called at most once per attempt, only when there is
+        something to commit. Raises RepositoryUnwritable when git's objects, index or
+        branch, or mdbackup's marker beside them, cannot be written; the branch has
+        not moved then.
         """
         started = time.perf_counter()
-        for _attempt in range(_CAS_RETRIES):
-            result = self._commit_once(
-                paths,
-                message=message,
-                author=author,
-                committer=committer,
-                max_file_size=max_file_size,
-                started=started,
-            )
-            if result is not None:
-                return result
-        raise GitBusy("the branch kept moving while committing; will retry")
+        try:
+            for _attempt in range(_CAS_RETRIES):
+                result = self._commit_once(
+                    paths,
+                    message=message,
+                    author=author,
+                    committer=committer,
+                    max_file_size=max_file_size,
+                    started=started,
+                )
+                if result is not None:
+                    return result
+            busy = "the branch kept moving while committing; will retry"
+        except _Busy as exc:
+            busy = str(exc)
+        except _Refused as exc:
+            return CommitResult(refused=str(exc), elapsed_ms=_ms_since(started))
+        return CommitResult(branch=head_info(self.repo).branch, busy=busy, elapsed_ms=_ms_since(started))
 
     def _commit_once(
         self,
@@ -126,22 +159,23 @@ class Committer:
         max_file_size: int,
         started: float,
     ) -> CommitResult | None:
+        """One attempt; None when the branch moved under us (start again from its new head)."""
         repo = self.repo
         reason = busy_reason(repo)
         if reason:
-            raise GitBusy(reason)
-        if repo.head_is_detached:
-            raise CommitRefused("HEAD is detached (not on a branch); check out a branch to resume backups")
+            raise _Busy(reason)
         branch_ref_name = repo.references["HEAD"].target
+        if repo.head_is_detached or not isinstance(branch_ref_name, str):
+            raise _Refused("HEAD is detached (not on a branch); check out a branch to resume backups")
         branch = branch_ref_name.removeprefix("refs/heads/")
         branch_ref = None if repo.head_is_unborn else repo.references[branch_ref_name]
-        parent = None if branch_ref is None else repo[branch_ref.target].peel(pygit2.Commit)
+        parent = None if branch_ref is None else branch_ref.peel(pygit2.Commit)
         base_tree = None if parent is None else parent.tree
 
         index = self._index
         index.read(force=False)
         if index.conflicts is not None:
-            raise GitBusy("the index has unresolved conflicts")
+            raise _Busy("the index has unresolved conflicts")
 
         plan, changes, unchanged, skipped, failed = self._plan(
             paths,
@@ -150,52 +184,50 @@ class Committer:
             max_file_size=max_file_size,
         )
         repairs = _index_repairs(index, base_tree, unchanged)
+        if changes:
+            self._step("blobs_written")
+            with storing("write the tree"):
+                tree_id = rewrite_tree(repo, base_tree, plan)
+            self._step("tree_written")
+            if base_tree is not None and tree_id == base_tree.id:
+                unchanged += [c.path for c in changes]
+                changes = []
         if not changes:
             if repairs:
-                self._update_index(index, repairs)
+                with self._marking(branch_ref_name):
+                    self._update_index(index, repairs)
             return CommitResult(
-                None, branch, (), tuple(unchanged), tuple(skipped), failed, _ms_since(started)
-            )
-        crashpoints.reach("blobs_written")
-        with storing("write the tree"):
-            tree_id = rewrite_tree(repo, base_tree, plan)
-        crashpoints.reach("tree_written")
-        if base_tree is not None and tree_id == base_tree.id:
-            if repairs:
-                self._update_index(index, repairs)
-            return CommitResult(
-                None,
-                branch,
-                (),
-                tuple(unchanged + [c.path for c in changes]),
-                tuple(skipped),
-                failed,
-                _ms_since(started),
+                branch=branch,
+                unchanged=tuple(unchanged),
+                skipped=tuple(skipped),
+                failed=failed,
+                elapsed_ms=_ms_since(started),
             )
 
-        self._update_index(index, {**repairs, **plan})
-        crashpoints.reach("index_written")
-        with storing("write the commit"):
-            commit_id = repo.create_commit(
-                None,
-                author,
-                committer,
-                _clean_text(message(changes)),
-                tree_id,
-                [] if parent is None else [parent.id],
-            )
-        crashpoints.reach("commit_written")
-        if not _move_branch(repo, branch_ref_name, branch_ref, commit_id):
-            return None  # the branch moved under us: start again from its new head
-        crashpoints.reach("ref_moved")
+        with self._marking(branch_ref_name):
+            self._update_index(index, {**repairs, **plan})
+            self._step("index_written")
+            with storing("write the commit"):
+                commit_id = repo.create_commit(
+                    None,
+                    author,
+                    committer,
+                    _clean_text(message(changes)),
+                    tree_id,
+                    [] if parent is None else [parent.id],
+                )
+            self._step("commit_written")
+            if not self._move_branch(branch_ref_name, branch_ref, commit_id):
+                return None
+        self._step("ref_moved")
         return CommitResult(
-            str(commit_id),
-            branch,
-            tuple(changes),
-            tuple(unchanged),
-            tuple(skipped),
-            failed,
-            _ms_since(started),
+            commit_id=str(commit_id),
+            branch=branch,
+            changes=tuple(changes),
+            unchanged=tuple(unchanged),
+            skipped=tuple(skipped),
+            failed=failed,
+            elapsed_ms=_ms_since(started),
         )
 
     def _plan(
@@ -206,6 +238,8 @@ class Committer:
         index: pygit2.Index,
         max_file_size: int,
     ) -> tuple[_Plan, list[PathChange], list[str], list[str], dict[str, str]]:
+        """Snapshot every path (each once) and sort it into planned change, unchanged,
+        skipped or failed."""
         plan: _Plan = {}
         changes: list[PathChange] = []
         unchanged: list[str] = []
@@ -230,7 +264,7 @@ class Committer:
             if isinstance(new, Failed):
                 failed[path] = new.reason
                 continue
-            if (new is None and old is None) or (new is not None and old is not None and new == old):
+            if new == old:
                 unchanged.append(path)
             else:
                 plan[path] = new
@@ -244,10 +278,22 @@ class Committer:
             failed[path] = "changed between a file and a folder while committing; will retry"
         return plan, changes, unchanged, skipped, failed
 
-    def _update_index(self, index: pygit2.Index, plan: _Plan) -> None:
-        """Give the committed paths their committed entries and write the index.
+    @contextmanager
+    def _marking(self, branch_ref_name: str) -> Iterator[None]:
+        """Mark, for as long as it runs, a write that may create git's index lock and the
+        branch's lock (see `mdbackup.git.leftovers`)."""
+        locks = [layout.index_lock(self._git_dir), layout.ref_lock(self._git_dir, branch_ref_name)]
+        with ExitStack() as stack:
+            try:
+                stack.enter_context(leftovers.writing(layout.state_dir(self._git_dir), locks))
+            except OSError as exc:
+                raise RepositoryUnwritable(f"cannot write to the repository (mark the write): {exc}") from exc
+            yield
 
-        Raises GitBusy when another process holds index.lock (nothing was moved).
+    def _update_index(self, index: pygit2.Index, plan: _Plan) -> None:
+        """Give the planned paths their planned entries and write the index.
+
+        Raises _Busy when another process holds index.lock (nothing was moved).
         """
         for path, entry in plan.items():
             if entry is None:
@@ -259,10 +305,29 @@ class Committer:
             index.write()
         except (pygit2.GitError, OSError) as exc:
             index.read(force=True)  # drop our unwritten edits; the next try starts clean
-            held = os.path.exists(os.path.join(self.repo.path, "index.lock"))
-            if held or "index is locked" in str(exc):
-                raise GitBusy("another process holds index.lock") from exc
+            if layout.index_lock(self._git_dir).exists() or "index is locked" in str(exc):
+                raise _Busy("another process holds index.lock") from exc
             raise RepositoryUnwritable(f"cannot write to the repository (write the index): {exc}") from exc
+
+    def _move_branch(self, ref_name: str, ref: pygit2.Reference | None, commit_id: pygit2.Oid) -> bool:
+        """Move the branch to `commit_id` if it still points where it did. False when it moved.
+
+        Raises _Busy when another process holds the branch's lock.
+        """
+        try:
+            if ref is None:
+                self.repo.references.create(ref_name, commit_id, force=False)
+            else:
+                ref.set_target(commit_id, "mdbackup: backup commit")
+        except pygit2.AlreadyExistsError:
+            return False
+        except (pygit2.GitError, OSError) as exc:
+            if "old reference value does not match" in str(exc):
+                return False
+            if layout.ref_lock(self._git_dir, ref_name).exists() or "failed to lock file" in str(exc):
+                raise _Busy(f"the branch is locked by another process ({exc})") from exc
+            raise RepositoryUnwritable(f"cannot write to the repository (move the branch): {exc}") from exc
+        return True
 
 
 def _clean_text(text: str) -> str:
@@ -296,30 +361,3 @@ def _index_repairs(index: pygit2.Index, base_tree: pygit2.Tree | None, unchanged
         if staged != head:
             repairs[path] = head
     return repairs
-
-
-def _move_branch(
-    repo: pygit2.Repository,
-    ref_name: str,
-    ref: pygit2.Reference | None,
-    commit_id: pygit2.Oid,
-) -> bool:
-    """Move the branch to `commit_id` if it still points where it did. False when it moved.
-
-    Raises GitBusy when another process holds the ref's lock.
-    """
-    try:
-        if ref is None:
-            repo.references.create(ref_name, commit_id, force=False)
-        else:
-            ref.set_target(commit_id, "mdbackup: backup commit")
-    except pygit2.AlreadyExistsError:
-        return False
-    except (pygit2.GitError, OSError) as exc:
-        if "old reference value does not match" in str(exc):
-            return False
-        held = os.path.exists(os.path.join(repo.path, ref_name + ".lock"))
-        if held or "failed to lock file" in str(exc):
-            raise GitBusy(f"the branch is locked by another process ({exc})") from exc
-        raise RepositoryUnwritable(f"cannot write to the repository (move the branch): {exc}") from exc
-    return True
