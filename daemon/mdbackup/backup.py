@@ -8,7 +8,7 @@ SIGTERM.
 from __future__ import annotations
 
 import socket
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable
 from dataclasses import dataclass
 from datetime import datetime
 from pathlib import Path
@@ -19,9 +19,9 @@ from mdbackup import crashpoints, logs
 from mdbackup.config import Config
 from mdbackup.git import layout, leftovers
 from mdbackup.git import repo as gitrepo
-from mdbackup.git.commit import Committer, PathChange
+from mdbackup.git.commit import Committer
 from mdbackup.git.scan import ScanResult, changed_paths
-from mdbackup.message import ChangeSummary, render_message
+from mdbackup.message import renderer
 from mdbackup.patterns import StoreFilter
 from mdbackup.pushing import Pusher
 from mdbackup.queue import FORGET, SUCCESS, Batch, Outcome, Queue
@@ -140,7 +140,12 @@ class Backup:
         try:
             result = self.committer.commit_paths(
                 batch.paths,
-                message=self._message,
+                message=renderer(
+                    template=self.config.commit.message,
+                    store_prefix=self.filter.store_prefix,
+                    hostname=socket.gethostname(),
+                    now=lambda: datetime.now().astimezone(),
+                ),
                 author=self._signature(),
                 committer=self._signature(),
                 max_file_size=self.config.store.max_file_size,
@@ -200,18 +205,6 @@ class Backup:
         return pygit2.Signature(
             commit.author_name or name or "mdbackup",
             commit.author_email or email or f"mdbackup@{socket.gethostname()}",
-        )
-
-    def _message(self, changes: Sequence[PathChange]) -> str:
-        def rel(kind: str) -> tuple[str, ...]:
-            return tuple(self.filter.store_relative(c.path) or c.path for c in changes if c.kind == kind)
-
-        summary = ChangeSummary(added=rel("added"), modified=rel("modified"), deleted=rel("deleted"))
-        return render_message(
-            self.config.commit.message,
-            changes=summary,
-            hostname=socket.gethostname(),
-            now=datetime.now().astimezone(),
         )
 
     def push_if_due(self, *, now: float, force: bool = False, timeout: float | None = None) -> bool:
