@@ -26,7 +26,7 @@ from pathlib import Path
 import pygit2
 import pytest
 
-import mdbackup.git.commit as commit_module
+import mdbackup.git.snapshot as snapshot_module
 from mdbackup.git.commit import Committer
 from mdbackup.git.repo import open_repository
 from mdbackup.git.scan import changed_paths
@@ -284,13 +284,13 @@ def test_file_deleted_between_event_and_commit(
     commit(repo, ["notes/tracked.md", "notes/keep.md"])
     (store / "tracked.md").write_text("edited, then deleted before the read\n")
     (store / "new.md").write_text("created, then deleted before the read\n")
-    real = commit_module._read_regular
+    real = snapshot_module._read_regular
 
     def deleted_first(full: str, limit: int, **kw):
         os.unlink(full)  # gone after the lstat, before the read
         return real(full, limit, **kw)
 
-    monkeypatch.setattr(commit_module, "_read_regular", deleted_first)
+    monkeypatch.setattr(snapshot_module, "_read_regular", deleted_first)
     result = commit(repo, ["notes/tracked.md", "notes/new.md"])
     assert {(c.path, c.kind) for c in result.changes} == {("notes/tracked.md", "deleted")}
     assert result.unchanged == ("notes/new.md",) and not result.failed
@@ -328,7 +328,7 @@ def test_file_growing_while_read_commits_a_snapshot_then_the_rest(
 ) -> None:
     path = store / "grow.md"
     path.write_bytes(b"start\n")
-    real = commit_module._read_regular
+    real = snapshot_module._read_regular
 
     def grows_after_read(full: str, limit: int, **kw):
         data = real(full, limit, **kw)
@@ -336,7 +336,7 @@ def test_file_growing_while_read_commits_a_snapshot_then_the_rest(
             f.write(b"appended while hashing\n")
         return data
 
-    monkeypatch.setattr(commit_module, "_read_regular", grows_after_read)
+    monkeypatch.setattr(snapshot_module, "_read_regular", grows_after_read)
     committer = Committer(open_repository(repo))
     commit(repo, ["notes/grow.md"], committer=committer)
     monkeypatch.undo()
@@ -424,7 +424,7 @@ def test_file_replaced_by_a_link_under_the_read_is_committed_as_the_link(
     secret = tmp_path / "secret.txt"
     secret.write_text("SWAPPED-IN-SECRET\n")
     (store / "a.md").write_text("plain\n")
-    real = commit_module._read_regular
+    real = snapshot_module._read_regular
     swapped = []
 
     def swap_first(full: str, limit: int, **kw):
@@ -434,7 +434,7 @@ def test_file_replaced_by_a_link_under_the_read_is_committed_as_the_link(
             os.symlink(secret, full)
         return real(full, limit, **kw)
 
-    monkeypatch.setattr(commit_module, "_read_regular", swap_first)
+    monkeypatch.setattr(snapshot_module, "_read_regular", swap_first)
     result = commit(repo, ["notes/a.md"])
     assert swapped and not result.failed
     assert tree_files(repo)[b"notes/a.md"] == ("120000", os.fsencode(secret))
@@ -445,7 +445,7 @@ def test_file_replaced_by_a_folder_under_the_read(
     repo: Path, store: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     (store / "x").write_text("a file first\n")
-    real = commit_module._read_regular
+    real = snapshot_module._read_regular
 
     def becomes_folder(full: str, limit: int, **kw):
         data = real(full, limit, **kw)
@@ -456,7 +456,7 @@ def test_file_replaced_by_a_folder_under_the_read(
                 f.write("inside\n")
         return data
 
-    monkeypatch.setattr(commit_module, "_read_regular", becomes_folder)
+    monkeypatch.setattr(snapshot_module, "_read_regular", becomes_folder)
     result = commit(repo, ["notes/x", "notes/x/a.md"])
     assert "notes/x" in result.failed and "will retry" in result.failed["notes/x"]
     files = tree_files(repo)
@@ -557,7 +557,7 @@ def test_fifo_swapped_in_under_the_read_does_not_block(
     repo: Path, store: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     (store / "a.md").write_text("plain\n")
-    real = commit_module._read_regular
+    real = snapshot_module._read_regular
 
     def swap(full: str, limit: int, **kw):
         if os.path.isfile(full):
@@ -565,7 +565,7 @@ def test_fifo_swapped_in_under_the_read_does_not_block(
             os.mkfifo(full)
         return real(full, limit, **kw)
 
-    monkeypatch.setattr(commit_module, "_read_regular", swap)
+    monkeypatch.setattr(snapshot_module, "_read_regular", swap)
     outcome: list = []
     thread = threading.Thread(target=lambda: outcome.append(commit(repo, ["notes/a.md"])), daemon=True)
     thread.start()

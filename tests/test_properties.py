@@ -415,6 +415,7 @@ def test_commit_paths_gives_head_tree_with_exactly_the_touched_paths_replaced(
             committer=SIG,
             max_file_size=10_000,
         )
+        assert result.busy is None and result.refused is None, result
         assert not result.failed, result.failed
         assert not result.skipped
 

@@ -8,7 +8,7 @@ SIGTERM.
 from __future__ import annotations
 
 import socket
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable
 from dataclasses import dataclass
 from datetime import datetime
 from pathlib import Path
@@ -19,9 +19,9 @@ from mdbackup import crashpoints, logs
 from mdbackup.config import Config
 from mdbackup.git import layout, leftovers
 from mdbackup.git import repo as gitrepo
-from mdbackup.git.commit import CommitRefused, Committer, GitBusy, PathChange
+from mdbackup.git.commit import Committer
 from mdbackup.git.scan import ScanResult, changed_paths
-from mdbackup.message import ChangeSummary, render_message
+from mdbackup.message import renderer
 from mdbackup.patterns import StoreFilter
 from mdbackup.pushing import Pusher
 from mdbackup.queue import FORGET, SUCCESS, Batch, Outcome, Queue
@@ -54,7 +54,7 @@ class Backup:
         self.repo = repo
         self.queue = queue
         self.filter = _store_filter(config)
-        self.committer = Committer(repo)
+        self.committer = Committer(repo, step=crashpoints.reach)
         self.pusher = Pusher(config=config, repo=repo, queue=queue)
         self.log = logs.get()
         self._last_deferral: str | None = None
@@ -73,14 +73,6 @@ class Backup:
     @property
     def state_dir(self) -> Path:
         return layout.state_dir(self.git_dir)
-
-    def _commit_locks(self) -> list[Path]:
-        """The locks a commit takes: the index's and the checked-out branch's."""
-        locks = [self.git_dir / "index.lock"]
-        branch = gitrepo.head_info(self.repo).branch
-        if branch:
-            locks.append(self.git_dir / "refs" / "heads" / f"{branch}.lock")
-        return locks
 
     def clear_leftovers(self) -> None:
         """Remove the lock files a killed mdbackup of ours left (never git's); call it
@@ -146,22 +138,26 @@ class Backup:
 
     def _commit(self, batch: Batch, *, now: float) -> tuple[dict[str, Outcome], PassReport]:
         try:
-            with leftovers.writing(self.state_dir, self._commit_locks()):
-                result = self.committer.commit_paths(
-                    batch.paths,
-                    message=self._message,
-                    author=self._signature(),
-                    committer=self._signature(),
-                    max_file_size=self.config.store.max_file_size,
-                )
-        except GitBusy as exc:
-            self._log_deferral(str(exc), len(batch))
-            return {}, PassReport(taken=len(batch), busy=str(exc))
-        except CommitRefused as exc:
-            return self._fail_all(batch, str(exc))
+            result = self.committer.commit_paths(
+                batch.paths,
+                message=renderer(
+                    template=self.config.commit.message,
+                    store_prefix=self.filter.store_prefix,
+                    hostname=socket.gethostname(),
+                    now=lambda: datetime.now().astimezone(),
+                ),
+                author=self._signature(),
+                committer=self._signature(),
+                max_file_size=self.config.store.max_file_size,
+            )
         except (pygit2.GitError, OSError) as exc:
             self.log.error("commit_error", error=str(exc), paths=len(batch))
             return self._fail_all(batch, f"commit failed: {exc}")
+        if result.busy is not None:
+            self._log_deferral(result.busy, len(batch))
+            return {}, PassReport(taken=len(batch), busy=result.busy)
+        if result.refused is not None:
+            return self._fail_all(batch, result.refused)
         self._last_deferral = None
         outcomes: dict[str, Outcome] = {}
         for change in result.changes:
@@ -209,18 +205,6 @@ class Backup:
         return pygit2.Signature(
             commit.author_name or name or "mdbackup",
             commit.author_email or email or f"mdbackup@{socket.gethostname()}",
-        )
-
-    def _message(self, changes: Sequence[PathChange]) -> str:
-        def rel(kind: str) -> tuple[str, ...]:
-            return tuple(self.filter.store_relative(c.path) or c.path for c in changes if c.kind == kind)
-
-        summary = ChangeSummary(added=rel("added"), modified=rel("modified"), deleted=rel("deleted"))
-        return render_message(
-            self.config.commit.message,
-            changes=summary,
-            hostname=socket.gethostname(),
-            now=datetime.now().astimezone(),
         )
 
     def push_if_due(self, *, now: float, force: bool = False, timeout: float | None = None) -> bool:

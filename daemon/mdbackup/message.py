@@ -9,8 +9,10 @@ store folder, POSIX style.
 from __future__ import annotations
 
 import string
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from datetime import datetime
+from typing import Protocol
 
 PLACEHOLDERS: frozenset[str] = frozenset(
     {"summary", "count", "added", "modified", "deleted", "files", "hostname", "timestamp"}
@@ -151,3 +153,44 @@ def render_message(template: str, *, changes: ChangeSummary, hostname: str, now:
         "timestamp": now.astimezone().isoformat(timespec="seconds"),
     }
     return template.format_map(values)
+
+
+class ChangeLike(Protocol):
+    """One path of a commit: `path` repository-relative, POSIX; `kind` is `added`,
+    `modified` or `deleted` (e.g. `mdbackup.git.commit.PathChange`)."""
+
+    @property
+    def path(self) -> str: ...
+
+    @property
+    def kind(self) -> str: ...
+
+
+def renderer(
+    *, template: str, store_prefix: str, hostname: str, now: Callable[[], datetime]
+) -> Callable[[Sequence[ChangeLike]], str]:
+    """A function from a commit's changes to its message, through `render_message`.
+
+    Paths are made relative to the store folder `store_prefix` (repository-relative,
+    POSIX, no trailing `/`; `""` for the repository root); a path outside it is kept
+    as it is. `{timestamp}` is `now()` at the time of rendering. The returned function
+    has no other input and no side effect; like `render_message` it raises ValueError
+    for a template with problems (`template_problems`).
+    """
+    head = f"{store_prefix}/" if store_prefix else ""
+
+    def relative(path: str) -> str:
+        if head and path.startswith(head) and len(path) > len(head):
+            return path[len(head) :]
+        return path
+
+    def render(changes: Sequence[ChangeLike]) -> str:
+        def of_kind(kind: str) -> tuple[str, ...]:
+            return tuple(relative(change.path) for change in changes if change.kind == kind)
+
+        summary = ChangeSummary(
+            added=of_kind("added"), modified=of_kind("modified"), deleted=of_kind("deleted")
+        )
+        return render_message(template, changes=summary, hostname=hostname, now=now())
+
+    return render

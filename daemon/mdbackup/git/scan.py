@@ -118,16 +118,16 @@ def _head_entries(repo: pygit2.Repository, prefix: str) -> dict[str, tuple[pygit
             return {}
         if sub.filemode != FileMode.TREE:
             return {}
-        tree = repo[sub.id]
+        tree = repo[sub.id].peel(pygit2.Tree)
     entries: dict[str, tuple[pygit2.Oid, int]] = {}
     stack: list[tuple[pygit2.Tree, str]] = [(tree, prefix + "/" if prefix else "")]
     while stack:
         current, base = stack.pop()
         for entry in current:
             if entry.filemode == FileMode.TREE:
-                stack.append((repo[entry.id], f"{base}{entry.name}/"))
+                stack.append((repo[entry.id].peel(pygit2.Tree), f"{base}{entry.name}/"))
             elif entry.filemode != FileMode.COMMIT:  # submodules are not store files
-                entries[base + entry.name] = (entry.id, entry.filemode)
+                entries[f"{base}{entry.name}"] = (entry.id, entry.filemode)
     return entries
 
 

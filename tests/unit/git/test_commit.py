@@ -11,9 +11,9 @@ from pathlib import Path
 import pygit2
 import pytest
 
-from mdbackup.git.commit import CommitRefused, Committer, GitBusy
+from mdbackup.git.commit import Committer
 from mdbackup.git.repo import open_repository
-from tests.helpers import commit_count, git, head_files, init_repo
+from tests.helpers import ROOT, commit_count, git, head_files, init_repo
 
 SIG = pygit2.Signature("mdbackup test", "t@example.com")
 
@@ -115,8 +115,12 @@ def test_unborn_branch_gets_its_first_commit(tmp_path: Path) -> None:
 def test_detached_head_is_refused(repo: Path) -> None:
     git(repo, "checkout", "-q", "--detach")
     write(repo, "a.md", "x\n")
-    with pytest.raises(CommitRefused, match="detached"):
-        commit(repo, ["a.md"])
+    head = git(repo, "rev-parse", "HEAD")
+    result = commit(repo, ["a.md"])
+    assert result.refused is not None and "detached" in result.refused
+    assert result.busy is None and result.commit_id is None and result.branch is None
+    assert not (result.changes or result.unchanged or result.skipped or result.failed)
+    assert git(repo, "rev-parse", "HEAD") == head
 
 
 def test_held_index_lock_defers_and_is_never_removed(repo: Path) -> None:
@@ -124,10 +128,82 @@ def test_held_index_lock_defers_and_is_never_removed(repo: Path) -> None:
     lock.write_text("")
     write(repo, "a.md", "x\n")
     head = git(repo, "rev-parse", "HEAD")
-    with pytest.raises(GitBusy, match="index.lock"):
-        commit(repo, ["a.md"])
+    result = commit(repo, ["a.md"])
+    assert result.busy is not None and "index.lock" in result.busy
+    assert result.refused is None and result.commit_id is None and result.branch == "main"
+    assert not (result.changes or result.unchanged or result.skipped or result.failed)
     assert lock.exists()
     assert git(repo, "rev-parse", "HEAD") == head
+
+
+def test_held_branch_lock_defers_and_is_never_removed(repo: Path) -> None:
+    lock = repo / ".git/refs/heads/main.lock"
+    lock.write_text("")
+    write(repo, "a.md", "x\n")
+    head = git(repo, "rev-parse", "HEAD")
+    result = commit(repo, ["a.md"])
+    assert result.busy is not None and "locked" in result.busy, result
+    assert result.commit_id is None and not result.changes
+    assert lock.exists()
+    assert git(repo, "rev-parse", "HEAD") == head
+    lock.unlink()
+    result = commit(repo, ["a.md"])
+    assert result.busy is None and [c.path for c in result.changes] == ["a.md"]
+    assert head_files(repo)["a.md"] == "x\n"
+    assert git(repo, "status", "--porcelain") == ""
+
+
+def test_branch_that_keeps_moving_is_busy(repo: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(Committer, "_move_branch", lambda self, *args: False)
+    write(repo, "a.md", "x\n")
+    head = git(repo, "rev-parse", "HEAD")
+    result = commit(repo, ["a.md"])
+    assert result.busy is not None and "kept moving" in result.busy
+    assert result.commit_id is None and git(repo, "rev-parse", "HEAD") == head
+
+
+def test_steps_are_reported_in_order_and_the_write_is_marked(repo: Path) -> None:
+    """The step callback sees each step; while the index and branch are written, the
+    leftovers marker lists exactly git's index lock and the branch's lock."""
+    marker = repo / ".git/mdbackup/writing"
+    seen: list[tuple[str, list[str] | None]] = []
+
+    def step(name: str) -> None:
+        seen.append((name, marker.read_text().splitlines() if marker.exists() else None))
+
+    committer = Committer(open_repository(repo), step=step)
+    write(repo, "a.md", "x\n")
+    committer.commit_paths(["a.md"], message=lambda c: "m", author=SIG, committer=SIG, max_file_size=10**6)
+    git_dir = (repo / ".git").resolve()
+    locks = [str(git_dir / "index.lock"), str(git_dir / "refs/heads/main.lock")]
+    assert seen == [
+        ("blobs_written", None),
+        ("tree_written", None),
+        ("index_written", locks),
+        ("commit_written", locks),
+        ("ref_moved", None),
+    ]
+    seen.clear()
+    committer.commit_paths(["a.md"], message=lambda c: "m", author=SIG, committer=SIG, max_file_size=10**6)
+    assert seen == []  # nothing to commit: no step, no write
+    assert not marker.exists()
+
+
+def test_message_gets_the_changes(repo: Path) -> None:
+    write(repo, "a.md", "a\n")
+    write(repo, "b.md", "b\n")
+    commit(repo, ["b.md"])
+    write(repo, "b.md", "b2\n")
+    got: list[list[tuple[str, str]]] = []
+
+    def message(changes) -> str:
+        got.append([(c.path, c.kind) for c in changes])
+        return "two files"
+
+    committer = Committer(open_repository(repo))
+    committer.commit_paths(["a.md", "b.md"], message=message, author=SIG, committer=SIG, max_file_size=10**6)
+    assert got == [[("a.md", "added"), ("b.md", "modified")]]
+    assert git(repo, "log", "-1", "--format=%B").strip() == "two files"
 
 
 def test_merge_in_progress_defers(repo: Path) -> None:
@@ -141,8 +217,9 @@ def test_merge_in_progress_defers(repo: Path) -> None:
     write(repo, "a.md", "main\n")
     git(repo, "commit", "-qam", "main")
     git(repo, "merge", "other", check=False)
-    with pytest.raises(GitBusy, match="merge"):
-        commit(repo, ["a.md"])
+    result = commit(repo, ["a.md"])
+    assert result.busy is not None and "merge" in result.busy
+    assert result.commit_id is None
 
 
 def test_symlink_committed_as_link_and_target_never_read(repo: Path, tmp_path: Path) -> None:
@@ -207,9 +284,7 @@ def test_git_environment_variables_are_ignored(repo: Path, tmp_path: Path) -> No
         f"Committer(open_repository(pathlib.Path({str(repo)!r}))).commit_paths(['a.md'],"
         "message=lambda c:'m',author=s,committer=s,max_file_size=10**6)"
     )
-    subprocess.run(
-        [sys.executable, "-c", code], check=True, env={**os.environ, **env}, cwd=Path(__file__).parent.parent
-    )
+    subprocess.run([sys.executable, "-c", code], check=True, env={**os.environ, **env}, cwd=ROOT)
     assert head_files(repo)["a.md"] == "real\n"
     assert commit_count(decoy) == 1
     assert not (tmp_path / "decoy-index").exists()

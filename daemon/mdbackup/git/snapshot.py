@@ -1,0 +1,261 @@
+"""Read one working-tree path, safely, into a blob entry: what git would stage for it.
+
+`snapshot` answers with the path's new entry (its blob is stored), None when the
+path is gone, `Skipped` when it is not a path we back up, or `Failed` with the
+reason. Hostile input: a file is read once through a descriptor that follows no
+link and never blocks (one snapshot of a growing file; a FIFO or link swapped in
+is looked at again), a path beyond a symbolic link is gone (as for git, the link
+is never followed), and a file that became a folder is gone (its files are paths
+of their own). Reads no config; git's filters (core.autocrlf, .gitattributes)
+apply as libgit2 knows them.
+"""
+
+from __future__ import annotations
+
+import errno
+import os
+import stat
+from dataclasses import dataclass
+
+import pygit2
+from pygit2.enums import FileMode
+
+from mdbackup.git.objects import Entry, RepositoryUnwritable, storing
+from mdbackup.git.scan import path_is_ignored
+
+_READ_ATTEMPTS = 3  # a file that changes type or size under the read is looked at again
+_READ_CHUNK = 1 << 20
+
+
+@dataclass(frozen=True)
+class Skipped:
+    """Not a path we back up: untracked and ignored by .gitignore, or neither a regular
+    file nor a symlink (a FIFO, a socket, a device)."""
+
+
+@dataclass(frozen=True)
+class Failed:
+    """This path cannot be committed now (unreadable, too large, kept changing)."""
+
+    reason: str
+
+
+SKIPPED = Skipped()
+
+Snapshot = Entry | Skipped | Failed | None
+"""A path's working-tree state: its entry, Skipped, Failed, or None when it is gone."""
+
+
+def snapshot(
+    repo: pygit2.Repository,
+    path: str,
+    *,
+    tracked: bool,
+    max_file_size: int,
+    folders: dict[str, bool] | None = None,
+) -> Snapshot:
+    """The working-tree content of the repository-relative `path`, stored as a blob.
+
+    Returns the entry (the blob or link is in the object database; the mode is
+    BLOB, BLOB_EXECUTABLE or LINK), None when the path is gone (missing, beyond a
+    symbolic link, now a folder, deleted during the read), SKIPPED when it is not a
+    path we back up (an untracked path ignored by .gitignore, or not a regular file
+    or symlink; `tracked` paths are never skipped as ignored) and Failed for this
+    path's own problems (unreadable, over `max_file_size` bytes, kept changing).
+
+    A symbolic link is stored as its target, never followed. A regular file is read
+    once, through a descriptor opened without following links and without
+    blocking, so the blob is one snapshot of its bytes even while it grows; a file
+    swapped for another, a link or a FIFO under the read is looked at again.
+    `folders` caches which folders on the way are real folders: share one dict
+    across the paths of one pass, never across passes.
+
+    Raises RepositoryUnwritable when the blob cannot be stored (read-only
+    repository, disk full); never for a problem of the path itself.
+    """
+    try:
+        return _snapshot(repo, path, tracked=tracked, max_file_size=max_file_size, folders=folders)
+    except _Skip:
+        return SKIPPED
+    except _Failed as exc:
+        return Failed(str(exc))
+
+
+class _Skip(Exception):
+    """Not a path we back up: untracked and ignored, or not a regular file or symlink."""
+
+
+class _Failed(Exception):
+    """This path cannot be committed; the message says why."""
+
+
+class _Changed(Exception):
+    """The file changed type or size under the read: look at it again."""
+
+
+def _workdir(repo: pygit2.Repository) -> str:
+    workdir = repo.workdir
+    if workdir is None:
+        raise ValueError(f"{repo.path}: a bare repository has no working tree")
+    return workdir
+
+
+def _snapshot(
+    repo: pygit2.Repository,
+    path: str,
+    *,
+    tracked: bool,
+    max_file_size: int,
+    folders: dict[str, bool] | None,
+) -> Entry | None:
+    """`snapshot`, with Skipped and Failed raised as _Skip and _Failed."""
+    workdir = _workdir(repo)
+    full = os.path.join(workdir, path)
+    folders = {} if folders is None else folders
+    for _attempt in range(_READ_ATTEMPTS):
+        if not _real_folders_on_the_way(workdir, path, folders):
+            return None
+        try:
+            st = os.lstat(full)
+        except (FileNotFoundError, NotADirectoryError):
+            return None
+        except OSError as exc:
+            raise _Failed(f"cannot read: {exc.strerror}") from exc
+        if stat.S_ISDIR(st.st_mode):
+            return None  # the file became a folder: its files are paths of their own
+        if not tracked and path_is_ignored(repo, path):
+            raise _Skip(path)
+        if stat.S_ISLNK(st.st_mode):
+            try:
+                target = os.readlink(os.fsencode(full))  # the link itself; its target is never read
+            except (FileNotFoundError, NotADirectoryError):
+                return None
+            except OSError as exc:
+                if exc.errno == errno.EINVAL:
+                    continue  # no longer a link
+                raise _Failed(f"cannot read the link: {exc.strerror}") from exc
+            with storing("store the link"):
+                return Entry(repo.create_blob(target), FileMode.LINK)
+        if not stat.S_ISREG(st.st_mode):
+            raise _Skip(path)
+        if st.st_size > max_file_size:
+            raise _Failed(f"file is {st.st_size} bytes, over store.max_file_size ({max_file_size})")
+        try:
+            oid = _file_blob(repo, path, full, st, max_file_size)
+        except _Changed:
+            folders.clear()  # something moved: look at the folders again too
+            continue
+        if oid is None:
+            return None  # deleted while we read it: a deletion
+        mode = FileMode.BLOB_EXECUTABLE if st.st_mode & stat.S_IXUSR else FileMode.BLOB
+        return Entry(oid, mode)
+    raise _Failed("the file kept changing while being read; will retry")
+
+
+def _file_blob(
+    repo: pygit2.Repository, path: str, full: str, st: os.stat_result, max_file_size: int
+) -> pygit2.Oid | None:
+    """Store the regular file's content as a blob; None when it vanished meanwhile."""
+    try:
+        # pygit2's stub says str; it takes bytes too, which names that are not UTF-8 need.
+        filters = repo.load_filter_list(os.fsencode(path))  # type: ignore[arg-type]
+        libgit2_reads = filters is not None
+    except (pygit2.GitError, OSError):
+        libgit2_reads = True  # let libgit2 decide below
+    if not libgit2_reads:  # no core.autocrlf/.gitattributes filter applies: read it ourselves
+        data = _read_regular(full, max_file_size, expected=st)
+        if data is None:
+            return None
+        if not _real_folders_on_the_way(_workdir(repo), path, {}):
+            raise _Changed(path)  # a folder became a link while we read
+        with storing("store the file"):
+            return repo.create_blob(data)
+    # Filters apply: libgit2 reads and filters the file itself.
+    try:
+        oid = repo.create_blob_fromworkdir(path)
+    except (OSError, pygit2.GitError) as exc:
+        if not os.path.lexists(full):
+            return None
+        _check_readable(full)
+        if "changed before we could read it" in str(exc):
+            raise _Changed(path) from exc
+        raise RepositoryUnwritable(f"cannot write to the repository (store the file): {exc}") from exc
+    try:
+        after = os.lstat(full)
+    except (FileNotFoundError, NotADirectoryError):
+        return None
+    if (after.st_ino, stat.S_IFMT(after.st_mode)) != (st.st_ino, stat.S_IFMT(st.st_mode)):
+        raise _Changed(path)  # replaced (by a link?) while libgit2 read it
+    return oid
+
+
+def _read_regular(full: str, limit: int, *, expected: os.stat_result | None = None) -> bytes | None:
+    """The bytes of the regular file at `full`, read once up to its end; None when it is gone.
+
+    Opened with O_NOFOLLOW and O_NONBLOCK: a link swapped in is not followed and a
+    FIFO swapped in does not block; a file that is not the `expected` one (replaced
+    since its lstat) is not read either (all three raise _Changed). Raises _Failed
+    when it cannot be read or grows past `limit` bytes.
+    """
+    flags = os.O_RDONLY | os.O_NOFOLLOW | os.O_NONBLOCK | os.O_CLOEXEC
+    try:
+        fd = os.open(full, flags)
+    except (FileNotFoundError, NotADirectoryError):
+        return None
+    except OSError as exc:
+        if exc.errno in (errno.ELOOP, errno.EISDIR, errno.ENXIO, errno.EWOULDBLOCK):
+            raise _Changed(full) from exc
+        raise _Failed(f"cannot read: {exc.strerror}") from exc
+    try:
+        opened = os.fstat(fd)
+        replaced = expected is not None and (
+            (opened.st_dev, opened.st_ino) != (expected.st_dev, expected.st_ino)
+        )
+        if not stat.S_ISREG(opened.st_mode) or replaced:
+            raise _Changed(full)
+        chunks: list[bytes] = []
+        size = 0
+        while chunk := os.read(fd, _READ_CHUNK):
+            size += len(chunk)
+            if size > limit:
+                raise _Failed(f"file grew over store.max_file_size ({limit}) while being read")
+            chunks.append(chunk)
+    except OSError as exc:
+        raise _Failed(f"cannot read: {exc.strerror}") from exc
+    finally:
+        os.close(fd)
+    return b"".join(chunks)
+
+
+def _real_folders_on_the_way(workdir: str, path: str, known: dict[str, bool]) -> bool:
+    """True when every folder above `path` is a real folder, not a link (nor a file).
+
+    Git does not look beyond a symbolic link: `a/b.md` with `a` a link is no file
+    of the working tree. `known` remembers answers for the pass.
+    """
+    slash = path.find("/")
+    while slash != -1:
+        folder = path[:slash]
+        real = known.get(folder)
+        if real is None:
+            try:
+                real = stat.S_ISDIR(os.lstat(os.path.join(workdir, folder)).st_mode)
+            except OSError:
+                real = False
+            known[folder] = real
+        if not real:
+            return False
+        slash = path.find("/", slash + 1)
+    return True
+
+
+def _check_readable(full: str) -> None:
+    """Raise _Failed when the file cannot be opened for reading (libgit2's message for
+    that case is misleading: "failed open - ... is locked")."""
+    try:
+        fd = os.open(full, os.O_RDONLY | os.O_NONBLOCK | os.O_CLOEXEC)
+    except (FileNotFoundError, NotADirectoryError):
+        return
+    except OSError as exc:
+        raise _Failed(f"cannot read: {exc.strerror}") from exc
+    os.close(fd)
