@@ -31,7 +31,7 @@ from mdbackup.config import (
     load_config,
 )
 
-EXAMPLE = Path(__file__).resolve().parent.parent / "config.example.toml"
+EXAMPLE = Path(__file__).resolve().parents[2] / "config.example.toml"
 
 
 # --------------------------------------------------------------------------- helpers
