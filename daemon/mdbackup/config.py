@@ -6,7 +6,9 @@ one line naming where it comes from and what is wrong:
     /home/u/.config/mdbackup/config.toml: at 'watch.debounce': expected a number of seconds, got string "2s"
     --repo: /x: not a git working tree
 
-The keys, their types, defaults and range checks live in one table, `_SPEC`.
+The keys, their types, defaults, range checks and one-line docs live in one table,
+`KEYS`; the dataclasses have no defaults of their own, and `config.example.toml` is
+rendered from the table by `mdbackup.config_doc`.
 """
 
 from __future__ import annotations
@@ -16,7 +18,7 @@ import json
 import math
 import tomllib
 from collections.abc import Callable, Iterable, Iterator, Mapping
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from datetime import date, datetime, time
 from functools import partial
 from pathlib import Path
@@ -46,7 +48,7 @@ class ConfigError(Exception):
 # --------------------------------------------------------------------------- dataclasses
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, kw_only=True)
 class StoreConfig:
     """The store: a folder inside a git working tree.
 
@@ -57,13 +59,13 @@ class StoreConfig:
     """
 
     repo: Path
-    path: str = "."
-    include: tuple[str, ...] = ("**/*.md",)
-    exclude: tuple[str, ...] = ()
-    max_file_size: int = 10485760
+    path: str
+    include: tuple[str, ...]
+    exclude: tuple[str, ...]
+    max_file_size: int
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, kw_only=True)
 class WatchConfig:
     """Batching and scanning, all in seconds.
 
@@ -71,13 +73,13 @@ class WatchConfig:
     observer, > 0 the polling one; rescan_interval 0 turns periodic scans off.
     """
 
-    debounce: float = 2.0
-    max_delay: float = 30.0
-    poll_interval: float = 0.0
-    rescan_interval: float = 3600.0
+    debounce: float
+    max_delay: float
+    poll_interval: float
+    rescan_interval: float
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, kw_only=True)
 class CommitConfig:
     """Committing. `message` is a valid template (see `mdbackup.message`).
 
@@ -85,27 +87,27 @@ class CommitConfig:
     user.email, else `mdbackup` / `mdbackup@<hostname>` (the caller decides).
     """
 
-    enabled: bool = True
-    message: str = "backup: {summary}"
-    author_name: str = ""
-    author_email: str = ""
+    enabled: bool
+    message: str
+    author_name: str
+    author_email: str
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, kw_only=True)
 class PushConfig:
     """Pushing. `remote` is non-empty; an empty `branch` means the checked-out branch.
 
     Retries back off from `retry_min` (> 0) to `retry_max` (>= retry_min) seconds.
     """
 
-    enabled: bool = False
-    remote: str = "origin"
-    branch: str = ""
-    retry_min: float = 5.0
-    retry_max: float = 900.0
+    enabled: bool
+    remote: str
+    branch: str
+    retry_min: float
+    retry_max: float
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, kw_only=True)
 class AuthConfig:
     """Credentials. `ssh_key` is "" (ssh-agent, then default keys) or an absolute path.
 
@@ -113,40 +115,44 @@ class AuthConfig:
     an empty `username` means `git` for HTTPS.
     """
 
-    ssh_key: str = ""
-    ssh_passphrase_env: str = ""
-    username: str = ""
-    token_env: str = "MDBACKUP_TOKEN"
+    ssh_key: str
+    ssh_passphrase_env: str
+    username: str
+    token_env: str
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, kw_only=True)
 class StateConfig:
     """The state database: "" means `<git dir>/mdbackup/state.db` (the caller computes it),
     otherwise an absolute path (`~` expanded, relative to the config file's folder)."""
 
-    db: str = ""
+    db: str
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, kw_only=True)
 class LogConfig:
     """Logging: `level` is debug|info|warning|error, `format` auto|console|json (lower case)."""
 
-    level: str = "info"
-    format: str = "auto"
+    level: str
+    format: str
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, kw_only=True)
 class Config:
-    """The whole validated configuration; `source` is the config file used (None: defaults only)."""
+    """The whole validated configuration; `source` is the config file used (None: defaults only).
+
+    Built by `load_config` (or `default_config`) only: the sections have no defaults
+    of their own, the key table `KEYS` is the one place defaults are written.
+    """
 
     store: StoreConfig
-    watch: WatchConfig = field(default_factory=WatchConfig)
-    commit: CommitConfig = field(default_factory=CommitConfig)
-    push: PushConfig = field(default_factory=PushConfig)
-    auth: AuthConfig = field(default_factory=AuthConfig)
-    state: StateConfig = field(default_factory=StateConfig)
-    log: LogConfig = field(default_factory=LogConfig)
-    source: Path | None = None
+    watch: WatchConfig
+    commit: CommitConfig
+    push: PushConfig
+    auth: AuthConfig
+    state: StateConfig
+    log: LogConfig
+    source: Path | None
 
     @property
     def repo(self) -> Path:
@@ -308,58 +314,186 @@ def _template(value: str) -> Iterator[str]:
 # --------------------------------------------------------------------------- the key table
 
 
-@dataclass(frozen=True)
-class _Key:
-    """One key: how to parse its raw TOML value, its default, and range checks on the parsed value."""
+@dataclass(frozen=True, kw_only=True)
+class Key:
+    """One config key: the one place its type, default, range checks and documentation live.
+
+    `kind` parses the raw TOML value (raising `_Invalid` with what was expected);
+    `default` is the parsed value used when the key is absent; `checks` yield range
+    problems of a parsed value; `doc` is the key's one-line comment in
+    `config.example.toml`. `example`, only for keys whose default is "", is a value
+    the example shows commented out (`# repo = "~/notes"`) instead of the default.
+    """
 
     kind: Callable[[object], Any]
     default: Any
+    doc: str
     checks: tuple[_Check, ...] = ()
+    example: str | None = None
+
+    def __post_init__(self) -> None:
+        if not self.doc.strip() or "\n" in self.doc:
+            raise ValueError(f"a key's doc is one non-empty line, got {self.doc!r}")
+        if self.example is not None and self.default != "":
+            raise ValueError(f'only a key whose default is "" shows an example, not {self.default!r}')
 
 
 _DURATION_CAP = _at_most(MAX_SECONDS)
+_DURATION = (_at_least(0), _DURATION_CAP)
+_POSITIVE_DURATION = (_above(0), _DURATION_CAP)
 
-_SPEC: dict[str, dict[str, _Key]] = {
+KEYS: Mapping[str, Mapping[str, Key]] = {
     "store": {
-        "repo": _Key(_text, ""),
-        "path": _Key(_text, "."),
-        "include": _Key(_globs, ("**/*.md",)),
-        "exclude": _Key(_globs, ()),
-        "max_file_size": _Key(_byte_count, 10485760, (_above(0),)),
+        "repo": Key(
+            kind=_text,
+            default="",
+            example="~/notes",
+            doc="root of the git working tree; default: the working tree around the current directory",
+        ),
+        "path": Key(
+            kind=_text,
+            default=".",
+            doc='the store folder, relative to repo; must exist ("." = the whole working tree)',
+        ),
+        "include": Key(
+            kind=_globs,
+            default=("**/*.md",),
+            doc="gitignore-style globs, relative to the store folder, of the files to back up",
+        ),
+        "exclude": Key(
+            kind=_globs,
+            default=(),
+            doc="more globs to skip, on top of the built-in editor temp patterns and .gitignore",
+        ),
+        "max_file_size": Key(
+            kind=_byte_count,
+            default=10485760,
+            checks=(_above(0),),
+            doc='bytes; a larger file is not committed and its status is "failed"',
+        ),
     },
     "watch": {
-        "debounce": _Key(_seconds, 2.0, (_at_least(0), _DURATION_CAP)),
-        "max_delay": _Key(_seconds, 30.0, (_above(0), _DURATION_CAP)),
-        "poll_interval": _Key(_seconds, 0.0, (_at_least(0), _DURATION_CAP)),
-        "rescan_interval": _Key(_seconds, 3600.0, (_at_least(0), _DURATION_CAP)),
+        "debounce": Key(
+            kind=_seconds,
+            default=2.0,
+            checks=_DURATION,
+            doc="seconds of quiet on a batch before it is committed",
+        ),
+        "max_delay": Key(
+            kind=_seconds,
+            default=30.0,
+            checks=_POSITIVE_DURATION,
+            doc="seconds: a batch never waits longer than this after its first change (>= debounce)",
+        ),
+        "poll_interval": Key(
+            kind=_seconds,
+            default=0.0,
+            checks=_DURATION,
+            doc="0: native file system events; > 0: poll with this interval (network file systems)",
+        ),
+        "rescan_interval": Key(
+            kind=_seconds,
+            default=3600.0,
+            checks=_DURATION,
+            doc="seconds between full reconciliation scans; 0 turns them off",
+        ),
     },
     "commit": {
-        "enabled": _Key(_boolean, True),
-        "message": _Key(_text, "backup: {summary}", (_template,)),
-        "author_name": _Key(_text, ""),
-        "author_email": _Key(_text, ""),
+        "enabled": Key(
+            kind=_boolean,
+            default=True,
+            doc='false: changes are recorded with status "disabled", nothing is committed',
+        ),
+        "message": Key(
+            kind=_text,
+            default="backup: {summary}",
+            checks=(_template,),
+            doc="placeholders: {summary} {count} {added} {modified} {deleted} {files} {hostname} {timestamp}",
+        ),
+        "author_name": Key(
+            kind=_text,
+            default="",
+            doc='"": the repository\'s user.name, else "mdbackup"',
+        ),
+        "author_email": Key(
+            kind=_text,
+            default="",
+            doc='"": the repository\'s user.email, else "mdbackup@<hostname>"',
+        ),
     },
     "push": {
-        "enabled": _Key(_boolean, False),
-        "remote": _Key(_text, "origin", (_non_empty,)),
-        "branch": _Key(_text, ""),
-        "retry_min": _Key(_seconds, 5.0, (_above(0), _DURATION_CAP)),
-        "retry_max": _Key(_seconds, 900.0, (_above(0), _DURATION_CAP)),
+        "enabled": Key(
+            kind=_boolean,
+            default=False,
+            doc="true: push after each commit (fast-forward only, never forced)",
+        ),
+        "remote": Key(
+            kind=_text,
+            default="origin",
+            checks=(_non_empty,),
+            doc="name of the remote to push to",
+        ),
+        "branch": Key(
+            kind=_text,
+            default="",
+            doc='remote branch; "": the checked-out branch\'s name',
+        ),
+        "retry_min": Key(
+            kind=_seconds,
+            default=5.0,
+            checks=_POSITIVE_DURATION,
+            doc="seconds before the first retry of a failed push or commit",
+        ),
+        "retry_max": Key(
+            kind=_seconds,
+            default=900.0,
+            checks=_POSITIVE_DURATION,
+            doc="seconds: the retry backoff never waits longer (>= retry_min)",
+        ),
     },
     "auth": {
-        "ssh_key": _Key(_text, ""),
-        "ssh_passphrase_env": _Key(_text, ""),
-        "username": _Key(_text, ""),
-        "token_env": _Key(_text, "MDBACKUP_TOKEN"),
+        "ssh_key": Key(
+            kind=_text,
+            default="",
+            doc='SSH private key file; "": ssh-agent, then ~/.ssh/id_ed25519, ~/.ssh/id_rsa',
+        ),
+        "ssh_passphrase_env": Key(
+            kind=_text,
+            default="",
+            doc='name of the environment variable holding the key\'s passphrase ("": none)',
+        ),
+        "username": Key(
+            kind=_text,
+            default="",
+            doc='HTTPS user name; "": "git"',
+        ),
+        "token_env": Key(
+            kind=_text,
+            default="MDBACKUP_TOKEN",
+            doc="name of the environment variable holding the HTTPS password or token",
+        ),
     },
     "state": {
-        "db": _Key(_text, ""),
+        "db": Key(
+            kind=_text,
+            default="",
+            doc='SQLite state database; "": <git dir>/mdbackup/state.db',
+        ),
     },
     "log": {
-        "level": _Key(_choice("debug", "info", "warning", "error"), "info"),
-        "format": _Key(_choice("auto", "console", "json"), "auto"),
+        "level": Key(
+            kind=_choice("debug", "info", "warning", "error"),
+            default="info",
+            doc="debug, info, warning or error",
+        ),
+        "format": Key(
+            kind=_choice("auto", "console", "json"),
+            default="auto",
+            doc="auto: console on a terminal, json otherwise (journald); or console, json",
+        ),
     },
 }
+"""Every config key, by section then key, in the order `config.example.toml` lists them."""
 
 _AT_LEAST_OTHER: tuple[tuple[str, str], ...] = (
     ("watch.max_delay", "watch.debounce"),
@@ -367,7 +501,7 @@ _AT_LEAST_OTHER: tuple[tuple[str, str], ...] = (
 )
 """(key, other): when both are valid, key must be >= other."""
 
-_SECTIONS: dict[str, type] = {
+SECTIONS: Mapping[str, type] = {
     "store": StoreConfig,
     "watch": WatchConfig,
     "commit": CommitConfig,
@@ -376,6 +510,12 @@ _SECTIONS: dict[str, type] = {
     "state": StateConfig,
     "log": LogConfig,
 }
+"""The dataclass of each section of `KEYS`; its fields are exactly the section's keys."""
+
+
+def _defaults() -> dict[str, Any]:
+    """`section.key` -> the table's default, for every key."""
+    return {f"{section}.{name}": key.default for section, keys in KEYS.items() for name, key in keys.items()}
 
 
 # --------------------------------------------------------------------------- problems
@@ -496,12 +636,10 @@ def _read_toml(source: Path, label: str) -> dict[str, Any]:
 def _parse(raw: Mapping[str, Any], problems: _Problems) -> dict[str, Any]:
     """Parse and range-check every key; returns `section.key` -> value for the valid ones and
     the defaults of the absent ones (invalid keys are left out)."""
-    values = {
-        f"{section}.{key}": spec.default for section, keys in _SPEC.items() for key, spec in keys.items()
-    }
+    values = _defaults()
     for section, table in raw.items():
-        if section not in _SPEC:
-            problems.at(section, _unknown("section", section, _SPEC))
+        if section not in KEYS:
+            problems.at(section, _unknown("section", section, KEYS))
         elif not isinstance(table, dict):
             problems.at(section, f"expected a table, got {_describe(table)}")
         else:
@@ -512,7 +650,7 @@ def _parse(raw: Mapping[str, Any], problems: _Problems) -> dict[str, Any]:
 def _parse_section(
     section: str, table: Mapping[str, Any], values: dict[str, Any], problems: _Problems
 ) -> None:
-    keys = _SPEC[section]
+    keys = KEYS[section]
     for key, raw_value in table.items():
         name = f"{section}.{key}"
         spec = keys.get(key)
@@ -652,7 +790,8 @@ def _resolve_store(values: dict[str, Any], *, repo: Path, override: str | None, 
 
 
 def _store_folder(given: str, repo: Path) -> Path | str:
-    """`given` (relative to `repo`, or absolute) as a path relative to `repo`; else `<given>: what is wrong`."""
+    """`given` (relative to `repo`, or absolute) as a path relative to `repo`;
+    else `<given>: what is wrong`."""
     if "\x00" in given:
         return f"{given}: contains a NUL character"
     try:
@@ -675,9 +814,16 @@ def _store_folder(given: str, repo: Path) -> Path | str:
 # --------------------------------------------------------------------------- building
 
 
+def default_config(*, repo: Path, source: Path | None = None) -> Config:
+    """The configuration `load_config` gives without a file or overrides, for the working tree
+    `repo`, with the table's defaults; nothing is checked (for tests and tools)."""
+    return _build(_defaults() | {"store.repo": repo}, source)
+
+
 def _build(values: Mapping[str, Any], source: Path | None) -> Config:
+    """The Config of `values` (`section.key` -> parsed, resolved value, one for every key)."""
     sections = {
-        section: cls(**{key: values[f"{section}.{key}"] for key in _SPEC[section]})
-        for section, cls in _SECTIONS.items()
+        section: cls(**{key: values[f"{section}.{key}"] for key in KEYS[section]})
+        for section, cls in SECTIONS.items()
     }
     return Config(**sections, source=source)
