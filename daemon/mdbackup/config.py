@@ -53,9 +53,9 @@ class StoreConfig:
     """The store: a folder inside a git working tree.
 
     `repo` is the absolute, resolved root of the working tree. `path` is the store
-    folder relative to `repo`, normalized POSIX (`notes/daily`), `.` for the root;
-    it exists and is a folder. `include`/`exclude` are gitignore-style globs
-    relative to the store folder. `max_file_size` is in bytes (> 0).
+    folder relative to `repo`, normalized POSIX (`notes/daily`), `.` for the root,
+    outside `.git`; when it exists it is a folder. `include`/`exclude` are
+    gitignore-style globs relative to the store folder. `max_file_size` is in bytes (> 0).
     """
 
     repo: Path
@@ -97,7 +97,8 @@ class CommitConfig:
 class PushConfig:
     """Pushing. `remote` is non-empty; an empty `branch` means the checked-out branch.
 
-    Retries back off from `retry_min` (> 0) to `retry_max` (>= retry_min) seconds.
+    Retries of a failed push back off from `retry_min` (> 0) to `retry_max`
+    (>= retry_min) seconds.
     """
 
     enabled: bool
@@ -353,7 +354,7 @@ KEYS: Mapping[str, Mapping[str, Key]] = {
         "path": Key(
             kind=_text,
             default=".",
-            doc='the store folder, relative to repo; must exist ("." = the whole working tree)',
+            doc='the store folder, relative to repo ("." = the whole working tree)',
         ),
         "include": Key(
             kind=_globs,
@@ -442,13 +443,13 @@ KEYS: Mapping[str, Mapping[str, Key]] = {
             kind=_seconds,
             default=5.0,
             checks=_POSITIVE_DURATION,
-            doc="seconds before the first retry of a failed push or commit",
+            doc="seconds before the first retry of a failed push",
         ),
         "retry_max": Key(
             kind=_seconds,
             default=900.0,
             checks=_POSITIVE_DURATION,
-            doc="seconds: the retry backoff never waits longer (>= retry_min)",
+            doc="seconds: retries of a failed push never wait longer than this (>= retry_min)",
         ),
     },
     "auth": {
