@@ -1,4 +1,4 @@
-"""`config.example.toml`, rendered from the key table `mdbackup.config.KEYS`.
+"""`config.example.toml`, rendered from the key table `mdbackup.config_keys.KEYS`.
 
 Every key is written with its default and its one-line doc as a comment, in the
 table's order; a key with an `example` (default "") is written commented out
@@ -15,7 +15,7 @@ import sys
 from collections.abc import Callable, Iterator, Mapping
 from typing import Any
 
-from mdbackup.config import KEYS, Key
+from mdbackup.config_keys import KEYS, Key
 
 HEADER = """\
 # mdbackup configuration: every key is optional; the values shown are the defaults.
@@ -25,7 +25,7 @@ HEADER = """\
 # Durations are seconds, integer or float. Relative file paths are relative to
 # this file's folder; "~" is expanded.
 #
-# Generated from the key table in daemon/mdbackup/config.py; after changing it run
+# Generated from the key table in daemon/mdbackup/config_keys.py; after changing it run
 #   python -m mdbackup.config_doc > config.example.toml
 """
 """The example's opening comment, ending with how to regenerate the file."""

@@ -190,7 +190,7 @@ def test_the_example_config_loads(repo: Path) -> None:
 
 def test_the_example_is_generated_from_the_table() -> None:
     assert EXAMPLE.read_text(encoding="utf-8") == example_toml(), (
-        "config.example.toml is out of step with the key table in mdbackup/config.py; regenerate it:"
+        "config.example.toml is out of step with the key table in mdbackup/config_keys.py; regenerate it:"
         " python -m mdbackup.config_doc > config.example.toml"
     )
 
