@@ -35,10 +35,14 @@ class _Parser(argparse.ArgumentParser):
         self.exit(ExitCode.USAGE, f"mdbackup: {message} (see mdbackup --help)\n")
 
 
-def _global_options(*, in_command: bool) -> argparse.ArgumentParser:
-    """Options accepted before the command and after it (`mdbackup run --verbose`)."""
+def _global_options(*, in_command: bool) -> _Parser:
+    """Options accepted before the command and after it (`mdbackup run --verbose`).
+
+    A `_Parser` like the command parsers it is a parent of (argparse only copies its
+    arguments; its own `error` is never called).
+    """
     default = argparse.SUPPRESS if in_command else None
-    options = argparse.ArgumentParser(add_help=False)
+    options = _Parser(add_help=False)
     options.add_argument(
         "--config",
         type=Path,
@@ -61,6 +65,7 @@ def _global_options(*, in_command: bool) -> argparse.ArgumentParser:
 
 
 def build_parser() -> argparse.ArgumentParser:
+    """The `mdbackup` parser: global options, `--once`, `--version` and one subparser per command."""
     parser = _Parser(
         prog="mdbackup",
         description="Keep a markdown store backed up in git.",

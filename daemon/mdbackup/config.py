@@ -1,29 +1,51 @@
-"""The TOML configuration: lookup, parsing into frozen dataclasses, and validation.
+"""The configuration: where the file is, loading it into frozen dataclasses, and `ConfigError`.
 
-Validation collects every problem before raising `ConfigError`; each problem is
-one line naming where it comes from and what is wrong:
+Loading collects every problem before raising `ConfigError`; each problem is one
+line naming where it comes from and what is wrong:
 
     /home/u/.config/mdbackup/config.toml: at 'watch.debounce': expected a number of seconds, got string "2s"
     --repo: /x: not a git working tree
 
-The keys, their types, defaults and range checks live in one table, `_SPEC`.
+This module is what the rest of the program imports. Its parts live in:
+`mdbackup.config_keys`, the key table `KEYS` (every key's kind, default, checks
+and one-line doc; the dataclasses below have no defaults of their own) and
+parsing a TOML document against it; `mdbackup.config_values`, the value kinds,
+checks and problem wording; `mdbackup.config_paths`, resolving the repo, the
+store folder and file paths on disk. `config.example.toml` is rendered from the
+table by `mdbackup.config_doc`.
 """
 
 from __future__ import annotations
 
-import difflib
-import json
-import math
 import tomllib
-from collections.abc import Callable, Iterable, Iterator, Mapping
-from dataclasses import dataclass, field
-from datetime import date, datetime, time
-from functools import partial
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, TypeVar
+from typing import Any
 
-from mdbackup.git.repo import find_worktree
-from mdbackup.message import template_problems
+from mdbackup.config_keys import KEYS, defaults, parse
+from mdbackup.config_paths import resolve_paths
+from mdbackup.config_values import Problems, one_line
+
+__all__ = [
+    "DEFAULTS_LABEL",
+    "ENV_CONFIG",
+    "KEYS",
+    "SECTIONS",
+    "AuthConfig",
+    "CommitConfig",
+    "Config",
+    "ConfigError",
+    "LogConfig",
+    "Overrides",
+    "PushConfig",
+    "StateConfig",
+    "StoreConfig",
+    "WatchConfig",
+    "default_config",
+    "find_config_file",
+    "load_config",
+]
 
 ENV_CONFIG = "MDBACKUP_CONFIG"
 """Environment variable naming the config file when `--config` is not given."""
@@ -31,39 +53,36 @@ ENV_CONFIG = "MDBACKUP_CONFIG"
 DEFAULTS_LABEL = "defaults"
 """Stands in for the file name in problems when no config file is used."""
 
-MAX_SECONDS = 365 * 24 * 3600
-"""Upper bound of every duration key (one year): larger values overflow timers."""
-
 
 class ConfigError(Exception):
     """The configuration is unusable; `problems` holds one line per problem (exit code 2)."""
 
     def __init__(self, problems: Iterable[str]) -> None:
-        self.problems: list[str] = [_one_line(problem) for problem in problems]
+        self.problems: list[str] = [one_line(problem) for problem in problems]
         super().__init__("\n".join(self.problems))
 
 
 # --------------------------------------------------------------------------- dataclasses
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, kw_only=True)
 class StoreConfig:
     """The store: a folder inside a git working tree.
 
     `repo` is the absolute, resolved root of the working tree. `path` is the store
-    folder relative to `repo`, normalized POSIX (`notes/daily`), `.` for the root;
-    it exists and is a folder. `include`/`exclude` are gitignore-style globs
-    relative to the store folder. `max_file_size` is in bytes (> 0).
+    folder relative to `repo`, normalized POSIX (`notes/daily`), `.` for the root,
+    outside `.git`; when it exists it is a folder. `include`/`exclude` are
+    gitignore-style globs relative to the store folder. `max_file_size` is in bytes (> 0).
     """
 
     repo: Path
-    path: str = "."
-    include: tuple[str, ...] = ("**/*.md",)
-    exclude: tuple[str, ...] = ()
-    max_file_size: int = 10485760
+    path: str
+    include: tuple[str, ...]
+    exclude: tuple[str, ...]
+    max_file_size: int
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, kw_only=True)
 class WatchConfig:
     """Batching and scanning, all in seconds.
 
@@ -71,13 +90,13 @@ class WatchConfig:
     observer, > 0 the polling one; rescan_interval 0 turns periodic scans off.
     """
 
-    debounce: float = 2.0
-    max_delay: float = 30.0
-    poll_interval: float = 0.0
-    rescan_interval: float = 3600.0
+    debounce: float
+    max_delay: float
+    poll_interval: float
+    rescan_interval: float
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, kw_only=True)
 class CommitConfig:
     """Committing. `message` is a valid template (see `mdbackup.message`).
 
@@ -85,27 +104,28 @@ class CommitConfig:
     user.email, else `mdbackup` / `mdbackup@<hostname>` (the caller decides).
     """
 
-    enabled: bool = True
-    message: str = "backup: {summary}"
-    author_name: str = ""
-    author_email: str = ""
+    enabled: bool
+    message: str
+    author_name: str
+    author_email: str
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, kw_only=True)
 class PushConfig:
     """Pushing. `remote` is non-empty; an empty `branch` means the checked-out branch.
 
-    Retries back off from `retry_min` (> 0) to `retry_max` (>= retry_min) seconds.
+    Retries of a failed push back off from `retry_min` (> 0) to `retry_max`
+    (>= retry_min) seconds.
     """
 
-    enabled: bool = False
-    remote: str = "origin"
-    branch: str = ""
-    retry_min: float = 5.0
-    retry_max: float = 900.0
+    enabled: bool
+    remote: str
+    branch: str
+    retry_min: float
+    retry_max: float
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, kw_only=True)
 class AuthConfig:
     """Credentials. `ssh_key` is "" (ssh-agent, then default keys) or an absolute path.
 
@@ -113,40 +133,44 @@ class AuthConfig:
     an empty `username` means `git` for HTTPS.
     """
 
-    ssh_key: str = ""
-    ssh_passphrase_env: str = ""
-    username: str = ""
-    token_env: str = "MDBACKUP_TOKEN"
+    ssh_key: str
+    ssh_passphrase_env: str
+    username: str
+    token_env: str
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, kw_only=True)
 class StateConfig:
     """The state database: "" means `<git dir>/mdbackup/state.db` (the caller computes it),
     otherwise an absolute path (`~` expanded, relative to the config file's folder)."""
 
-    db: str = ""
+    db: str
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, kw_only=True)
 class LogConfig:
     """Logging: `level` is debug|info|warning|error, `format` auto|console|json (lower case)."""
 
-    level: str = "info"
-    format: str = "auto"
+    level: str
+    format: str
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, kw_only=True)
 class Config:
-    """The whole validated configuration; `source` is the config file used (None: defaults only)."""
+    """The whole validated configuration; `source` is the config file used (None: defaults only).
+
+    Built by `load_config` (or `default_config`) only: the sections have no defaults
+    of their own, the key table `KEYS` is the one place defaults are written.
+    """
 
     store: StoreConfig
-    watch: WatchConfig = field(default_factory=WatchConfig)
-    commit: CommitConfig = field(default_factory=CommitConfig)
-    push: PushConfig = field(default_factory=PushConfig)
-    auth: AuthConfig = field(default_factory=AuthConfig)
-    state: StateConfig = field(default_factory=StateConfig)
-    log: LogConfig = field(default_factory=LogConfig)
-    source: Path | None = None
+    watch: WatchConfig
+    commit: CommitConfig
+    push: PushConfig
+    auth: AuthConfig
+    state: StateConfig
+    log: LogConfig
+    source: Path | None
 
     @property
     def repo(self) -> Path:
@@ -171,203 +195,7 @@ class Overrides:
     push: bool | None = None
 
 
-# --------------------------------------------------------------------------- value kinds
-
-
-class _Invalid(Exception):
-    """A raw TOML value does not have the expected type; the message says what was expected."""
-
-
-_CONTROL = {code: f"\\x{code:02x}" for code in range(32) if chr(code) != "\t"} | {10: "\\n", 13: "\\r"}
-
-
-def _one_line(text: str) -> str:
-    """`text` with control characters escaped, so a problem is always exactly one printable line."""
-    return text.translate(_CONTROL)
-
-
-def _short(text: str, limit: int = 40) -> str:
-    return text if len(text) <= limit else text[: limit - 3] + "..."
-
-
-def _number(value: float | int) -> str:
-    """`2`, `2.5`, `inf`: numbers as a user would write them."""
-    if isinstance(value, float) and value.is_integer():
-        return str(int(value))
-    return str(value)
-
-
-def _describe(value: object) -> str:
-    """The TOML type of `value` and a short rendering: `string "2s"`, `integer 3`, `boolean true`."""
-    if isinstance(value, bool):
-        return f"boolean {'true' if value else 'false'}"
-    if isinstance(value, int):
-        return f"integer {_short(str(value))}"
-    if isinstance(value, float):
-        return f"float {value}"
-    if isinstance(value, str):
-        return f"string {_short(json.dumps(value, ensure_ascii=False))}"
-    if isinstance(value, list):
-        return f"array {_short(json.dumps(value, ensure_ascii=False, default=str))}"
-    if isinstance(value, dict):
-        return "table"
-    for kind, name in ((datetime, "datetime"), (date, "date"), (time, "time")):
-        if isinstance(value, kind):
-            return f"{name} {value.isoformat()}"
-    return type(value).__name__
-
-
-def _seconds(value: object) -> float:
-    if isinstance(value, bool) or not isinstance(value, (int, float)):
-        raise _Invalid(f"expected a number of seconds, got {_describe(value)}")
-    if isinstance(value, float) and not math.isfinite(value):
-        raise _Invalid(f"expected a finite number of seconds, got {_describe(value)}")
-    return float(value)
-
-
-def _byte_count(value: object) -> int:
-    if isinstance(value, bool) or not isinstance(value, int):
-        raise _Invalid(f"expected an integer number of bytes, got {_describe(value)}")
-    return value
-
-
-def _boolean(value: object) -> bool:
-    if not isinstance(value, bool):
-        raise _Invalid(f"expected true or false, got {_describe(value)}")
-    return value
-
-
-def _text(value: object) -> str:
-    if not isinstance(value, str):
-        raise _Invalid(f"expected a string, got {_describe(value)}")
-    return value
-
-
-def _globs(value: object) -> tuple[str, ...]:
-    if not isinstance(value, list):
-        raise _Invalid(f"expected a list of strings, got {_describe(value)}")
-    for index, item in enumerate(value):
-        if not isinstance(item, str):
-            raise _Invalid(f"expected a list of strings, got {_describe(item)} at index {index}")
-        if not item:
-            raise _Invalid(f"expected a list of non-empty strings, got an empty string at index {index}")
-    return tuple(value)
-
-
-def _choice(*options: str) -> Callable[[object], str]:
-    """A string kind accepting `options`, case-insensitively; the value is lower-cased."""
-    expected = f"expected one of {', '.join(options)}"
-
-    def parse(value: object) -> str:
-        if not isinstance(value, str) or value.lower() not in options:
-            raise _Invalid(f"{expected}, got {_describe(value)}")
-        return value.lower()
-
-    return parse
-
-
-# --------------------------------------------------------------------------- value checks
-
-_Check = Callable[[Any], Iterable[str]]
-
-
-def _at_least(bound: float) -> _Check:
-    def check(value: float) -> Iterator[str]:
-        if value < bound:
-            yield f"must be >= {_number(bound)}, got {_number(value)}"
-
-    return check
-
-
-def _above(bound: float) -> _Check:
-    def check(value: float) -> Iterator[str]:
-        if value <= bound:
-            yield f"must be > {_number(bound)}, got {_number(value)}"
-
-    return check
-
-
-def _at_most(bound: float) -> _Check:
-    def check(value: float) -> Iterator[str]:
-        if value > bound:
-            yield f"must be <= {_number(bound)}, got {_number(value)}"
-
-    return check
-
-
-def _non_empty(value: str) -> Iterator[str]:
-    if not value.strip():
-        yield "must not be empty"
-
-
-def _template(value: str) -> Iterator[str]:
-    yield from _non_empty(value)
-    yield from template_problems(value)
-
-
-# --------------------------------------------------------------------------- the key table
-
-
-@dataclass(frozen=True)
-class _Key:
-    """One key: how to parse its raw TOML value, its default, and range checks on the parsed value."""
-
-    kind: Callable[[object], Any]
-    default: Any
-    checks: tuple[_Check, ...] = ()
-
-
-_DURATION_CAP = _at_most(MAX_SECONDS)
-
-_SPEC: dict[str, dict[str, _Key]] = {
-    "store": {
-        "repo": _Key(_text, ""),
-        "path": _Key(_text, "."),
-        "include": _Key(_globs, ("**/*.md",)),
-        "exclude": _Key(_globs, ()),
-        "max_file_size": _Key(_byte_count, 10485760, (_above(0),)),
-    },
-    "watch": {
-        "debounce": _Key(_seconds, 2.0, (_at_least(0), _DURATION_CAP)),
-        "max_delay": _Key(_seconds, 30.0, (_above(0), _DURATION_CAP)),
-        "poll_interval": _Key(_seconds, 0.0, (_at_least(0), _DURATION_CAP)),
-        "rescan_interval": _Key(_seconds, 3600.0, (_at_least(0), _DURATION_CAP)),
-    },
-    "commit": {
-        "enabled": _Key(_boolean, True),
-        "message": _Key(_text, "backup: {summary}", (_template,)),
-        "author_name": _Key(_text, ""),
-        "author_email": _Key(_text, ""),
-    },
-    "push": {
-        "enabled": _Key(_boolean, False),
-        "remote": _Key(_text, "origin", (_non_empty,)),
-        "branch": _Key(_text, ""),
-        "retry_min": _Key(_seconds, 5.0, (_above(0), _DURATION_CAP)),
-        "retry_max": _Key(_seconds, 900.0, (_above(0), _DURATION_CAP)),
-    },
-    "auth": {
-        "ssh_key": _Key(_text, ""),
-        "ssh_passphrase_env": _Key(_text, ""),
-        "username": _Key(_text, ""),
-        "token_env": _Key(_text, "MDBACKUP_TOKEN"),
-    },
-    "state": {
-        "db": _Key(_text, ""),
-    },
-    "log": {
-        "level": _Key(_choice("debug", "info", "warning", "error"), "info"),
-        "format": _Key(_choice("auto", "console", "json"), "auto"),
-    },
-}
-
-_AT_LEAST_OTHER: tuple[tuple[str, str], ...] = (
-    ("watch.max_delay", "watch.debounce"),
-    ("push.retry_max", "push.retry_min"),
-)
-"""(key, other): when both are valid, key must be >= other."""
-
-_SECTIONS: dict[str, type] = {
+SECTIONS: Mapping[str, type] = {
     "store": StoreConfig,
     "watch": WatchConfig,
     "commit": CommitConfig,
@@ -376,30 +204,7 @@ _SECTIONS: dict[str, type] = {
     "state": StateConfig,
     "log": LogConfig,
 }
-
-
-# --------------------------------------------------------------------------- problems
-
-
-class _Problems:
-    """Collects problem lines: `SOURCE: at 'key': what` for file keys, `FLAG: what` for flags."""
-
-    def __init__(self, source: str) -> None:
-        self.source = source
-        self.lines: list[str] = []
-
-    def at(self, key: str, what: str) -> None:
-        self.lines.append(f"{self.source}: at '{key}': {what}")
-
-    def flag(self, flag: str, what: str) -> None:
-        self.lines.append(f"{flag}: {what}")
-
-
-def _unknown(kind: str, name: str, known: Iterable[str]) -> str:
-    known = sorted(known)
-    close = difflib.get_close_matches(name, known, n=1)
-    hint = f"; did you mean '{close[0]}'?" if close else ""
-    return f"unknown {kind}{hint} (known: {', '.join(known)})"
+"""The dataclass of each section of `KEYS`; its fields are exactly the section's keys."""
 
 
 # --------------------------------------------------------------------------- lookup
@@ -463,17 +268,24 @@ def load_config(path: Path | None, *, overrides: Overrides = Overrides(), cwd: P
     relative to the file's folder (to `cwd` without a file), `~` is expanded.
     `store.repo` (or `--repo`) must be the root of a git working tree; when neither
     is given the repo is the working tree containing `cwd`. `store.path` (or
-    `--store`) must be an existing folder inside the repo and outside `.git`.
+    `--store`) must lie inside the repo and outside `.git`, and be a folder if it
+    exists (a missing store folder is accepted).
     File values replaced by an override are still type-checked, but only the
     effective repo and store are checked on disk.
     """
     source = None if path is None else cwd / Path(path).expanduser()
-    problems = _Problems(DEFAULTS_LABEL if source is None else str(source))
+    problems = Problems(DEFAULTS_LABEL if source is None else str(source))
     raw = {} if source is None else _read_toml(source, problems.source)
-    values = _parse(raw, problems)
-    _check_relations(values, problems)
+    values = parse(raw, problems)
     base = cwd if source is None else source.parent
-    _resolve_paths(values, overrides=overrides, base=base, cwd=cwd, problems=problems)
+    resolve_paths(
+        values,
+        repo_override=overrides.repo,
+        store_override=overrides.store,
+        base=base,
+        cwd=cwd,
+        problems=problems,
+    )
     if overrides.push is not None:
         values["push.enabled"] = overrides.push
     if problems.lines:
@@ -493,191 +305,19 @@ def _read_toml(source: Path, label: str) -> dict[str, Any]:
         raise ConfigError([f"{label}: cannot read: {exc.strerror or exc}"]) from exc
 
 
-def _parse(raw: Mapping[str, Any], problems: _Problems) -> dict[str, Any]:
-    """Parse and range-check every key; returns `section.key` -> value for the valid ones and
-    the defaults of the absent ones (invalid keys are left out)."""
-    values = {
-        f"{section}.{key}": spec.default for section, keys in _SPEC.items() for key, spec in keys.items()
-    }
-    for section, table in raw.items():
-        if section not in _SPEC:
-            problems.at(section, _unknown("section", section, _SPEC))
-        elif not isinstance(table, dict):
-            problems.at(section, f"expected a table, got {_describe(table)}")
-        else:
-            _parse_section(section, table, values, problems)
-    return values
-
-
-def _parse_section(
-    section: str, table: Mapping[str, Any], values: dict[str, Any], problems: _Problems
-) -> None:
-    keys = _SPEC[section]
-    for key, raw_value in table.items():
-        name = f"{section}.{key}"
-        spec = keys.get(key)
-        if spec is None:
-            problems.at(name, _unknown("key", key, keys))
-            continue
-        del values[name]
-        try:
-            value = spec.kind(raw_value)
-        except _Invalid as exc:
-            problems.at(name, str(exc))
-            continue
-        found = [problem for check in spec.checks for problem in check(value)]
-        for problem in found:
-            problems.at(name, problem)
-        if not found:
-            values[name] = value
-
-
-def _check_relations(values: Mapping[str, Any], problems: _Problems) -> None:
-    for key, other in _AT_LEAST_OTHER:
-        if key in values and other in values and values[key] < values[other]:
-            problems.at(key, f"must be >= {other} ({_number(values[other])}), got {_number(values[key])}")
-
-
-# --------------------------------------------------------------------------- paths
-
-
-def _resolve_paths(
-    values: dict[str, Any], *, overrides: Overrides, base: Path, cwd: Path, problems: _Problems
-) -> None:
-    """Resolve repo, store, state.db and auth.ssh_key in `values`, in place, reporting problems."""
-    repo = _resolve_repo(values, overrides=overrides, base=base, cwd=cwd, problems=problems)
-    if repo is not None:
-        values["store.repo"] = repo
-        _resolve_store(values, repo=repo, override=overrides.store, problems=problems)
-    for key in ("state.db", "auth.ssh_key"):
-        if values.get(key):
-            _resolve_file(values, key, base=base, problems=problems)
-
-
-def _resolve_file(values: dict[str, Any], key: str, *, base: Path, problems: _Problems) -> None:
-    """Make the file path at `key` absolute (relative to `base`, `~` expanded); it must not be a folder."""
-    given = values.pop(key)
-    path = _checked(_file_path(given, base), partial(problems.at, key))
-    if path is not None:
-        values[key] = str(path)
-
-
-def _file_path(given: str, base: Path) -> Path | str:
-    path = _user_path(given, base)
-    if isinstance(path, str):
-        return f"{given}: {path}"
-    try:
-        is_dir = path.is_dir()
-    except OSError as exc:
-        return f"{path}: cannot access ({exc.strerror})"
-    return f"{path}: is a folder, expected a file" if is_dir else path
-
-
-def _user_path(text: str | Path, base: Path) -> Path | str:
-    """`text` with `~` expanded, relative to `base`; or what is wrong (a NUL, an unknown `~user`)."""
-    if "\x00" in str(text):
-        return "contains a NUL character"
-    try:
-        return base / Path(text).expanduser()
-    except RuntimeError as exc:
-        return f"cannot expand ~ ({exc})"
-
-
-def _resolve_repo(
-    values: Mapping[str, Any], *, overrides: Overrides, base: Path, cwd: Path, problems: _Problems
-) -> Path | None:
-    """The working tree root from `--repo`, `store.repo` or `cwd`; None (reported) when unusable."""
-    if overrides.repo is not None:
-        return _checked(_worktree_root(overrides.repo, cwd), partial(problems.flag, "--repo"))
-    if "store.repo" not in values:
-        return None  # its type was wrong: already reported
-    if values["store.repo"]:
-        return _checked(_worktree_root(values["store.repo"], base), partial(problems.at, "store.repo"))
-    root = find_worktree(cwd)
-    if root is None:
-        problems.at(
-            "store.repo",
-            f"not set, and the current directory {cwd} is not inside a git working tree"
-            " (pass --repo or set store.repo)",
-        )
-    return root
-
-
-_T = TypeVar("_T")
-
-
-def _checked(result: _T | str, report: Callable[[str], None]) -> _T | None:
-    """Pass a result through; a string is a problem: report it and return None."""
-    if isinstance(result, str):
-        report(result)
-        return None
-    return result
-
-
-def _worktree_root(given: str | Path, base: Path) -> Path | str:
-    """`given` (relative to `base`) resolved, when it is the root of a git working tree;
-    else `<path>: what is wrong`."""
-    candidate = _user_path(given, base)
-    if isinstance(candidate, str):
-        return f"{given}: {candidate}"
-    try:
-        resolved = candidate.resolve()
-        exists, is_dir = resolved.exists(), resolved.is_dir()
-    except OSError as exc:
-        return f"{candidate}: cannot access ({exc.strerror})"
-    root = find_worktree(resolved) if is_dir else None
-    if not exists:
-        what = "does not exist"
-    elif not is_dir:
-        what = "not a folder"
-    elif root is None:
-        what = "not a git working tree"
-    elif root != resolved:
-        what = f"not the root of a git working tree (the root is {root})"
-    else:
-        return resolved
-    return f"{candidate}: {what}"
-
-
-def _resolve_store(values: dict[str, Any], *, repo: Path, override: str | None, problems: _Problems) -> None:
-    """Normalize the effective store path to a repo-relative POSIX path (`.` for the root)."""
-    if override is not None:
-        relative = _checked(_store_folder(override, repo), partial(problems.flag, "--store"))
-    elif "store.path" in values:
-        relative = _checked(_store_folder(values["store.path"], repo), partial(problems.at, "store.path"))
-    else:
-        return  # its type was wrong: already reported
-    if relative is not None:
-        values["store.path"] = relative.as_posix()
-
-
-def _store_folder(given: str, repo: Path) -> Path | str:
-    """`given` (relative to `repo`, or absolute) as a path relative to `repo`; else `<given>: what is wrong`."""
-    if "\x00" in given:
-        return f"{given}: contains a NUL character"
-    try:
-        resolved = (repo / (given or ".")).resolve()
-        exists, is_dir = resolved.exists(), resolved.is_dir()
-    except OSError as exc:
-        return f"{given}: cannot access ({exc.strerror})"
-    if not resolved.is_relative_to(repo):
-        return f"{given}: outside the repository {repo}"
-    relative = resolved.relative_to(repo)
-    if ".git" in relative.parts:
-        return f"{given}: inside .git"
-    if exists and not is_dir:
-        return f"{given}: not a folder"
-    # A store folder that does not exist (yet, or deleted for a moment) is fine: the
-    # scan commits its files' deletion and the watcher waits for it to appear.
-    return relative
-
-
 # --------------------------------------------------------------------------- building
 
 
+def default_config(*, repo: Path, source: Path | None = None) -> Config:
+    """The configuration `load_config` gives without a file or overrides, for the working tree
+    `repo`, with the table's defaults; nothing is checked (for tests and tools)."""
+    return _build(defaults() | {"store.repo": repo}, source)
+
+
 def _build(values: Mapping[str, Any], source: Path | None) -> Config:
+    """The Config of `values` (`section.key` -> parsed, resolved value, one for every key)."""
     sections = {
-        section: cls(**{key: values[f"{section}.{key}"] for key in _SPEC[section]})
-        for section, cls in _SECTIONS.items()
+        section: cls(**{key: values[f"{section}.{key}"] for key in KEYS[section]})
+        for section, cls in SECTIONS.items()
     }
     return Config(**sections, source=source)

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import math
+import re
 import subprocess
 import tomllib
 from dataclasses import fields
@@ -17,6 +18,8 @@ from hypothesis import strategies as st
 
 from mdbackup.config import (
     DEFAULTS_LABEL,
+    KEYS,
+    SECTIONS,
     AuthConfig,
     CommitConfig,
     Config,
@@ -27,11 +30,14 @@ from mdbackup.config import (
     StateConfig,
     StoreConfig,
     WatchConfig,
+    default_config,
     find_config_file,
     load_config,
 )
+from mdbackup.config_doc import example_toml
 
-EXAMPLE = Path(__file__).resolve().parent.parent / "config.example.toml"
+EXAMPLE = Path(__file__).resolve().parents[2] / "config.example.toml"
+NO_OVERRIDES = Overrides()
 
 
 # --------------------------------------------------------------------------- helpers
@@ -94,7 +100,7 @@ def write(folder: Path, text: str, name: str = "config.toml") -> Path:
     return path
 
 
-def problems_of(path: Path | None, *, cwd: Path, overrides: Overrides = Overrides()) -> list[str]:
+def problems_of(path: Path | None, *, cwd: Path, overrides: Overrides = NO_OVERRIDES) -> list[str]:
     with pytest.raises(ConfigError) as info:
         load_config(path, overrides=overrides, cwd=cwd)
     assert str(info.value) == "\n".join(info.value.problems)
@@ -103,7 +109,7 @@ def problems_of(path: Path | None, *, cwd: Path, overrides: Overrides = Override
     return info.value.problems
 
 
-def load_text(text: str, *, repo: Path, overrides: Overrides = Overrides()) -> Config:
+def load_text(text: str, *, repo: Path, overrides: Overrides = NO_OVERRIDES) -> Config:
     return load_config(write(repo, text), overrides=overrides, cwd=repo)
 
 
@@ -112,7 +118,7 @@ def load_text(text: str, *, repo: Path, overrides: Overrides = Overrides()) -> C
 
 def test_defaults_without_a_file(repo: Path) -> None:
     config = load_config(None, cwd=repo)
-    assert config == Config(store=StoreConfig(repo=repo), source=None)
+    assert config == default_config(repo=repo, source=None)
     assert config.store == StoreConfig(
         repo=repo, path=".", include=("**/*.md",), exclude=(), max_file_size=10485760
     )
@@ -143,7 +149,7 @@ def test_default_repo_is_the_work_tree_around_cwd(repo: Path) -> None:
 def test_an_empty_file_gives_the_defaults(repo: Path) -> None:
     path = write(repo, "")
     config = load_config(path, cwd=repo)
-    assert config == Config(store=StoreConfig(repo=repo), source=path)
+    assert config == default_config(repo=repo, source=path)
 
 
 def test_float_keys_accept_integers_and_int_keys_stay_int(repo: Path) -> None:
@@ -179,26 +185,68 @@ def test_lists_become_tuples(repo: Path) -> None:
 
 def test_the_example_config_loads(repo: Path) -> None:
     config = load_config(EXAMPLE, overrides=Overrides(repo=repo), cwd=repo)
-    assert config == Config(store=StoreConfig(repo=repo), source=EXAMPLE)
+    assert config == default_config(repo=repo, source=EXAMPLE)
+
+
+def test_the_example_is_generated_from_the_table() -> None:
+    assert EXAMPLE.read_text(encoding="utf-8") == example_toml(), (
+        "config.example.toml is out of step with the key table in mdbackup/config_keys.py; regenerate it:"
+        " python -m mdbackup.config_doc > config.example.toml"
+    )
+
+
+KEY_LINE = re.compile(r"(?P<commented># )?(?P<name>[a-z_]+) = (?P<value>.+?) +# (?P<doc>.+)")
+"""`key = value  # doc`, or a commented-out `# key = value  # doc`."""
+
+
+def example_lines() -> dict[str, tuple[bool, Any, str]]:
+    """`section.key` -> (commented out, value, comment) for every key line of the example,
+    read line by line (after a section header every non-blank line must be a key line)."""
+    found: dict[str, tuple[bool, Any, str]] = {}
+    section = None
+    for line in EXAMPLE.read_text(encoding="utf-8").splitlines():
+        header = re.fullmatch(r"\[([a-z_]+)\]", line)
+        if header:
+            section = header[1]
+        elif section is not None and line:
+            match = KEY_LINE.fullmatch(line)
+            assert match, f"not a documented key: {line}"
+            value = tomllib.loads(f"v = {match['value']}")["v"]
+            found[f"{section}.{match['name']}"] = (bool(match["commented"]), value, match["doc"])
+    return found
 
 
 def test_the_example_documents_every_key_with_its_default() -> None:
-    text = EXAMPLE.read_text(encoding="utf-8")
-    data = tomllib.loads(text.replace('# repo = "~/notes"', 'repo = "~/notes"'))
-    defaults = Config(store=StoreConfig(repo=Path("/x")))
-    for section in fields(defaults):
-        if section.name == "source":
-            continue
-        expected = {f.name for f in fields(getattr(defaults, section.name))}
-        assert set(data[section.name]) == expected, section.name
-        for key, value in data[section.name].items():
-            if (section.name, key) == ("store", "repo"):
-                continue
-            default = getattr(getattr(defaults, section.name), key)
-            assert (tuple(value) if isinstance(value, list) else value) == default, key
-    for line in text.splitlines():
-        if "=" in line and not line.startswith("#"):
-            assert "#" in line, f"no comment: {line}"
+    """Checked without the renderer: every table key and no other, its default as the value,
+    its doc as the comment; only a key whose default is "" may be commented out."""
+    data = tomllib.loads(EXAMPLE.read_text(encoding="utf-8"))
+    lines = example_lines()
+    table = {f"{section}.{name}": key for section, keys in KEYS.items() for name, key in keys.items()}
+    assert list(lines) == list(table)
+    active = {f"{section}.{name}" for section, values in data.items() for name in values}
+    assert active == {name for name, (commented, _, _) in lines.items() if not commented}
+    for name, (commented, value, doc) in lines.items():
+        key = table[name]
+        assert key.doc in doc, name
+        parsed = key.kind(value)
+        assert type(parsed) is type(key.default), name
+        if commented:
+            assert key.default == "" and value == key.example, name
+        else:
+            assert parsed == key.default, name
+
+
+def test_every_section_class_has_exactly_the_table_keys() -> None:
+    assert list(SECTIONS) == list(KEYS)
+    for section, cls in SECTIONS.items():
+        assert [f.name for f in fields(cls)] == list(KEYS[section]), section
+    assert [f.name for f in fields(Config)] == [*KEYS, "source"]
+
+
+def test_every_default_passes_its_own_checks() -> None:
+    for section, keys in KEYS.items():
+        for name, key in keys.items():
+            assert [problem for check in key.checks for problem in check(key.default)] == [], (section, name)
 
 
 # --------------------------------------------------------------------------- single problems
