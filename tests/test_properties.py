@@ -29,7 +29,8 @@ from hypothesis import strategies as st
 from mdbackup.git.commit import Committer
 from mdbackup.git.repo import open_repository
 from mdbackup.patterns import BUILTIN_EXCLUDES, StoreFilter
-from mdbackup.queue import SUCCESS, Queue, path_from_db, path_to_db
+from mdbackup.state.db import StateDB, path_from_db, path_to_db
+from mdbackup.state.queue import SUCCESS, PathQueue
 from tests.helpers import init_repo
 
 # 40 examples keep the suite fast; MDBACKUP_PROPERTY_EXAMPLES=2000 for a deeper search.
@@ -212,17 +213,18 @@ def test_stored_path_form_is_text_and_round_trips(path: str) -> None:
 @given(paths=st.lists(raw_paths, min_size=1, max_size=6, unique=True))
 def test_queue_round_trips_any_file_name(paths: list[str]) -> None:
     with tempfile.TemporaryDirectory(prefix="mdbackup-prop-") as tmp:
-        queue = Queue(Path(tmp) / "state.db")
+        db = StateDB(Path(tmp) / "state.db")
+        queue = PathQueue(db)
         try:
             assert queue.record(paths, now=1.0) == len(paths)
             batch = queue.take_batch(now=2.0)
             assert sorted(batch.paths) == sorted(paths)
             queue.record(paths[:1], now=2.5)  # changed while queued: pending again
-            queue.finish_batch(batch, {p: SUCCESS for p in paths}, now=3.0, retry_min=1, retry_max=2)
+            queue.finish_batch(batch, {p: SUCCESS for p in paths}, now=3.0, retry_delay=lambda _n: 1.0)
             rows = {row.path: row.status.value for row in queue.rows(include_success=True)}
             assert rows == {p: "pending" if p == paths[0] else "success" for p in paths}
         finally:
-            queue.close()
+            db.close()
 
 
 # -- (c) the commit builder -----------------------------------------------------------------

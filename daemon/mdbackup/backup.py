@@ -1,8 +1,10 @@
-"""One repository's backup steps: record, scan, commit what is due, push.
+"""One repository's backup: take in changes, scan, commit what is due, push.
 
-Thin orchestration over the queue (`mdbackup.queue`) and the libgit2 layer
-(`mdbackup.git`): used alike by `run --once`, the daemon's worker and the flush on
-SIGTERM.
+The orchestration over the state database (`mdbackup.state`) and the libgit2 layer
+(`mdbackup.git`); used alike by `run --once`, the daemon's worker and the flush on
+SIGTERM. It is the only caller of both (pushing goes through its `Pusher`). Every
+"when" (a batch, a retry, a rescan, a push) is computed here, once, from the state
+database and the injected clock.
 """
 
 from __future__ import annotations
@@ -11,27 +13,35 @@ import socket
 from collections.abc import Iterable
 from dataclasses import dataclass
 from datetime import datetime
+from functools import partial
 from pathlib import Path
 
 import pygit2
 
-from mdbackup import crashpoints, logs
+from mdbackup import logs
+from mdbackup.clock import SYSTEM_CLOCK, Clock, backoff
 from mdbackup.config import Config
+from mdbackup.crashpoints import Step, no_step
 from mdbackup.git import layout, leftovers
 from mdbackup.git import repo as gitrepo
-from mdbackup.git.commit import Committer
+from mdbackup.git.commit import CommitResult, Committer
 from mdbackup.git.scan import ScanResult, changed_paths
+from mdbackup.inbox import Drained
 from mdbackup.message import renderer
 from mdbackup.patterns import StoreFilter
-from mdbackup.pushing import Pusher
-from mdbackup.queue import FORGET, SUCCESS, Batch, Outcome, Queue
+from mdbackup.pushing import Pusher, RemoteCheck
+from mdbackup.schedule import (
+    BUSY_RETRY_MAX,
+    BUSY_RETRY_MIN,
+    DEGRADED_RESCAN,
+    PATH_RETRY_MAX,
+    PATH_RETRY_MIN,
+    batch_deadline,
+)
+from mdbackup.state.db import StateDB
+from mdbackup.state.queue import FORGET, SUCCESS, Batch, Outcome, PathQueue, PathRow
+from mdbackup.state.repository import PushState, RepositoryState
 from mdbackup.statuses import PathStatus
-
-
-def _store_filter(config: Config) -> StoreFilter:
-    return StoreFilter.build(
-        store_prefix=config.store_prefix, include=config.store.include, exclude=config.store.exclude
-    )
 
 
 @dataclass(frozen=True)
@@ -46,60 +56,133 @@ class PassReport:
     paused: bool = False
 
 
+@dataclass(frozen=True)
+class Tick:
+    """What `run_due` did: whether it scanned, and when it is next due (epoch seconds;
+    None: only when something arrives)."""
+
+    scanned: bool
+    next_at: float | None
+
+
+@dataclass(frozen=True)
+class Snapshot:
+    """What `status` shows, read at one moment."""
+
+    paused: bool
+    counts: dict[str, int]
+    rows: tuple[PathRow, ...]
+    last_backup_at: float | None
+    head: gitrepo.HeadInfo
+    push: PushState
+
+
+@dataclass(frozen=True)
+class RepositoryFacts:
+    """What `check` says about the repository."""
+
+    head: gitrepo.HeadInfo
+    busy: str | None
+
+
 class Backup:
     """The backup of one repository, as configured."""
 
-    def __init__(self, *, config: Config, repo: pygit2.Repository, queue: Queue) -> None:
-        self.config = config
+    def __init__(
+        self,
+        *,
+        config: Config,
+        repo: pygit2.Repository,
+        state: StateDB,
+        clock: Clock = SYSTEM_CLOCK,
+        step: Step = no_step,
+    ) -> None:
         self.repo = repo
-        self.queue = queue
-        self.filter = _store_filter(config)
-        self.committer = Committer(repo, step=crashpoints.reach)
-        self.pusher = Pusher(config=config, repo=repo, queue=queue)
+        self._state = state
+        self._queue = PathQueue(state)
+        self._repository = RepositoryState(state)
+        self._clock = clock
+        self._step = step
+        self._committer = Committer(repo, step=step)
         self.log = logs.get()
         self._last_deferral: str | None = None
+        self._busy_until: float | None = None
+        self._busy_wait = BUSY_RETRY_MIN
+        self._next_rescan: float | None = None
+        self.reconfigure(config)
+        if state.moved_aside is not None:
+            self.log.error(
+                "state_db_corrupt",
+                path=str(state.path),
+                moved_to=str(state.moved_aside),
+                error=state.corruption,
+                detail="the state database is damaged; it was moved aside and a new one is "
+                "built from a scan of the store (nothing in git or the working tree is "
+                "lost; the paused flag and failure history start afresh)",
+            )
 
     @classmethod
-    def open(cls, config: Config) -> Backup:
+    def open(cls, config: Config, *, clock: Clock = SYSTEM_CLOCK, step: Step = no_step) -> Backup:
         """Open the configured repository and its state database."""
         repo = gitrepo.open_repository(config.repo)
-        queue = Queue(layout.db_path(gitrepo.git_dir(repo), config.state.db))
-        return cls(config=config, repo=repo, queue=queue)
+        state = StateDB(layout.db_path(gitrepo.git_dir(repo), config.state.db))
+        return cls(config=config, repo=repo, state=state, clock=clock, step=step)
+
+    def reconfigure(self, config: Config) -> None:
+        """Use `config` (for the same repository) from now on."""
+        self.config = config
+        self.filter = StoreFilter.build(
+            store_prefix=config.store_prefix, include=config.store.include, exclude=config.store.exclude
+        )
+        self._message = renderer(
+            template=config.commit.message,
+            store_prefix=config.store_prefix,
+            hostname=socket.gethostname(),
+            now=lambda: datetime.now().astimezone(),
+        )
+        self._pusher = Pusher(
+            config=config, repo=self.repo, state=self._repository, clock=self._clock, step=self._step
+        )
+        self._schedule_rescan(degraded=False)
 
     @property
     def git_dir(self) -> Path:
         return gitrepo.git_dir(self.repo)
 
-    @property
-    def state_dir(self) -> Path:
-        return layout.state_dir(self.git_dir)
+    def close(self) -> None:
+        self._state.close()
 
-    def clear_leftovers(self) -> None:
-        """Remove the lock files a killed mdbackup of ours left (never git's); call it
-        while holding the repository lock, before the first commit."""
-        for lock in leftovers.clear_left_behind(self.state_dir):
-            self.log.warning(
-                "stale_lock_removed", lock=str(lock), detail="left by an interrupted mdbackup write"
-            )
+    # -- taking in changes --------------------------------------------------------------
 
-    def record(self, paths: Iterable[str], *, now: float) -> int:
+    def record(self, paths: Iterable[str]) -> int:
         """Record changes to the store paths among `paths` (others are ignored)."""
         wanted = [p for p in paths if self.filter.wants(p)]
-        recorded = self.queue.record(wanted, now=now, disabled=not self.config.commit.enabled)
+        recorded = self._queue.record(wanted, now=self._clock.wall(), disabled=not self.config.commit.enabled)
         if recorded:
-            crashpoints.reach("recorded")
+            self._step("recorded")
         return recorded
 
-    def scan(self, *, now: float, reason: str, folder: str | None = None) -> ScanResult:
-        """Record every store path (under `folder` when given) that differs from HEAD;
-        logs what it found."""
+    def take_in(self, drained: Drained) -> bool:
+        """Record what the watcher collected and scan the folders it names (the whole
+        store when it asks for a rescan). True when it scanned."""
+        if drained.paths:
+            self.record(drained.paths)
+        if drained.rescan:
+            self.scan(reason=drained.rescan)
+            return True
+        for folder in sorted(drained.folders):
+            self.scan(reason="folder changed", folder=folder)
+        return bool(drained.folders)
+
+    def scan(self, *, reason: str, folder: str | None = None) -> ScanResult:
+        """Record every store path (under `folder` when given) that differs from HEAD."""
         result = changed_paths(
             self.repo,
             store_prefix=self.config.store_prefix if folder is None else folder,
             wants=self.filter.wants,
             wants_dir=self.filter.might_contain,
         )
-        self.record(result.changed, now=now)
+        self.record(result.changed)
         self.log.info(
             "scan",
             reason=reason,
@@ -111,68 +194,133 @@ class Backup:
         )
         return result
 
-    def commit_due(self, *, now: float, failed_too: bool = False) -> PassReport:
-        """Commit every due path in one commit (failed ones too when `failed_too`).
+    # -- passes ---------------------------------------------------------------------------
 
-        Never raises for a git problem: busy git defers the batch, anything else
-        fails it with the reason, and the report says which.
-        """
-        if self.queue.paused():
+    def recover(self, *, reason: str) -> tuple[PassReport, bool]:
+        """Start-up: remove lock files a killed mdbackup of ours left (never git's), put
+        interrupted paths back to pending, scan the store, commit everything due (failed
+        paths too), and push. Call it holding the repository lock, before the first
+        new event is taken in (`run --once` and the daemon alike). Returns the commit
+        pass's report and whether the remote has the local head (True when push is off)."""
+        for lock in leftovers.clear_left_behind(layout.state_dir(self.git_dir)):
+            self.log.warning(
+                "stale_lock_removed", lock=str(lock), detail="left by an interrupted mdbackup write"
+            )
+        now = self._clock.wall()
+        requeued = self._queue.requeue_interrupted(now=now)
+        if self.config.commit.enabled:
+            self._queue.enable_disabled(now=now)
+        self.log.info("starting", requeued=requeued, store=self.config.store_prefix or ".")
+        self.scan(reason=reason)
+        report = self.commit_now(failed_too=True)
+        return report, self._pusher.push_if_due(force=True)
+
+    def commit_now(self, *, failed_too: bool = False) -> PassReport:
+        """Commit every pending path at once, in one commit (failed ones too when
+        `failed_too`), unless paused. Never raises for a git problem: see `PassReport`."""
+        if self._repository.paused():
             return PassReport(paused=True)
+        return self._commit_pass(failed_too=failed_too)
+
+    def run_due(self, *, degraded: bool) -> Tick:
+        """Do what is due now (a rescan, a batch, a push) and say when to come back.
+
+        `degraded`: the watcher cannot see every folder, so rescans come every
+        DEGRADED_RESCAN seconds.
+        """
+        now = self._clock.wall()
+        scanned = self._next_rescan is not None and now >= self._next_rescan
+        if scanned:
+            self.scan(reason="periodic")
+            self._schedule_rescan(degraded=degraded)
+        commit_at = self._commit_deadline()
+        if commit_at is not None and commit_at <= now:
+            self._commit_pass(failed_too=False)
+            commit_at = self._commit_deadline()
+        push_at = self._pusher.deadline()
+        if push_at is not None and push_at <= self._clock.wall():
+            self._pusher.push_if_due()
+            push_at = self._pusher.deadline()
+        wakeups = [t for t in (commit_at, push_at, self._next_rescan) if t is not None]
+        return Tick(scanned=scanned, next_at=min(wakeups) if wakeups else None)
+
+    def flush(self, *, time_left: float | None) -> None:
+        """Stopping: commit everything pending now (no debounce) and push, when more than a
+        second of `time_left` (None: no bound) remains for it."""
+        started = self._clock.monotonic()
+        self.commit_now()
+        left = None if time_left is None else time_left - (self._clock.monotonic() - started)
+        if left is None or left > 1:
+            self._pusher.push_if_due(force=True, timeout=left)
+
+    def _schedule_rescan(self, *, degraded: bool) -> None:
+        interval = self.config.watch.rescan_interval
+        if degraded:
+            interval = min(interval, DEGRADED_RESCAN) if interval > 0 else DEGRADED_RESCAN
+        self._next_rescan = self._clock.wall() + interval if interval > 0 else None
+
+    def rescan_after(self, *, degraded: bool) -> None:
+        """A full scan just ran (start, reload): the next periodic one is a full interval away."""
+        self._schedule_rescan(degraded=degraded)
+
+    def _commit_deadline(self) -> float | None:
+        if not self.config.commit.enabled or self._repository.paused():
+            return None
+        watch = self.config.watch
+        deadline = batch_deadline(self._queue.window(), debounce=watch.debounce, max_delay=watch.max_delay)
+        if deadline is not None and self._busy_until is not None:
+            return max(deadline, self._busy_until)
+        return deadline
+
+    def _commit_pass(self, *, failed_too: bool) -> PassReport:
         if not self.config.commit.enabled:
             return PassReport()
-        batch = self.queue.take_batch(now=now, include_failed_early=failed_too)
+        now = self._clock.wall()
+        batch = self._queue.take_batch(now=now, include_failed_early=failed_too)
         if not batch:
             return PassReport()
-        crashpoints.reach("queued")
-        outcomes, report = self._commit(batch, now=now)
-        self.queue.finish_batch(
-            batch,
-            outcomes,
-            now=now,
-            retry_min=self.config.push.retry_min,
-            retry_max=self.config.push.retry_max,
-        )
-        crashpoints.reach("db_marked")
+        self._step("queued")
+        outcomes, report = self._commit(batch)
+        retry = partial(backoff, minimum=PATH_RETRY_MIN, maximum=PATH_RETRY_MAX)
+        self._queue.finish_batch(batch, outcomes, now=self._clock.wall(), retry_delay=retry)
+        self._step("db_marked")
+        self._note_busy(report.busy)
         return report
 
-    def _commit(self, batch: Batch, *, now: float) -> tuple[dict[str, Outcome], PassReport]:
+    def _commit(self, batch: Batch) -> tuple[dict[str, Outcome], PassReport]:
         try:
-            result = self.committer.commit_paths(
+            result = self._committer.commit_paths(
                 batch.paths,
-                message=renderer(
-                    template=self.config.commit.message,
-                    store_prefix=self.filter.store_prefix,
-                    hostname=socket.gethostname(),
-                    now=lambda: datetime.now().astimezone(),
-                ),
+                message=self._message,
                 author=self._signature(),
                 committer=self._signature(),
                 max_file_size=self.config.store.max_file_size,
             )
-        except (pygit2.GitError, OSError) as exc:
+        except (pygit2.GitError, OSError) as exc:  # cannot write the repository, disk full, ...
             self.log.error("commit_error", error=str(exc), paths=len(batch))
             return self._fail_all(batch, f"commit failed: {exc}")
-        if result.busy is not None:
+        if result.busy:
             self._log_deferral(result.busy, len(batch))
             return {}, PassReport(taken=len(batch), busy=result.busy)
-        if result.refused is not None:
+        if result.refused:
             return self._fail_all(batch, result.refused)
         self._last_deferral = None
-        outcomes: dict[str, Outcome] = {}
-        for change in result.changes:
-            outcomes[change.path] = SUCCESS
-        for path in result.unchanged:
-            outcomes[path] = SUCCESS
-        for path in result.skipped:
-            outcomes[path] = FORGET
+        return self._outcomes(result), self._report(batch, result)
+
+    def _outcomes(self, result: CommitResult) -> dict[str, Outcome]:
+        outcomes: dict[str, Outcome] = {change.path: SUCCESS for change in result.changes}
+        outcomes.update((path, SUCCESS) for path in result.unchanged)
+        outcomes.update((path, FORGET) for path in result.skipped)
         for path, reason in result.failed.items():
             outcomes[path] = Outcome(PathStatus.FAILED, error=reason)
             self.log.warning("path_failed", path=path, error=reason)
+        return outcomes
+
+    def _report(self, batch: Batch, result: CommitResult) -> PassReport:
         if result.commit_id:
-            self.pusher.committed()
+            self._pusher.committed()
             firsts = [i.first_seen_at for i in batch.items if i.first_seen_at is not None]
-            latency = round((now - min(firsts)) * 1000) if firsts else None
+            latency = round((self._clock.wall() - min(firsts)) * 1000) if firsts else None
             self.log.info(
                 "commit",
                 commit=result.commit_id,
@@ -182,7 +330,7 @@ class Backup:
                 latency_ms=latency,
                 failed=len(result.failed),
             )
-        return outcomes, PassReport(
+        return PassReport(
             taken=len(batch),
             commit_id=result.commit_id,
             committed=len(result.changes),
@@ -193,6 +341,14 @@ class Backup:
         self.log.error("commit_failed", error=reason, paths=len(batch))
         failed = Outcome(PathStatus.FAILED, error=reason)
         return {p: failed for p in batch.paths}, PassReport(taken=len(batch), failed=len(batch))
+
+    def _note_busy(self, busy: str | None) -> None:
+        """While git is busy, the next try waits a growing pause instead of spinning."""
+        if busy is None:
+            self._busy_until, self._busy_wait = None, BUSY_RETRY_MIN
+            return
+        self._busy_until = self._clock.wall() + self._busy_wait
+        self._busy_wait = min(BUSY_RETRY_MAX, self._busy_wait * 2)
 
     def _log_deferral(self, reason: str, paths: int) -> None:
         if reason != self._last_deferral:
@@ -207,21 +363,44 @@ class Backup:
             commit.author_email or email or f"mdbackup@{socket.gethostname()}",
         )
 
-    def push_if_due(self, *, now: float, force: bool = False, timeout: float | None = None) -> bool:
-        """Push when due (at once when `force`); True when the remote has the local head."""
-        return self.pusher.push_if_due(now=now, force=force, timeout=timeout)
+    # -- what the commands read and change ----------------------------------------------
 
-    def push_deadline(self) -> float | None:
-        return self.pusher.deadline()
+    def status_line(self) -> str:
+        """A few words for systemd's STATUS= line."""
+        counts = self._queue.counts()
+        last = self._queue.last_backup_at()
+        when = datetime.fromtimestamp(last).strftime("%H:%M") if last else "never"
+        text = f"{counts['pending']} pending, {counts['failed']} failed, last backup {when}"
+        push = self._pusher.summary()
+        if push:
+            text += f", push {push}"
+        return ("paused; " + text) if self._repository.paused() else text
 
-    def push_summary(self) -> str | None:
-        return self.pusher.summary()
+    def paused(self) -> bool:
+        return self._repository.paused()
 
-    def reconfigure(self, config: Config) -> None:
-        """Use a reloaded config for the same repository from now on."""
-        self.config = config
-        self.filter = _store_filter(config)
-        self.pusher = Pusher(config=config, repo=self.repo, queue=self.queue)
+    def set_paused(self, paused: bool) -> None:
+        self._repository.set_paused(paused)
 
-    def close(self) -> None:
-        self.queue.close()
+    def retry_now(self) -> tuple[int, bool]:
+        """Failed paths and a failed push become due now: (paths, whether the push was failed)."""
+        return self._queue.retry_failed(now=self._clock.wall()), self._repository.retry_push()
+
+    def snapshot(self, *, all_paths: bool) -> Snapshot:
+        """What `status` shows."""
+        return Snapshot(
+            paused=self._repository.paused(),
+            counts=self._queue.counts(),
+            rows=tuple(self._queue.rows(include_success=all_paths)),
+            last_backup_at=self._queue.last_backup_at(),
+            head=gitrepo.head_info(self.repo),
+            push=self._repository.push_state(),
+        )
+
+    def repository_facts(self) -> RepositoryFacts:
+        """The checked-out branch and whether git is busy now (for `check`)."""
+        return RepositoryFacts(head=gitrepo.head_info(self.repo), busy=gitrepo.busy_reason(self.repo))
+
+    def check_remote(self) -> RemoteCheck:
+        """Reach the remote with the configured credentials; changes nothing."""
+        return self._pusher.check()

@@ -1,16 +1,20 @@
-"""The named steps of a batch, and a way for tests to die at one of them.
+"""The named steps of a batch, and a step callback that can die at one of them.
 
-FOR TESTS ONLY: when the environment variable `MDBACKUP_CRASH_AT` is `STEP` or
-`STEP:N`, the process kills itself with SIGKILL the first (or N-th) time it reaches
-that step, the way a power cut or `kill -9` would. The variable is read once, here,
-at import; unset (always, in real use) `reach` is a dictionary lookup that does
-nothing.
+The steps are reached through a `Step` callback handed to the code that does the
+work (`Backup`, the git layer); by default it does nothing. FOR TESTS ONLY: when
+the environment variable `MDBACKUP_CRASH_AT` is `STEP` or `STEP:N`,
+`from_environ` gives a callback that kills the process with SIGKILL the first (or
+N-th) time it reaches that step, the way a power cut or `kill -9` would.
 """
 
 from __future__ import annotations
 
 import os
 import signal
+from collections.abc import Callable, Mapping
+
+Step = Callable[[str], None]
+"""Called with a step's name each time the work reaches it."""
 
 STEPS: tuple[str, ...] = (
     "recorded",  # changes written to the state database
@@ -28,23 +32,28 @@ STEPS: tuple[str, ...] = (
 ENV = "MDBACKUP_CRASH_AT"
 
 
-def _parse(value: str | None) -> tuple[str, int] | None:
+def no_step(_step: str) -> None:
+    """The step callback of real use: does nothing."""
+
+
+def from_environ(environ: Mapping[str, str]) -> Step:
+    """`no_step`, or (tests only, `MDBACKUP_CRASH_AT=STEP[:N]`) a callback that SIGKILLs
+    this process the N-th time it reaches STEP. Exits with a message for an unknown step."""
+    value = environ.get(ENV)
     if not value:
-        return None
-    step, _, count = value.partition(":")
-    if step not in STEPS:
-        raise SystemExit(f"{ENV}: unknown step {step!r}; steps: {', '.join(STEPS)}")
-    return step, int(count) if count else 1
+        return no_step
+    target, _, count = value.partition(":")
+    if target not in STEPS:
+        raise SystemExit(f"{ENV}: unknown step {target!r}; steps: {', '.join(STEPS)}")
+    times = int(count) if count else 1
+    seen = 0
 
+    def reach(step: str) -> None:
+        nonlocal seen
+        if step != target:
+            return
+        seen += 1
+        if seen >= times:
+            os.kill(os.getpid(), signal.SIGKILL)
 
-_target = _parse(os.environ.get(ENV))
-_seen: dict[str, int] = {}
-
-
-def reach(step: str) -> None:
-    """Mark that the process reached `step`; dies there when the test asked for it."""
-    if _target is None or _target[0] != step:
-        return
-    _seen[step] = _seen.get(step, 0) + 1
-    if _seen[step] >= _target[1]:
-        os.kill(os.getpid(), signal.SIGKILL)
+    return reach

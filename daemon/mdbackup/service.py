@@ -22,23 +22,33 @@ from mdbackup import logs
 from mdbackup.backup import Backup
 from mdbackup.config import ConfigError, Overrides, load_config
 from mdbackup.exitcodes import ExitCode
+from mdbackup.inbox import Inbox
 from mdbackup.lock import WAKE_SIGNAL
 from mdbackup.notify import Notifier, watchdog_interval
+from mdbackup.watcher import Watcher
 from mdbackup.worker import Worker
 
 FLUSH_BOUND = 20.0  # seconds a stop may take (systemd's TimeoutStopSec is above it)
 _HANDLED = (signal.SIGTERM, signal.SIGINT, signal.SIGHUP, WAKE_SIGNAL)
 
 
+def _watch_store(backup: Backup, inbox: Inbox) -> Watcher:
+    """The watcher of `backup`'s store folder, as its config says."""
+    config = backup.config
+    return Watcher(
+        workdir=config.repo, store_filter=backup.filter, inbox=inbox, poll_interval=config.watch.poll_interval
+    )
+
+
 class Service:
     """Runs the daemon for one opened `Backup` until a stop signal."""
 
     def __init__(
-        self, backup: Backup, *, config_path: Path | None, overrides: Overrides = Overrides()
+        self, backup: Backup, *, config_path: Path | None, overrides: Overrides | None = None
     ) -> None:
         self.backup = backup
         self.config_path = config_path
-        self.overrides = overrides
+        self.overrides = overrides or Overrides()
         self.notifier = Notifier.from_environ(os.environ)
         self.log = logs.get()
         self._signals: deque[int] = deque()
@@ -52,7 +62,11 @@ class Service:
     def run(self) -> int:
         previous = {sig: signal.signal(sig, self._on_signal) for sig in _HANDLED}
         worker = Worker(
-            backup=self.backup, notifier=self.notifier, on_ready=self._ready, on_exit=self._signalled.set
+            backup=self.backup,
+            make_watcher=_watch_store,
+            on_ready=self._ready,
+            on_status=self.notifier.status,
+            on_exit=self._signalled.set,
         )
         actions: dict[int, Callable[[Worker], None]] = {
             signal.SIGTERM: self._stop,

@@ -15,8 +15,6 @@ from __future__ import annotations
 import errno
 import logging
 import os
-import threading
-from dataclasses import dataclass, field
 from pathlib import Path
 
 from watchdog.events import (
@@ -39,6 +37,7 @@ from watchdog.observers.api import BaseObserver, ObservedWatch
 from watchdog.observers.polling import PollingObserver
 
 from mdbackup import logs
+from mdbackup.inbox import Inbox
 from mdbackup.patterns import StoreFilter
 
 _IGNORED_EVENTS = (FileOpenedEvent, FileClosedNoWriteEvent)
@@ -57,65 +56,6 @@ _WANTED_EVENTS = [
     DirMovedEvent,
 ]
 MAX_WATCHES_FILE = "/proc/sys/fs/inotify/max_user_watches"
-
-
-@dataclass
-class Drained:
-    """What the watcher collected since the worker last looked."""
-
-    paths: set[str] = field(default_factory=set)
-    folders: set[str] = field(default_factory=set)
-    rescan: str | None = None
-    rewatch: bool = False
-
-
-class Inbox:
-    """Thread-safe hand-over from the observer (and signals) to the worker.
-
-    `wait` blocks until something arrives or `timeout` passes; nothing polls.
-    """
-
-    def __init__(self) -> None:
-        self._cond = threading.Condition()
-        self._pending = Drained()
-        self._woken = False
-
-    def add_path(self, path: str) -> None:
-        with self._cond:
-            self._pending.paths.add(path)
-            self._woken = True
-            self._cond.notify()
-
-    def add_folder(self, folder: str) -> None:
-        """Every path under `folder` (repo-relative, "" for the root) may have changed."""
-        with self._cond:
-            self._pending.folders.add(folder)
-            self._woken = True
-            self._cond.notify()
-
-    def request_rescan(self, reason: str, *, rewatch: bool = False) -> None:
-        with self._cond:
-            self._pending.rescan = self._pending.rescan or reason
-            self._pending.rewatch = self._pending.rewatch or rewatch
-            self._woken = True
-            self._cond.notify()
-
-    def wake(self) -> None:
-        with self._cond:
-            self._woken = True
-            self._cond.notify()
-
-    def wait(self, timeout: float | None) -> None:
-        """Return when woken (or at once if woken since the last wait), or after `timeout`."""
-        with self._cond:
-            if not self._woken:
-                self._cond.wait(timeout)
-            self._woken = False
-
-    def drain(self) -> Drained:
-        with self._cond:
-            drained, self._pending = self._pending, Drained()
-            return drained
 
 
 class StoreEventHandler(FileSystemEventHandler):

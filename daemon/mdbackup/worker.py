@@ -1,18 +1,15 @@
-"""The worker thread: records what the watcher saw, and commits when a batch is due.
+"""The worker thread: schedules only.
 
-A batch is due when its paths have had `watch.debounce` seconds of quiet (the
-newest change is that old), or its oldest change is `watch.max_delay` old, or a
-failed path's retry time has come. Between deadlines the thread sleeps on the
-inbox's condition: when nothing changes, nothing runs.
-
-The worker owns the watcher and the `Backup` (its SQLite connection and libgit2
-repository are used from this thread only).
+It drains the inbox into `Backup`, lets `Backup` do what is due, and sleeps on the
+inbox until `Backup`'s next deadline or until something arrives: when nothing
+changes, nothing runs. It owns the watcher's life (start, rewatch, restart on a
+reload, stop) because a watcher's events must never outlive the worker that takes
+them in.
 """
 
 from __future__ import annotations
 
 import threading
-import time
 from collections.abc import Callable
 from dataclasses import dataclass
 
@@ -21,29 +18,17 @@ import pygit2
 
 from mdbackup import logs
 from mdbackup.backup import Backup
+from mdbackup.clock import SYSTEM_CLOCK, Clock, backoff
 from mdbackup.config import Config
-from mdbackup.notify import Notifier
-from mdbackup.queue import Window, now
-from mdbackup.watcher import Drained, Inbox, Watcher
+from mdbackup.inbox import Drained, Inbox
+from mdbackup.watcher import Watcher
 
-DEGRADED_RESCAN = 60.0  # seconds between rescans while the watcher cannot run
-BUSY_RETRY_MIN, BUSY_RETRY_MAX = 0.5, 30.0  # seconds between tries while git is busy
-_MAX_CONSECUTIVE_ERRORS = 10
+ERROR_PAUSE_MIN, ERROR_PAUSE_MAX = 1.0, 60.0
+"""Seconds the worker waits after an unexpected error, doubling while errors repeat."""
+MAX_CONSECUTIVE_ERRORS = 10
+"""After this many errors in a row the worker gives up (the service exits 1)."""
 
-
-def batch_deadline(window: Window, *, debounce: float, max_delay: float) -> float | None:
-    """When the pending paths are due (epoch seconds), or None when none is pending.
-
-    Failed paths are due at their own retry time.
-    """
-    candidates: list[float] = []
-    if window.pending and window.newest_event_at is not None:
-        quiet = window.newest_event_at + debounce
-        oldest = window.oldest_change_at if window.oldest_change_at is not None else quiet
-        candidates.append(min(quiet, oldest + max_delay))
-    if window.next_retry_at is not None:
-        candidates.append(window.next_retry_at)
-    return min(candidates) if candidates else None
+WatcherFactory = Callable[[Backup, Inbox], Watcher]
 
 
 @dataclass(frozen=True)
@@ -54,44 +39,41 @@ class Stopped:
 
 
 class Worker(threading.Thread):
-    """Owns the watcher, the queue writes, the commits and the pushes."""
+    """Takes in what the watcher saw and runs `Backup` when it is due."""
 
     def __init__(
-        self, *, backup: Backup, notifier: Notifier, on_ready: Callable[[], None], on_exit: Callable[[], None]
+        self,
+        *,
+        backup: Backup,
+        make_watcher: WatcherFactory,
+        on_ready: Callable[[], None],
+        on_status: Callable[[str], object],
+        on_exit: Callable[[], None],
+        clock: Clock = SYSTEM_CLOCK,
     ) -> None:
         # A daemon thread: a stop that overruns its bound must not keep the process alive;
         # being cut off anywhere is a crash the next start recovers from.
         super().__init__(name="mdbackup-worker", daemon=True)
         self.backup = backup
         self.inbox = Inbox()
-        self.notifier = notifier
+        self._make_watcher = make_watcher
         self._on_ready = on_ready
+        self._on_status = on_status
         self._on_exit = on_exit
+        self._clock = clock
         self._stop_requested = threading.Event()
         self._new_config: Config | None = None
         self._config_lock = threading.Lock()
-        self.watcher = self._make_watcher()
+        self.watcher = make_watcher(backup, self.inbox)
         self.stopped = Stopped(clean=True)
-        self.flush_deadline: float | None = None
+        self._flush_deadline: float | None = None
         self.log = logs.get()
-        self._next_rescan: float | None = None
-        self._busy_retry_at: float | None = None
-        self._busy_wait = BUSY_RETRY_MIN
-
-    def _make_watcher(self) -> Watcher:
-        config = self.backup.config
-        return Watcher(
-            workdir=config.repo,
-            store_filter=self.backup.filter,
-            inbox=self.inbox,
-            poll_interval=config.watch.poll_interval,
-        )
 
     # -- called from the main thread ----------------------------------------------------
 
     def stop(self, *, flush_bound: float) -> None:
         """Stop watching, commit everything pending at once, push; within `flush_bound` s."""
-        self.flush_deadline = time.monotonic() + flush_bound
+        self._flush_deadline = self._clock.monotonic() + flush_bound
         self._stop_requested.set()
         self.inbox.wake()
 
@@ -105,7 +87,10 @@ class Worker(threading.Thread):
 
     def run(self) -> None:
         try:
-            self._start_up()
+            self.watcher.start()  # watch first: no change slips between the scan and the watch
+            self.backup.recover(reason="start")
+            self._after_scan()
+            self._on_status(self.backup.status_line())
             self._on_ready()
             self._loop()
         except Exception as exc:  # the thread must not die silently: log, then exit 1
@@ -115,25 +100,8 @@ class Worker(threading.Thread):
             try:
                 self._shut_down()
             finally:
-                self.backup.queue.close()
+                self.backup.close()
                 self._on_exit()
-
-    def _start_up(self) -> None:
-        """Watch first (no change slips between scan and watch), then recover and scan."""
-        started = now()
-        self.backup.clear_leftovers()
-        self.watcher.start()
-        queue = self.backup.queue
-        requeued = queue.requeue_interrupted(now=started)
-        if self.backup.config.commit.enabled:
-            queue.enable_disabled(now=started)
-        self.log.info("starting", requeued=requeued, store=str(self.watcher.store_dir))
-        self.backup.scan(now=started, reason="start")
-        self.watcher.check_coverage()
-        self.backup.commit_due(now=now(), failed_too=True)
-        self.backup.push_if_due(now=now(), force=True)
-        self._schedule_rescan()
-        self._report()
 
     def _loop(self) -> None:
         errors = 0
@@ -144,83 +112,43 @@ class Worker(threading.Thread):
             except (pygit2.GitError, OSError, peewee.DatabaseError) as exc:
                 errors += 1
                 self.log.error("worker_error", error=str(exc), consecutive=errors)
-                if errors >= _MAX_CONSECUTIVE_ERRORS:
+                if errors >= MAX_CONSECUTIVE_ERRORS:
                     raise
-                timeout = min(
-                    self.backup.config.push.retry_max, self.backup.config.push.retry_min * 2 ** (errors - 1)
-                )
+                timeout = backoff(errors, minimum=ERROR_PAUSE_MIN, maximum=ERROR_PAUSE_MAX)
             self.inbox.wait(timeout)
 
     def _iterate(self) -> float | None:
-        """One round: apply a reload, take in what the watcher saw, commit/push/rescan
-        what is due. Returns how long to sleep (None: until woken)."""
+        """One round: apply a reload, take in what arrived, run what is due. Returns how
+        long to sleep (None: until woken)."""
         self._apply_reload()
         self._take_in_all()
-        current = now()
-        if self._next_rescan is not None and current >= self._next_rescan:
-            self.backup.scan(now=current, reason="periodic")
+        tick = self.backup.run_due(degraded=self.watcher.degraded)
+        if tick.scanned:
             self.watcher.check_coverage()
-            self._schedule_rescan()
-        deadline = self._commit_deadline()
-        if deadline is not None and deadline <= current:
-            self._note_busy(self.backup.commit_due(now=current).busy, current)
-            self._report()
-            deadline = self._commit_deadline()
-        push_at = self.backup.push_deadline()
-        if push_at is not None and push_at <= now():
-            self.backup.push_if_due(now=now())
-            self._report()
-            push_at = self.backup.push_deadline()
-        wakeups = [t for t in (deadline, push_at, self._next_rescan) if t is not None]
-        return max(0.0, min(wakeups) - now()) if wakeups else None
-
-    def _commit_deadline(self) -> float | None:
-        if self.backup.queue.paused() or not self.backup.config.commit.enabled:
-            return None
-        watch = self.backup.config.watch
-        deadline = batch_deadline(
-            self.backup.queue.window(), debounce=watch.debounce, max_delay=watch.max_delay
-        )
-        if deadline is not None and self._busy_retry_at is not None:
-            return max(deadline, self._busy_retry_at)
-        return deadline
-
-    def _note_busy(self, busy: str | None, current: float) -> None:
-        """While git is busy, try again after a growing pause instead of spinning."""
-        if busy is None:
-            self._busy_retry_at, self._busy_wait = None, BUSY_RETRY_MIN
-            return
-        self._busy_retry_at = current + self._busy_wait
-        self._busy_wait = min(BUSY_RETRY_MAX, self._busy_wait * 2)
+        self._on_status(self.backup.status_line())
+        return None if tick.next_at is None else max(0.0, tick.next_at - self._clock.wall())
 
     def _take_in_all(self) -> None:
-        """Record what the watcher collected, again and again while more arrives (a
-        burst keeps its batch open), but no longer than `watch.max_delay`."""
-        until = time.monotonic() + self.backup.config.watch.max_delay
+        """Take in what the watcher collected, again and again while more arrives (a burst
+        keeps its batch open), but no longer than `watch.max_delay`."""
+        until = self._clock.monotonic() + self.backup.config.watch.max_delay
         drained = self.inbox.drain()
         while drained.paths or drained.folders or drained.rescan or drained.rewatch:
             self._take_in(drained)
-            if time.monotonic() >= until:
+            if self._clock.monotonic() >= until:
                 break
             drained = self.inbox.drain()
 
     def _take_in(self, drained: Drained) -> None:
-        """Record one drained lot; each change is stamped when it is recorded."""
-        if drained.paths:
-            self.backup.record(drained.paths, now=now())
         if drained.rewatch:
             self.watcher.rewatch()
-        if drained.rescan:
-            self.backup.scan(now=now(), reason=drained.rescan)
-        else:
-            for folder in sorted(drained.folders):
-                self.backup.scan(now=now(), reason="folder changed", folder=folder)
+        if self.backup.take_in(drained) and drained.rescan:
+            self._after_scan()
 
-    def _schedule_rescan(self) -> None:
-        interval = self.backup.config.watch.rescan_interval
-        if self.watcher.degraded:
-            interval = min(interval, DEGRADED_RESCAN) if interval > 0 else DEGRADED_RESCAN
-        self._next_rescan = now() + interval if interval > 0 else None
+    def _after_scan(self) -> None:
+        """A full scan ran: check what the watcher covers, and time the next rescan."""
+        self.watcher.check_coverage()
+        self.backup.rescan_after(degraded=self.watcher.degraded)
 
     def _apply_reload(self) -> None:
         with self._config_lock:
@@ -229,10 +157,10 @@ class Worker(threading.Thread):
             return
         self.watcher.stop()
         self.backup.reconfigure(config)
-        self.watcher = self._make_watcher()
+        self.watcher = self._make_watcher(self.backup, self.inbox)
         self.watcher.start()
-        self.backup.scan(now=now(), reason="config reloaded")
-        self._schedule_rescan()
+        self.backup.scan(reason="config reloaded")
+        self._after_scan()
         self.log.info("reloaded", source=str(config.source))
 
     def _shut_down(self) -> None:
@@ -241,21 +169,7 @@ class Worker(threading.Thread):
         if not self.stopped.clean:
             return
         drained = self.inbox.drain()
-        self._take_in(Drained(paths=drained.paths, folders=drained.folders))
-        self.backup.commit_due(now=now())
-        left = None if self.flush_deadline is None else self.flush_deadline - time.monotonic()
-        if left is None or left > 1:
-            self.backup.push_if_due(now=now(), force=True, timeout=left)
-        self._report()
-
-    def _report(self) -> None:
-        counts = self.backup.queue.counts()
-        last = self.backup.queue.last_backup_at()
-        when = time.strftime("%H:%M", time.localtime(last)) if last else "never"
-        text = f"{counts['pending']} pending, {counts['failed']} failed, last backup {when}"
-        push = self.backup.push_summary()
-        if push:
-            text += f", push {push}"
-        if self.backup.queue.paused():
-            text = "paused; " + text
-        self.notifier.status(text)
+        self.backup.take_in(Drained(paths=drained.paths, folders=drained.folders))
+        left = None if self._flush_deadline is None else self._flush_deadline - self._clock.monotonic()
+        self.backup.flush(time_left=left)
+        self._on_status(self.backup.status_line())

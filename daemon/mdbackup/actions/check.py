@@ -7,39 +7,46 @@ how to fix it); a config error has already exited 2 before this runs.
 from __future__ import annotations
 
 import argparse
+import os
 
+from mdbackup.backup import Backup
 from mdbackup.config import Config
 from mdbackup.exitcodes import ExitCode
-from mdbackup.git import push as gitpush
 from mdbackup.git import repo as gitrepo
+from mdbackup.git import transport
 from mdbackup.logs import scrub
-from mdbackup.pushing import credentials
 
 
 def check(config: Config, _args: argparse.Namespace) -> int:
     print(f"config: ok ({config.source or 'defaults'})")
     try:
-        repo = gitrepo.open_repository(config.repo)
+        backup = Backup.open(config)
     except gitrepo.NotAWorkTree as exc:
         print(f"repository: {exc}")
         return ExitCode.FAILED
-    head = gitrepo.head_info(repo)
-    if head.detached:
+    try:
+        return _check_repository(backup)
+    finally:
+        backup.close()
+
+
+def _check_repository(backup: Backup) -> int:
+    config = backup.config
+    facts = backup.repository_facts()
+    if facts.head.detached:
         print(f"repository: {config.repo}: HEAD is detached; check out a branch to resume backups")
         return ExitCode.FAILED
-    busy = gitrepo.busy_reason(repo)
     print(
-        f"repository: ok ({config.repo}, branch {head.branch}"
-        + (f"; busy now: {busy}, commits wait until it is done" if busy else "")
+        f"repository: ok ({config.repo}, branch {facts.head.branch}"
+        + (f"; busy now: {facts.busy}, commits wait until it is done" if facts.busy else "")
         + ")"
     )
     if not config.push.enabled:
         print("remote: push disabled")
         return ExitCode.OK
-    remote_branch = config.push.branch or head.branch or ""
-    result = gitpush.check_remote(
-        repo, remote_name=config.push.remote, remote_branch=remote_branch, credentials=credentials(config)
-    )
+    transport.configure(ca_file=os.environ.get("SSL_CERT_FILE"), ca_dir=os.environ.get("SSL_CERT_DIR"))
+    remote_branch = config.push.branch or facts.head.branch or ""
+    result = backup.check_remote()
     if not result.ok:
         print(f"remote: {scrub(result.error or 'unreachable')}")
         return ExitCode.FAILED

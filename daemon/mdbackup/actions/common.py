@@ -1,4 +1,4 @@
-"""Small helpers shared by the actions: opening the backup, the daemon's pid, time rendering."""
+"""Small helpers shared by the actions: the daemon's pid, waking it, time rendering."""
 
 from __future__ import annotations
 
@@ -6,7 +6,6 @@ import os
 from datetime import UTC, datetime
 
 from mdbackup.backup import Backup
-from mdbackup.config import Config
 from mdbackup.git.layout import lock_path
 from mdbackup.lock import WAKE_SIGNAL, holder_pid
 
@@ -33,7 +32,3 @@ def iso_utc(epoch: float | None) -> str | None:
     if epoch is None:
         return None
     return datetime.fromtimestamp(epoch, UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
-
-
-def open_backup(config: Config) -> Backup:
-    return Backup.open(config)

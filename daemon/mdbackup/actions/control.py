@@ -8,17 +8,19 @@ from __future__ import annotations
 
 import argparse
 
-from mdbackup.actions.common import open_backup, wake_daemon
+from mdbackup.actions.common import wake_daemon
+from mdbackup.backup import Backup
 from mdbackup.config import Config
 from mdbackup.exitcodes import ExitCode
-from mdbackup.queue import now
 
 
 def retry(config: Config, _args: argparse.Namespace) -> int:
-    backup = open_backup(config)
-    paths = backup.queue.retry_failed(now=now())
-    push = backup.queue.retry_push()
-    pid = wake_daemon(backup)
+    backup = Backup.open(config)
+    try:
+        paths, push = backup.retry_now()
+        pid = wake_daemon(backup)
+    finally:
+        backup.close()
     print(
         f"retry: {paths} failed path(s) pending again"
         + ("; push pending again" if push else "")
@@ -28,9 +30,12 @@ def retry(config: Config, _args: argparse.Namespace) -> int:
 
 
 def _set_paused(config: Config, paused: bool) -> int:
-    backup = open_backup(config)
-    backup.queue.set_paused(paused)
-    pid = wake_daemon(backup)
+    backup = Backup.open(config)
+    try:
+        backup.set_paused(paused)
+        pid = wake_daemon(backup)
+    finally:
+        backup.close()
     word = "paused: changes are recorded, nothing is committed" if paused else "resumed"
     print(word + (f" (daemon pid {pid} notified)" if pid else ""))
     return ExitCode.OK

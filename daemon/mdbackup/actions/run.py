@@ -3,25 +3,27 @@
 from __future__ import annotations
 
 import argparse
+import os
 import shutil
 import sys
 from pathlib import Path
 
 import peewee
 
-from mdbackup import logs
+from mdbackup import crashpoints, logs
 from mdbackup.backup import Backup
 from mdbackup.config import Config, Overrides
 from mdbackup.exitcodes import ExitCode
-from mdbackup.git.repo import NotAWorkTree
+from mdbackup.git import transport
 from mdbackup.git.layout import lock_path
+from mdbackup.git.repo import NotAWorkTree
 from mdbackup.lock import LockBusy, RepositoryLock
-from mdbackup.queue import now
 
 
 def run(config: Config, args: argparse.Namespace) -> int:
+    transport.configure(ca_file=os.environ.get("SSL_CERT_FILE"), ca_dir=os.environ.get("SSL_CERT_DIR"))
     try:
-        backup = Backup.open(config)
+        backup = Backup.open(config, step=crashpoints.from_environ(os.environ))
     except NotAWorkTree as exc:
         print(f"mdbackup: --repo: {exc}", file=sys.stderr)
         return ExitCode.USAGE
@@ -63,21 +65,13 @@ def _space_hint(path: Path) -> str:
 
 
 def run_once(backup: Backup) -> int:
-    """Scan, commit everything pending (failed paths too) in one commit, push; exit code."""
-    log = logs.get()
-    if backup.queue.paused():
-        log.info("paused", detail="commits nothing while paused; `mdbackup resume` to resume")
+    """Recover and commit everything pending (failed paths too) in one commit, push; exit code."""
+    if backup.paused():
+        logs.get().info("paused", detail="commits nothing while paused; `mdbackup resume` to resume")
         print("mdbackup: paused; nothing committed (run `mdbackup resume`)", file=sys.stderr)
         return ExitCode.OK
-    started = now()
-    backup.clear_leftovers()
-    backup.queue.requeue_interrupted(now=started)
-    if backup.config.commit.enabled:
-        backup.queue.enable_disabled(now=started)
-    backup.scan(now=started, reason="once")
-    report = backup.commit_due(now=now(), failed_too=True)
+    report, pushed = backup.recover(reason="once")
     if report.busy:
         print(f"mdbackup: git is busy ({report.busy}); changes stay pending", file=sys.stderr)
         return ExitCode.BUSY
-    push_ok = backup.push_if_due(now=now(), force=True)
-    return ExitCode.FAILED if report.failed or not push_ok else ExitCode.OK
+    return ExitCode.FAILED if report.failed or not pushed else ExitCode.OK

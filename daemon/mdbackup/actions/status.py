@@ -10,28 +10,27 @@ import argparse
 import json
 from typing import Any
 
-from mdbackup.actions.common import daemon_pid, iso_utc, open_backup
+from mdbackup.actions.common import daemon_pid, iso_utc
 from mdbackup.backup import Backup
 from mdbackup.config import Config
 from mdbackup.exitcodes import ExitCode
-from mdbackup.git.repo import head_info
 from mdbackup.statuses import PathStatus, PushStatus
 
 
 def report(backup: Backup, *, all_paths: bool) -> dict[str, Any]:
     """The `status --json` document for this repository."""
     config = backup.config
-    queue = backup.queue
-    head = head_info(backup.repo)
+    snapshot = backup.snapshot(all_paths=all_paths)
+    head = snapshot.head
     pid = daemon_pid(backup)
-    push = queue.push_state()
+    push = snapshot.push
     push_status = push.status if config.push.enabled else PushStatus.DISABLED
     return {
         "repo": str(config.repo),
         "store": config.store_prefix or ".",
         "daemon": {"running": pid is not None, "pid": pid},
-        "paused": queue.paused(),
-        "counts": queue.counts(),
+        "paused": snapshot.paused,
+        "counts": snapshot.counts,
         "paths": [
             {
                 "path": row.path,
@@ -42,10 +41,10 @@ def report(backup: Backup, *, all_paths: bool) -> dict[str, Any]:
                 "updated_at": iso_utc(row.updated_at),
                 "next_attempt_at": iso_utc(row.next_attempt_at),
             }
-            for row in queue.rows(include_success=all_paths)
+            for row in snapshot.rows
         ],
         "head": {"branch": head.branch, "commit": head.commit},
-        "last_backup_at": iso_utc(queue.last_backup_at()),
+        "last_backup_at": iso_utc(snapshot.last_backup_at),
         "push": {
             "enabled": config.push.enabled,
             "remote": config.push.remote,
@@ -111,7 +110,7 @@ def _push_line(push: dict[str, Any]) -> str:
 
 
 def status(config: Config, args: argparse.Namespace) -> int:
-    backup = open_backup(config)
+    backup = Backup.open(config)
     try:
         doc = report(backup, all_paths=args.all)
     finally:

@@ -113,18 +113,3 @@ def identity(repo: pygit2.Repository) -> tuple[str | None, str | None]:
         return value or None
 
     return get("user.name"), get("user.email")
-
-
-def commits_ahead(repo: pygit2.Repository, *, local_branch: str, tracking_ref: str) -> int | None:
-    """Commits on `local_branch` not reachable from `tracking_ref` (all of them when the
-    tracking ref does not exist); None when the local branch does not exist."""
-    try:
-        local = repo.references[f"refs/heads/{local_branch}"].peel(pygit2.Commit).id
-    except (KeyError, pygit2.GitError):
-        return None
-    walker = repo.walk(local)
-    try:
-        walker.hide(repo.references[tracking_ref].peel(pygit2.Commit).id)
-    except (KeyError, pygit2.GitError):
-        pass  # never pushed: every commit is ahead
-    return sum(1 for _ in walker)

@@ -1,32 +1,39 @@
-"""The durable path queue on a real SQLite file."""
+"""The durable path queue (`mdbackup.state.queue`) on a real SQLite file."""
 
 from __future__ import annotations
 
-import sqlite3
 import threading
+from collections.abc import Iterator
 from pathlib import Path
 
 import peewee
 import pytest
 
-from mdbackup.queue import FORGET, SUCCESS, Outcome, Queue, backoff
+from mdbackup.clock import backoff
+from mdbackup.state.db import StateDB
+from mdbackup.state.queue import FORGET, SUCCESS, Outcome, PathQueue
 from mdbackup.statuses import PathStatus
 
-RETRY = {"retry_min": 5.0, "retry_max": 900.0}
+RETRY = {"retry_delay": lambda attempts: backoff(attempts, minimum=5.0, maximum=900.0)}
 
 
 @pytest.fixture
-def queue(tmp_path: Path) -> Queue:
-    q = Queue(tmp_path / "mdbackup" / "state.db")
-    yield q
-    q.close()
+def state(tmp_path: Path) -> Iterator[StateDB]:
+    db = StateDB(tmp_path / "mdbackup" / "state.db")
+    yield db
+    db.close()
 
 
-def status_of(queue: Queue, path: str) -> PathStatus:
+@pytest.fixture
+def queue(state: StateDB) -> PathQueue:
+    return PathQueue(state)
+
+
+def status_of(queue: PathQueue, path: str) -> PathStatus:
     return {r.path: r.status for r in queue.rows(include_success=True)}[path]
 
 
-def test_record_take_finish(queue: Queue) -> None:
+def test_record_take_finish(queue: PathQueue) -> None:
     queue.record(["a.md", "b.md", "a.md"], now=100.0)
     assert queue.counts()["pending"] == 2
     batch = queue.take_batch(now=101.0)
@@ -38,7 +45,7 @@ def test_record_take_finish(queue: Queue) -> None:
     assert all(r.last_backup_at == 102.0 for r in queue.rows(include_success=True))
 
 
-def test_change_recorded_while_queued_stays_pending(queue: Queue) -> None:
+def test_change_recorded_while_queued_stays_pending(queue: PathQueue) -> None:
     queue.record(["a.md"], now=1.0)
     batch = queue.take_batch(now=2.0)
     queue.record(["a.md"], now=3.0)  # the file changed while its batch was committed
@@ -49,7 +56,7 @@ def test_change_recorded_while_queued_stays_pending(queue: Queue) -> None:
     assert row.last_backup_at == 4.0  # the older content was committed
 
 
-def test_failure_keeps_last_backup_at_and_backs_off(queue: Queue) -> None:
+def test_failure_keeps_last_backup_at_and_backs_off(queue: PathQueue) -> None:
     queue.record(["a.md"], now=1.0)
     queue.finish_batch(queue.take_batch(now=1.0), {"a.md": SUCCESS}, now=2.0, **RETRY)
     queue.record(["a.md"], now=3.0)
@@ -73,14 +80,14 @@ def test_backoff_is_capped() -> None:
     assert [backoff(n, minimum=5, maximum=30) for n in (1, 2, 3, 4, 5)] == [5, 10, 20, 30, 30]
 
 
-def test_deferred_paths_go_back_to_pending_without_an_attempt(queue: Queue) -> None:
+def test_deferred_paths_go_back_to_pending_without_an_attempt(queue: PathQueue) -> None:
     queue.record(["a.md"], now=1.0)
     queue.finish_batch(queue.take_batch(now=1.0), {}, now=2.0, **RETRY)
     row = queue.rows()[0]
     assert row.status is PathStatus.PENDING and row.attempts == 0
 
 
-def test_forget_drops_the_row_unless_changed_since(queue: Queue) -> None:
+def test_forget_drops_the_row_unless_changed_since(queue: PathQueue) -> None:
     queue.record(["ignored.md", "changed.md"], now=1.0)
     batch = queue.take_batch(now=1.0)
     queue.record(["changed.md"], now=1.5)
@@ -88,7 +95,7 @@ def test_forget_drops_the_row_unless_changed_since(queue: Queue) -> None:
     assert [r.path for r in queue.rows(include_success=True)] == ["changed.md"]
 
 
-def test_requeue_interrupted_and_retry_failed(queue: Queue) -> None:
+def test_requeue_interrupted_and_retry_failed(queue: PathQueue) -> None:
     queue.record(["a.md", "b.md"], now=1.0)
     batch = queue.take_batch(now=1.0)
     queue.finish_batch(
@@ -101,12 +108,12 @@ def test_requeue_interrupted_and_retry_failed(queue: Queue) -> None:
     assert queue.counts()["pending"] == 2
 
 
-def test_status_check_constraint_rejects_unknown_status(queue: Queue) -> None:
+def test_status_check_constraint_rejects_unknown_status(state: StateDB) -> None:
     with pytest.raises(peewee.IntegrityError):
-        queue.PathRecord.insert(path="x", status="bogus", updated_at=0).execute()
+        state.PathRecord.insert(path="x", status="bogus", updated_at=0).execute()
 
 
-def test_two_threads_and_a_second_connection_do_not_lose_writes(queue: Queue) -> None:
+def test_two_threads_and_a_second_connection_do_not_lose_writes(state: StateDB, queue: PathQueue) -> None:
     """A writer thread records while the main thread takes and finishes batches."""
     done = threading.Event()
     written: list[str] = []
@@ -115,12 +122,13 @@ def test_two_threads_and_a_second_connection_do_not_lose_writes(queue: Queue) ->
         for i in range(300):
             queue.record([f"f{i % 50}.md"], now=float(i))
             written.append(f"f{i % 50}.md")
-        queue.close()
+        state.close()
         done.set()
 
     thread = threading.Thread(target=writer)
     thread.start()
-    other = Queue(queue.path)  # as `status` from another process would open it
+    other_db = StateDB(state.path)  # as `status` from another process would open it
+    other = PathQueue(other_db)
     while not done.is_set():
         batch = queue.take_batch(now=0.0)
         queue.finish_batch(batch, {p: SUCCESS for p in batch.paths}, now=1.0, **RETRY)
@@ -129,19 +137,4 @@ def test_two_threads_and_a_second_connection_do_not_lose_writes(queue: Queue) ->
     batch = queue.take_batch(now=0.0)
     queue.finish_batch(batch, {p: SUCCESS for p in batch.paths}, now=1.0, **RETRY)
     assert queue.counts()["success"] == 50 and queue.counts()["pending"] == 0
-    other.close()
-
-
-def test_paused_and_push_state_survive_reopening(tmp_path: Path) -> None:
-    path = tmp_path / "state.db"
-    q = Queue(path)
-    q.set_paused(True)
-    q.set_push_state(status="failed", last_error="boom", attempts=2)
-    q.close()
-    q2 = Queue(path)
-    assert q2.paused() is True
-    state = q2.push_state()
-    assert (state.status.value, state.last_error, state.attempts) == ("failed", "boom", 2)
-    q2.close()
-    mode = sqlite3.connect(path).execute("PRAGMA journal_mode").fetchone()[0]
-    assert mode == "wal"
+    other_db.close()

@@ -1,0 +1,69 @@
+"""The hand-over from the watcher (and signals) to the worker: an inbox of changed paths.
+
+The observer thread adds; the worker drains and sleeps on `wait`, which returns
+when something arrives or its timeout passes: nothing polls.
+"""
+
+from __future__ import annotations
+
+import threading
+from dataclasses import dataclass, field
+
+
+@dataclass
+class Drained:
+    """What the watcher collected since the worker last looked."""
+
+    paths: set[str] = field(default_factory=set)
+    folders: set[str] = field(default_factory=set)
+    rescan: str | None = None
+    rewatch: bool = False
+
+
+class Inbox:
+    """Thread-safe hand-over from the observer (and signals) to the worker.
+
+    `wait` blocks until something arrives or `timeout` passes; nothing polls.
+    """
+
+    def __init__(self) -> None:
+        self._cond = threading.Condition()
+        self._pending = Drained()
+        self._woken = False
+
+    def add_path(self, path: str) -> None:
+        with self._cond:
+            self._pending.paths.add(path)
+            self._woken = True
+            self._cond.notify()
+
+    def add_folder(self, folder: str) -> None:
+        """Every path under `folder` (repo-relative, "" for the root) may have changed."""
+        with self._cond:
+            self._pending.folders.add(folder)
+            self._woken = True
+            self._cond.notify()
+
+    def request_rescan(self, reason: str, *, rewatch: bool = False) -> None:
+        with self._cond:
+            self._pending.rescan = self._pending.rescan or reason
+            self._pending.rewatch = self._pending.rewatch or rewatch
+            self._woken = True
+            self._cond.notify()
+
+    def wake(self) -> None:
+        with self._cond:
+            self._woken = True
+            self._cond.notify()
+
+    def wait(self, timeout: float | None) -> None:
+        """Return when woken (or at once if woken since the last wait), or after `timeout`."""
+        with self._cond:
+            if not self._woken:
+                self._cond.wait(timeout)
+            self._woken = False
+
+    def drain(self) -> Drained:
+        with self._cond:
+            drained, self._pending = self._pending, Drained()
+            return drained

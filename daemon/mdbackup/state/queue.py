@@ -1,0 +1,301 @@
+"""The durable path queue: one row per tracked path, with its status and generation.
+
+Every change recorded bumps the path's `generation`. A batch remembers the
+generation it took; when the batch is finished, a path whose generation moved on
+goes back to pending, so a change that lands while its path is being committed is
+never lost. Read-then-write steps run in one `BEGIN IMMEDIATE` transaction.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterable, Mapping
+from dataclasses import dataclass
+from typing import Any
+
+import peewee as pw
+
+from mdbackup.state.db import StateDB, path_from_db, path_to_db
+from mdbackup.statuses import PathStatus
+
+_IN_CLAUSE_CHUNK = 500  # stays below SQLite's host parameter limit
+
+
+@dataclass(frozen=True)
+class BatchItem:
+    path: str
+    generation: int
+    first_seen_at: float | None = None
+
+
+@dataclass(frozen=True)
+class Batch:
+    """Paths taken for one commit, with the generation each had when taken."""
+
+    items: tuple[BatchItem, ...]
+
+    @property
+    def paths(self) -> tuple[str, ...]:
+        return tuple(item.path for item in self.items)
+
+    def __len__(self) -> int:
+        return len(self.items)
+
+
+@dataclass(frozen=True)
+class Outcome:
+    """What happened to one path of a batch.
+
+    `status` is SUCCESS (committed, or nothing to commit), FAILED (with `error`),
+    or PENDING (deferred: git was busy; no attempt counted). `forget` drops the row
+    (the path is not one we back up, e.g. ignored by .gitignore).
+    """
+
+    status: PathStatus
+    error: str | None = None
+    forget: bool = False
+
+
+SUCCESS = Outcome(PathStatus.SUCCESS)
+DEFERRED = Outcome(PathStatus.PENDING)
+FORGET = Outcome(PathStatus.SUCCESS, forget=True)
+
+
+@dataclass(frozen=True)
+class PathRow:
+    path: str
+    status: PathStatus
+    generation: int
+    first_seen_at: float | None
+    last_event_at: float | None
+    last_backup_at: float | None
+    last_error: str | None
+    attempts: int
+    next_attempt_at: float | None
+    updated_at: float
+
+
+@dataclass(frozen=True)
+class Window:
+    """The timing facts a batch deadline is computed from (epoch seconds; None when
+    there is no such path)."""
+
+    pending: int
+    newest_event_at: float | None
+    oldest_change_at: float | None
+    next_retry_at: float | None
+
+
+_RECORD_SQL = """
+INSERT INTO paths (path, status, generation, first_seen_at, last_event_at, attempts, updated_at)
+VALUES (?1, ?2, 1, ?3, ?3, 0, ?3)
+ON CONFLICT(path) DO UPDATE SET
+    status = CASE WHEN status = 'queued' THEN status ELSE excluded.status END,
+    generation = generation + 1,
+    last_event_at = excluded.last_event_at,
+    first_seen_at = COALESCE(first_seen_at, excluded.first_seen_at),
+    next_attempt_at = NULL,
+    updated_at = excluded.updated_at
+"""
+
+RetryDelay = Callable[[int], float]
+"""Seconds before a failed path is retried, given its consecutive failures (1, 2, ...)."""
+
+
+class PathQueue:
+    """The path queue of one repository, in the state database `state`."""
+
+    def __init__(self, state: StateDB) -> None:
+        self._state = state
+        self._R: Any = state.PathRecord
+
+    # -- recording -----------------------------------------------------------------
+
+    def record(self, paths: Iterable[str], *, now: float, disabled: bool = False) -> int:
+        """Record a change to each path: pending (or disabled), generation + 1.
+
+        A path being committed right now stays queued; its bumped generation sends
+        it back to pending when its batch finishes. A failed path becomes due now.
+        Returns how many paths were recorded.
+        """
+        status = PathStatus.DISABLED if disabled else PathStatus.PENDING
+        rows = [(path_to_db(p), status.value, now) for p in dict.fromkeys(paths)]
+        if not rows:
+            return 0
+        # One prepared upsert run for every row (executemany): a 10,000-file burst is
+        # recorded in ~0.2 s where a peewee insert_many per 100 rows took over 1 s.
+        with self._state.immediate():
+            self._state.db.connection().executemany(_RECORD_SQL, rows)
+        return len(rows)
+
+    def requeue_interrupted(self, *, now: float) -> int:
+        """Paths left `queued` by a crash go back to pending. Returns how many."""
+        return self._move_status(PathStatus.QUEUED, PathStatus.PENDING, now=now)
+
+    def enable_disabled(self, *, now: float) -> int:
+        """Paths recorded while commits were disabled become pending. Returns how many."""
+        return self._move_status(PathStatus.DISABLED, PathStatus.PENDING, now=now)
+
+    def retry_failed(self, *, now: float) -> int:
+        """Failed paths become pending and due now. Returns how many."""
+        R = self._R
+        with self._state.immediate():
+            return int(
+                R.update(status=PathStatus.PENDING.value, next_attempt_at=None, updated_at=now)
+                .where(R.status == PathStatus.FAILED.value)
+                .execute()
+            )
+
+    def _move_status(self, old: PathStatus, new: PathStatus, *, now: float) -> int:
+        R = self._R
+        with self._state.immediate():
+            return int(R.update(status=new.value, updated_at=now).where(R.status == old.value).execute())
+
+    # -- batches ---------------------------------------------------------------------
+
+    def take_batch(self, *, now: float, include_failed_early: bool = False) -> Batch:
+        """Mark every due path queued and return them with their generations.
+
+        Due: pending, or failed whose `next_attempt_at` has come (any failed path
+        when `include_failed_early`). Done in one IMMEDIATE transaction.
+        """
+        R = self._R
+        due_failed = R.status == PathStatus.FAILED.value
+        if not include_failed_early:
+            due_failed &= (R.next_attempt_at.is_null()) | (R.next_attempt_at <= now)
+        condition = (R.status == PathStatus.PENDING.value) | due_failed
+        with self._state.immediate():
+            rows = list(
+                R.select(R.path, R.generation, R.first_seen_at).where(condition).order_by(R.path).tuples()
+            )
+            for chunk in pw.chunked([stored for stored, _, _ in rows], _IN_CLAUSE_CHUNK):
+                R.update(status=PathStatus.QUEUED.value, updated_at=now).where(R.path.in_(chunk)).execute()
+        return Batch(
+            tuple(BatchItem(path_from_db(stored), generation, first) for stored, generation, first in rows)
+        )
+
+    def finish_batch(
+        self, batch: Batch, outcomes: Mapping[str, Outcome], *, now: float, retry_delay: RetryDelay
+    ) -> None:
+        """Apply each path's outcome, in one IMMEDIATE transaction.
+
+        A path whose generation moved on since `take_batch` goes back to pending (its
+        newest content is not in the commit); `last_backup_at` still records a
+        success. A path missing from `outcomes` is deferred. A failed path is retried
+        `retry_delay(attempts)` seconds from `now`.
+        """
+        R = self._R
+        with self._state.immediate():
+            current = self._generations_and_attempts(batch.paths)
+            # Paths with the same outcome get one UPDATE ... WHERE path IN (...): a
+            # batch of 10,000 successes is a handful of statements, not 10,000.
+            groups: dict[tuple[Outcome, bool, float], list[str]] = {}
+            forgotten: list[str] = []
+            for item in batch.items:
+                outcome = outcomes.get(item.path, DEFERRED)
+                generation, attempts = current.get(item.path, (item.generation, 0))
+                changed_since = generation != item.generation
+                stored = path_to_db(item.path)
+                if outcome.forget and not changed_since:
+                    forgotten.append(stored)
+                    continue
+                retry_after = retry_delay(attempts + 1) if outcome.status is PathStatus.FAILED else 0.0
+                groups.setdefault((outcome, changed_since, retry_after), []).append(stored)
+            for (outcome, changed_since, retry_after), stored_paths in groups.items():
+                update = self._outcome_update(
+                    outcome, changed_since=changed_since, now=now, retry_after=retry_after
+                )
+                for chunk in pw.chunked(stored_paths, _IN_CLAUSE_CHUNK):
+                    R.update(update).where(R.path.in_(chunk)).execute()
+            for chunk in pw.chunked(forgotten, _IN_CLAUSE_CHUNK):
+                R.delete().where(R.path.in_(chunk)).execute()
+
+    def _generations_and_attempts(self, paths: Iterable[str]) -> dict[str, tuple[int, int]]:
+        R = self._R
+        found: dict[str, tuple[int, int]] = {}
+        for chunk in pw.chunked([path_to_db(p) for p in paths], _IN_CLAUSE_CHUNK):
+            query = R.select(R.path, R.generation, R.attempts).where(R.path.in_(chunk))
+            found.update((path_from_db(stored), (gen, att)) for stored, gen, att in query.tuples())
+        return found
+
+    def _outcome_update(
+        self, outcome: Outcome, *, changed_since: bool, now: float, retry_after: float
+    ) -> dict[Any, Any]:
+        R = self._R
+        update: dict[Any, Any] = {R.updated_at: now}
+        if outcome.status is PathStatus.SUCCESS:
+            update.update({R.last_backup_at: now, R.last_error: None, R.attempts: 0, R.next_attempt_at: None})
+        elif outcome.status is PathStatus.FAILED:
+            update.update(
+                {
+                    R.last_error: outcome.error,
+                    R.attempts: R.attempts + 1,
+                    R.next_attempt_at: now + retry_after,
+                }
+            )
+        if changed_since:
+            update.update({R.status: PathStatus.PENDING.value, R.first_seen_at: now})
+            if outcome.status is PathStatus.FAILED:
+                update[R.next_attempt_at] = None
+        elif outcome.status is PathStatus.PENDING:
+            update[R.status] = PathStatus.PENDING.value
+        else:
+            update[R.status] = outcome.status.value
+            if outcome.status is PathStatus.SUCCESS:
+                update[R.first_seen_at] = None
+        return update
+
+    # -- what scheduling and `status` read --------------------------------------------
+
+    def window(self) -> Window:
+        """Timing facts of the pending paths and the next failed retry."""
+        R = self._R
+        count, newest, oldest = (
+            R.select(pw.fn.COUNT(R.path), pw.fn.MAX(R.last_event_at), pw.fn.MIN(R.first_seen_at))
+            .where(R.status == PathStatus.PENDING.value)
+            .tuples()
+            .get()
+        )
+        next_retry = (
+            R.select(pw.fn.MIN(pw.fn.COALESCE(R.next_attempt_at, 0)))
+            .where(R.status == PathStatus.FAILED.value)
+            .scalar()
+        )
+        return Window(
+            pending=count, newest_event_at=newest, oldest_change_at=oldest, next_retry_at=next_retry
+        )
+
+    def counts(self) -> dict[str, int]:
+        """Number of paths in each status (every status present, zero included)."""
+        R = self._R
+        counts = {s.value: 0 for s in PathStatus}
+        for status, n in R.select(R.status, pw.fn.COUNT(R.path)).group_by(R.status).tuples():
+            counts[status] = n
+        return counts
+
+    def rows(self, *, include_success: bool = False) -> list[PathRow]:
+        """Tracked paths sorted by path; only those not `success` unless asked."""
+        R = self._R
+        query = R.select().order_by(R.path)
+        if not include_success:
+            query = query.where(R.status != PathStatus.SUCCESS.value)
+        return [
+            PathRow(
+                path=path_from_db(r.path),
+                status=PathStatus(r.status),
+                generation=r.generation,
+                first_seen_at=r.first_seen_at,
+                last_event_at=r.last_event_at,
+                last_backup_at=r.last_backup_at,
+                last_error=r.last_error,
+                attempts=r.attempts,
+                next_attempt_at=r.next_attempt_at,
+                updated_at=r.updated_at,
+            )
+            for r in query
+        ]
+
+    def last_backup_at(self) -> float | None:
+        """When a path was last committed (epoch seconds), or None."""
+        R = self._R
+        value = R.select(pw.fn.MAX(R.last_backup_at)).scalar()
+        return None if value is None else float(value)

@@ -1,0 +1,145 @@
+"""`Backup` in process: a real repository and state database, driven by a fake clock."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+from mdbackup.backup import Backup
+from mdbackup.config import Config, Overrides, load_config
+from mdbackup.inbox import Drained
+from mdbackup.schedule import PATH_RETRY_MIN
+from tests.helpers import commit_count, head_files
+
+
+class FakeClock:
+    """A clock that moves only when told."""
+
+    def __init__(self, wall: float = 1_000_000.0) -> None:
+        self.now = wall
+
+    def wall(self) -> float:
+        return self.now
+
+    def monotonic(self) -> float:
+        return self.now
+
+
+def make_config(repo: Path, body: str = "", *, max_file_size: int = 10485760) -> Config:
+    path = repo.parent / "config.toml"
+    path.write_text(f'[store]\nrepo = "{repo}"\npath = "notes"\nmax_file_size = {max_file_size}\n' + body)
+    return load_config(path, overrides=Overrides(), cwd=repo)
+
+
+@pytest.fixture
+def clock() -> FakeClock:
+    return FakeClock()
+
+
+@pytest.fixture
+def backup(repo: Path, store: Path, clock: FakeClock) -> Iterator[Backup]:
+    b = Backup.open(make_config(repo, "[watch]\ndebounce = 2.0\nmax_delay = 10.0\n"), clock=clock)
+    yield b
+    b.close()
+
+
+def test_a_batch_waits_for_the_debounce_then_commits(
+    backup: Backup, repo: Path, store: Path, clock: FakeClock
+) -> None:
+    (store / "a.md").write_text("a\n")
+    assert backup.record(["notes/a.md"]) == 1
+    tick = backup.run_due(degraded=False)
+    assert tick.next_at == clock.now + 2.0
+    assert "notes/a.md" not in head_files(repo)
+    clock.now += 2.0
+    backup.run_due(degraded=False)
+    assert head_files(repo)["notes/a.md"] == "a\n"
+
+
+def test_a_file_edited_without_pause_is_committed_after_max_delay(
+    backup: Backup, repo: Path, store: Path, clock: FakeClock
+) -> None:
+    start = clock.now
+    for _ in range(6):  # a change every 1.5 s for 9 s: never 2 s of quiet
+        (store / "busy.md").write_text(f"{clock.now}\n")
+        backup.record(["notes/busy.md"])
+        backup.run_due(degraded=False)
+        clock.now += 1.5
+    assert "notes/busy.md" not in head_files(repo)
+    clock.now = start + 10.0
+    backup.run_due(degraded=False)
+    assert "notes/busy.md" in head_files(repo)
+
+
+def test_paths_the_filter_does_not_want_are_not_recorded(backup: Backup) -> None:
+    assert backup.record(["notes/a.txt", "README.txt", "notes/x.md.swp"]) == 0
+    assert backup.snapshot(all_paths=True).rows == ()
+
+
+def test_take_in_scans_the_folders_the_watcher_names(backup: Backup, store: Path) -> None:
+    (store / "moved").mkdir()
+    (store / "moved" / "in.md").write_text("in\n")
+    assert backup.take_in(Drained(folders={"notes/moved"})) is True
+    assert [row.path for row in backup.snapshot(all_paths=True).rows] == ["notes/moved/in.md"]
+
+
+def test_recover_commits_what_changed_while_down_in_one_commit(
+    backup: Backup, repo: Path, store: Path
+) -> None:
+    for name in ("a.md", "b.md", "sub/c.md"):
+        (store / name).parent.mkdir(exist_ok=True)
+        (store / name).write_text(name)
+    before = commit_count(repo)
+    report, pushed = backup.recover(reason="test")
+    assert (report.committed, report.failed, pushed) == (3, 0, True)
+    assert commit_count(repo) == before + 1
+
+
+def test_paused_records_but_commits_nothing(
+    backup: Backup, repo: Path, store: Path, clock: FakeClock
+) -> None:
+    backup.set_paused(True)
+    (store / "a.md").write_text("a\n")
+    backup.record(["notes/a.md"])
+    clock.now += 100
+    backup.run_due(degraded=False)
+    assert backup.commit_now().paused is True
+    assert "notes/a.md" not in head_files(repo)
+    backup.set_paused(False)
+    backup.run_due(degraded=False)
+    assert "notes/a.md" in head_files(repo)
+
+
+def test_a_failed_path_is_retried_at_its_backoff_time(backup: Backup, store: Path, clock: FakeClock) -> None:
+    (store / "huge.md").write_text("x" * 100)
+    backup.reconfigure(make_config(store.parent, max_file_size=10))
+    backup.record(["notes/huge.md"])
+    clock.now += 2.0
+    tick = backup.run_due(degraded=False)
+    rows = backup.snapshot(all_paths=False).rows
+    assert [(r.path, r.status.value, r.attempts) for r in rows] == [("notes/huge.md", "failed", 1)]
+    assert tick.next_at == clock.now + PATH_RETRY_MIN
+
+
+def test_git_busy_defers_with_a_growing_pause(
+    backup: Backup, repo: Path, store: Path, clock: FakeClock
+) -> None:
+    (store / "a.md").write_text("a\n")
+    backup.record(["notes/a.md"])
+    lock = repo / ".git" / "index.lock"
+    lock.write_text("")
+    try:
+        clock.now += 2.0
+        first = backup.run_due(degraded=False)
+        assert first.next_at == clock.now + 0.5
+        clock.now += 0.5
+        second = backup.run_due(degraded=False)
+        assert second.next_at == clock.now + 1.0
+        assert backup.snapshot(all_paths=False).rows[0].status.value == "pending"
+    finally:
+        lock.unlink()
+    clock.now += 1.0
+    backup.run_due(degraded=False)
+    assert head_files(repo)["notes/a.md"] == "a\n"

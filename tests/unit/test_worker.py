@@ -1,0 +1,87 @@
+"""The worker thread's scheduling, in process: a real `Backup` and watcher, a fake clock."""
+
+from __future__ import annotations
+
+import threading
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+from mdbackup.backup import Backup
+from mdbackup.inbox import Inbox
+from mdbackup.watcher import Watcher
+from mdbackup.worker import Worker
+from tests.helpers import head_files, wait_until
+from tests.unit.test_backup import FakeClock, make_config
+
+
+def real_watcher(backup: Backup, inbox: Inbox) -> Watcher:
+    return Watcher(workdir=backup.config.repo, store_filter=backup.filter, inbox=inbox, poll_interval=0)
+
+
+class Started:
+    """A worker started on `repo`'s store, with what its callbacks saw."""
+
+    def __init__(self, repo: Path, clock: FakeClock, body: str) -> None:
+        self.ready = threading.Event()
+        self.exited = threading.Event()
+        self.statuses: list[str] = []
+        backup = Backup.open(make_config(repo, body), clock=clock)
+        self.worker = Worker(
+            backup=backup,
+            make_watcher=real_watcher,
+            on_ready=self.ready.set,
+            on_status=self.statuses.append,
+            on_exit=self.exited.set,
+            clock=clock,
+        )
+        self.worker.start()
+        assert self.ready.wait(10), "worker never became ready"
+
+    def stop(self) -> None:
+        self.worker.stop(flush_bound=10)
+        self.worker.join(15)
+        assert not self.worker.is_alive()
+
+
+@pytest.fixture
+def clock() -> FakeClock:
+    return FakeClock()
+
+
+@pytest.fixture
+def started(repo: Path, store: Path, clock: FakeClock) -> Iterator[Started]:
+    s = Started(repo, clock, "[watch]\ndebounce = 30.0\nmax_delay = 600.0\n")
+    yield s
+    if s.worker.is_alive():
+        s.stop()
+
+
+def test_start_up_commits_what_changed_while_down_before_ready(
+    repo: Path, store: Path, clock: FakeClock
+) -> None:
+    (store / "offline.md").write_text("written while down\n")
+    s = Started(repo, clock, "")
+    assert head_files(repo)["notes/offline.md"] == "written while down\n"
+    assert s.statuses and "0 pending" in s.statuses[0]
+    s.stop()
+
+
+def test_a_save_is_committed_when_the_clock_reaches_its_deadline(
+    started: Started, repo: Path, store: Path, clock: FakeClock
+) -> None:
+    (store / "a.md").write_text("a\n")
+    wait_until(lambda: any(text.startswith("1 pending") for text in started.statuses), message="recorded")
+    assert "notes/a.md" not in head_files(repo)  # 30 s of fake quiet have not passed
+    clock.now += 30.0
+    started.worker.inbox.wake()
+    wait_until(lambda: head_files(repo).get("notes/a.md") == "a\n", message="committed at the deadline")
+
+
+def test_stop_commits_what_is_pending_at_once(started: Started, repo: Path, store: Path) -> None:
+    (store / "late.md").write_text("late\n")
+    wait_until(lambda: any(text.startswith("1 pending") for text in started.statuses), message="recorded")
+    started.stop()
+    assert started.exited.is_set() and started.worker.stopped.clean
+    assert head_files(repo)["notes/late.md"] == "late\n"
