@@ -16,6 +16,7 @@ from datetime import datetime
 from functools import partial
 from pathlib import Path
 
+import peewee
 import pygit2
 
 from mdbackup import logs
@@ -30,18 +31,14 @@ from mdbackup.inbox import Drained
 from mdbackup.message import renderer
 from mdbackup.patterns import StoreFilter
 from mdbackup.pushing import Pusher, RemoteCheck
-from mdbackup.schedule import (
-    BUSY_RETRY_MAX,
-    BUSY_RETRY_MIN,
-    DEGRADED_RESCAN,
-    PATH_RETRY_MAX,
-    PATH_RETRY_MIN,
-    batch_deadline,
-)
+from mdbackup.schedule import DEGRADED_RESCAN, PATH_RETRY_MAX, PATH_RETRY_MIN, BusyBackoff, batch_deadline
 from mdbackup.state.db import StateDB
 from mdbackup.state.queue import FORGET, SUCCESS, Batch, Outcome, PathQueue, PathRow
 from mdbackup.state.repository import PushState, RepositoryState
 from mdbackup.statuses import PathStatus
+
+ERRORS: tuple[type[Exception], ...] = (pygit2.GitError, OSError, peewee.DatabaseError)
+"""What a `Backup` call may raise when git, the disk or the state database fails unexpectedly."""
 
 
 @dataclass(frozen=True)
@@ -106,20 +103,9 @@ class Backup:
         self._committer = Committer(repo, step=step)
         self.log = logs.get()
         self._last_deferral: str | None = None
-        self._busy_until: float | None = None
-        self._busy_wait = BUSY_RETRY_MIN
+        self._busy = BusyBackoff()
         self._next_rescan: float | None = None
         self.reconfigure(config)
-        if state.moved_aside is not None:
-            self.log.error(
-                "state_db_corrupt",
-                path=str(state.path),
-                moved_to=str(state.moved_aside),
-                error=state.corruption,
-                detail="the state database is damaged; it was moved aside and a new one is "
-                "built from a scan of the store (nothing in git or the working tree is "
-                "lost; the paused flag and failure history start afresh)",
-            )
 
     @classmethod
     def open(cls, config: Config, *, clock: Clock = SYSTEM_CLOCK, step: Step = no_step) -> Backup:
@@ -268,8 +254,8 @@ class Backup:
             return None
         watch = self.config.watch
         deadline = batch_deadline(self._queue.window(), debounce=watch.debounce, max_delay=watch.max_delay)
-        if deadline is not None and self._busy_until is not None:
-            return max(deadline, self._busy_until)
+        if deadline is not None and self._busy.until is not None:
+            return max(deadline, self._busy.until)
         return deadline
 
     def _commit_pass(self, *, failed_too: bool) -> PassReport:
@@ -284,7 +270,7 @@ class Backup:
         retry = partial(backoff, minimum=PATH_RETRY_MIN, maximum=PATH_RETRY_MAX)
         self._queue.finish_batch(batch, outcomes, now=self._clock.wall(), retry_delay=retry)
         self._step("db_marked")
-        self._note_busy(report.busy)
+        self._busy.note(report.busy, now=self._clock.wall())
         return report
 
     def _commit(self, batch: Batch) -> tuple[dict[str, Outcome], PassReport]:
@@ -342,25 +328,15 @@ class Backup:
         failed = Outcome(PathStatus.FAILED, error=reason)
         return {p: failed for p in batch.paths}, PassReport(taken=len(batch), failed=len(batch))
 
-    def _note_busy(self, busy: str | None) -> None:
-        """While git is busy, the next try waits a growing pause instead of spinning."""
-        if busy is None:
-            self._busy_until, self._busy_wait = None, BUSY_RETRY_MIN
-            return
-        self._busy_until = self._clock.wall() + self._busy_wait
-        self._busy_wait = min(BUSY_RETRY_MAX, self._busy_wait * 2)
-
     def _log_deferral(self, reason: str, paths: int) -> None:
         if reason != self._last_deferral:
             self.log.warning("commit_deferred", reason=reason, paths=paths)
             self._last_deferral = reason
 
     def _signature(self) -> pygit2.Signature:
-        name, email = gitrepo.identity(self.repo)
         commit = self.config.commit
-        return pygit2.Signature(
-            commit.author_name or name or "mdbackup",
-            commit.author_email or email or f"mdbackup@{socket.gethostname()}",
+        return gitrepo.signature(
+            self.repo, name=commit.author_name, email=commit.author_email, hostname=socket.gethostname()
         )
 
     # -- what the commands read and change ----------------------------------------------

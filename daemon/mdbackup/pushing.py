@@ -19,6 +19,7 @@ from mdbackup.clock import Clock, backoff
 from mdbackup.config import Config
 from mdbackup.crashpoints import Step
 from mdbackup.git import push as gitpush
+from mdbackup.git import transport
 from mdbackup.git.credentials import Credentials
 from mdbackup.git.history import commits_ahead
 from mdbackup.git.repo import head_info
@@ -35,7 +36,7 @@ def credentials(config: Config, environ: Mapping[str, str] = os.environ) -> Cred
     passphrase = environ.get(auth.ssh_passphrase_env) if auth.ssh_passphrase_env else None
     token = environ.get(auth.token_env) if auth.token_env else None
     logs.redact(passphrase, token)
-    home = Path(pygit2.settings.homedir or Path.home())
+    home = transport.home_dir() or Path.home()
     return Credentials(
         ssh_key=Path(auth.ssh_key).expanduser() if auth.ssh_key else None,
         ssh_passphrase=passphrase or None,

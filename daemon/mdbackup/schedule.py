@@ -5,6 +5,8 @@ Pure functions and constants; `Backup` computes every deadline from them, once.
 
 from __future__ import annotations
 
+from dataclasses import dataclass
+
 from mdbackup.state.queue import Window
 
 PATH_RETRY_MIN, PATH_RETRY_MAX = 5.0, 900.0
@@ -29,3 +31,20 @@ def batch_deadline(window: Window, *, debounce: float, max_delay: float) -> floa
     if window.next_retry_at is not None:
         candidates.append(window.next_retry_at)
     return min(candidates) if candidates else None
+
+
+@dataclass
+class BusyBackoff:
+    """While git is busy, commit tries wait a growing pause instead of spinning: BUSY_RETRY_MIN,
+    doubling up to BUSY_RETRY_MAX; the first try that is not busy resets it."""
+
+    until: float | None = None
+    _wait: float = BUSY_RETRY_MIN
+
+    def note(self, busy: str | None, *, now: float) -> None:
+        """Record a try's outcome at `now`: `busy` is why git was busy, or None."""
+        if busy is None:
+            self.until, self._wait = None, BUSY_RETRY_MIN
+            return
+        self.until = now + self._wait
+        self._wait = min(BUSY_RETRY_MAX, self._wait * 2)

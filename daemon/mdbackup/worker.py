@@ -13,11 +13,8 @@ import threading
 from collections.abc import Callable
 from dataclasses import dataclass
 
-import peewee
-import pygit2
-
 from mdbackup import logs
-from mdbackup.backup import Backup
+from mdbackup.backup import ERRORS, Backup
 from mdbackup.clock import SYSTEM_CLOCK, Clock, backoff
 from mdbackup.config import Config
 from mdbackup.inbox import Drained, Inbox
@@ -109,7 +106,7 @@ class Worker(threading.Thread):
             try:
                 timeout = self._iterate()
                 errors = 0
-            except (pygit2.GitError, OSError, peewee.DatabaseError) as exc:
+            except ERRORS as exc:
                 errors += 1
                 self.log.error("worker_error", error=str(exc), consecutive=errors)
                 if errors >= MAX_CONSECUTIVE_ERRORS:

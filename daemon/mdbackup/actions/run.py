@@ -8,10 +8,8 @@ import shutil
 import sys
 from pathlib import Path
 
-import peewee
-
 from mdbackup import crashpoints, logs
-from mdbackup.backup import Backup
+from mdbackup.backup import ERRORS, Backup
 from mdbackup.config import Config, Overrides
 from mdbackup.exitcodes import ExitCode
 from mdbackup.git import transport
@@ -27,7 +25,7 @@ def run(config: Config, args: argparse.Namespace) -> int:
     except NotAWorkTree as exc:
         print(f"mdbackup: --repo: {exc}", file=sys.stderr)
         return ExitCode.USAGE
-    except (OSError, peewee.DatabaseError) as exc:  # full disk, read-only .git, ...
+    except ERRORS as exc:  # full disk, read-only .git, ...
         print(
             f"mdbackup: cannot open the state database in {config.repo}: {exc}" + _space_hint(config.repo),
             file=sys.stderr,

@@ -113,3 +113,12 @@ def identity(repo: pygit2.Repository) -> tuple[str | None, str | None]:
         return value or None
 
     return get("user.name"), get("user.email")
+
+
+def signature(repo: pygit2.Repository, *, name: str, email: str, hostname: str) -> pygit2.Signature:
+    """The author and committer of a backup commit: `name`/`email` when given, else the
+    repository's `user.name`/`user.email`, else `mdbackup` / `mdbackup@<hostname>`."""
+    configured_name, configured_email = identity(repo)
+    return pygit2.Signature(
+        name or configured_name or "mdbackup", email or configured_email or f"mdbackup@{hostname}"
+    )

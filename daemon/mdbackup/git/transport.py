@@ -52,6 +52,12 @@ def network_timeouts(timeout: float) -> Iterator[float]:
             settings.server_connect_timeout, settings.server_timeout = previous
 
 
+def home_dir() -> Path | None:
+    """The home folder libgit2 uses (HOME as it was when pygit2 was imported, unless set since)."""
+    homedir = pygit2.settings.homedir
+    return Path(homedir) if homedir else None
+
+
 def known_hosts_file() -> Path:
     """The known_hosts file libgit2 checks SSH host keys against:
     `<pygit2.settings.homedir>/.ssh/known_hosts` (homedir is HOME as it was when pygit2

@@ -28,6 +28,7 @@ from urllib.parse import unquote_to_bytes
 
 import peewee as pw
 
+from mdbackup import logs
 from mdbackup.statuses import PathStatus, PushStatus
 
 _RAW_PATH_MARK = "/"  # starts the stored form of a path that is not valid UTF-8
@@ -97,7 +98,6 @@ class StateDB:
         path.parent.mkdir(parents=True, exist_ok=True)
         self.path = path
         self.moved_aside: Path | None = None
-        self.corruption: str | None = None  # what was wrong with a file moved aside
         try:
             self._open()
         except (pw.DatabaseError, sqlite3.DatabaseError, StateCorrupt) as exc:
@@ -105,7 +105,15 @@ class StateDB:
                 raise
             self.close()
             self.moved_aside = _move_aside(path)
-            self.corruption = str(exc)
+            logs.get().error(
+                "state_db_corrupt",
+                path=str(path),
+                moved_to=str(self.moved_aside),
+                error=str(exc),
+                detail="the state database is damaged; it was moved aside and a new one is "
+                "built from a scan of the store (nothing in git or the working tree is "
+                "lost; the paused flag and failure history start afresh)",
+            )
             self._open()
 
     def _open(self) -> None:
