@@ -141,9 +141,9 @@ class Backup:
     # -- taking in changes --------------------------------------------------------------
 
     def record(self, paths: Iterable[str]) -> int:
-        """Record changes to the store paths among `paths` (others are ignored)."""
-        wanted = [p for p in paths if self.filter.wants(p)]
-        recorded = self._queue.record(wanted, now=self._clock.wall(), disabled=not self.config.commit.enabled)
+        """Record changes to `paths`, store paths that the watcher's handler or a scan
+        already filtered (the filter runs once, where a path is first seen)."""
+        recorded = self._queue.record(paths, now=self._clock.wall(), disabled=not self.config.commit.enabled)
         if recorded:
             self._step("recorded")
         return recorded

@@ -73,9 +73,12 @@ def test_a_file_edited_without_pause_is_committed_after_max_delay(
     assert "notes/busy.md" in head_files(repo)
 
 
-def test_paths_the_filter_does_not_want_are_not_recorded(backup: Backup) -> None:
-    assert backup.record(["notes/a.txt", "README.txt", "notes/x.md.swp"]) == 0
-    assert backup.snapshot(all_paths=True).rows == ()
+def test_a_scan_records_only_the_store_paths_the_filter_wants(backup: Backup, repo: Path, store: Path) -> None:
+    for name in ("a.txt", "x.md.swp", "keep.md"):
+        (store / name).write_text(name)
+    (repo / "outside.md").write_text("not in the store\n")
+    backup.scan(reason="test")
+    assert [row.path for row in backup.snapshot(all_paths=True).rows] == ["notes/keep.md"]
 
 
 def test_take_in_scans_the_folders_the_watcher_names(backup: Backup, store: Path) -> None:
