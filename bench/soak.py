@@ -43,8 +43,8 @@ from pathlib import Path
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 from mdbackup.crashpoints import STEPS
-from tests.daemon_harness import Daemon
-from tests.invariants import (
+from tests.support.daemon import Daemon
+from tests.support.invariants import (
     STORE,
     Checker,
     World,

@@ -9,8 +9,8 @@ from pathlib import Path
 
 import pytest
 
-from tests.daemon_harness import FAST, Daemon
-from tests.helpers import init_repo
+from tests.support.daemon import FAST, Daemon
+from tests.support.git import init_repo
 
 
 def pytest_addoption(parser: pytest.Parser) -> None:
@@ -104,4 +104,4 @@ def no_leaked_threads():
     assert not still, f"threads leaked: {still}"
 
 
-from tests.servers import http_server, ssh_server  # noqa: E402,F401  (fixtures)
+from tests.support.servers import http_server, ssh_server  # noqa: E402,F401  (fixtures)

@@ -6,7 +6,7 @@ For each step in `mdbackup.crashpoints.STEPS` the daemon runs with push on and
 every step before READY) and `running` (READY first, then the changes arrive
 through the watcher). We check what the crash left (proof that it died where
 asked), restart without the variable, wait until idle and check the invariants
-of `tests.invariants`. The checker itself is shown to catch each broken invariant.
+of `tests.support.invariants`. The checker itself is shown to catch each broken invariant.
 """
 
 from __future__ import annotations
@@ -21,8 +21,8 @@ from pathlib import Path
 import pytest
 
 from mdbackup.crashpoints import STEPS
-from tests.helpers import mdbackup, wait_until
-from tests.invariants import (
+from tests.support.git import mdbackup, wait_until
+from tests.support.invariants import (
     BRANCH,
     STAGED_PATH,
     STORE,

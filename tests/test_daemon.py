@@ -8,8 +8,8 @@ import threading
 import time
 from pathlib import Path
 
-from tests.daemon_harness import FAST
-from tests.helpers import commit_count, git, head_files, head_paths, mdbackup, wait_until
+from tests.support.daemon import FAST
+from tests.support.git import commit_count, git, head_files, head_paths, mdbackup, wait_until
 
 
 def committed(repo: Path, path: str, content: str):

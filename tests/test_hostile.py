@@ -30,9 +30,9 @@ import mdbackup.git.snapshot as snapshot_module
 from mdbackup.git.commit import Committer
 from mdbackup.git.repo import open_repository
 from mdbackup.git.scan import changed_paths
-from tests.daemon_harness import FAST, Daemon
-from tests.helpers import PYTHONPATH, ROOT, Result, commit_count, init_repo, wait_until
-from tests.helpers import test_env as child_env
+from tests.support.daemon import FAST, Daemon
+from tests.support.git import PYTHONPATH, ROOT, Result, commit_count, init_repo, wait_until
+from tests.support.git import test_env as child_env
 
 SIG = pygit2.Signature("mdbackup test", "t@example.com")
 

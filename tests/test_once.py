@@ -6,7 +6,7 @@ import os
 import stat
 from pathlib import Path
 
-from tests.helpers import commit_count, git, head_files, mdbackup
+from tests.support.git import commit_count, git, head_files, mdbackup
 
 
 def config_file(home: Path, repo: Path, text: str = "", store: str = "notes") -> Path:
@@ -179,7 +179,7 @@ def test_second_instance_exits_75_naming_the_pid(repo: Path, home: Path, store: 
     import subprocess
     import sys
 
-    from tests.helpers import ROOT, wait_until
+    from tests.support.git import ROOT, wait_until
 
     holder = subprocess.Popen(
         [
@@ -275,7 +275,7 @@ def test_python_dash_m_daemon_is_the_same_program(repo: Path, home: Path) -> Non
     import subprocess
     import sys
 
-    from tests.helpers import ROOT, test_env
+    from tests.support.git import ROOT, test_env
 
     out = subprocess.run(
         [sys.executable, "-m", "mdbackup", "--help"],
@@ -291,7 +291,7 @@ def test_python_dash_m_daemon_is_the_same_program(repo: Path, home: Path) -> Non
 def test_store_folder_missing_is_not_a_config_error(repo: Path, home: Path, store: Path, daemon) -> None:
     import shutil
 
-    from tests.helpers import wait_until
+    from tests.support.git import wait_until
 
     (store / "a.md").write_text("a\n")
     assert once(repo, home).code == 0

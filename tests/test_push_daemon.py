@@ -7,9 +7,9 @@ from pathlib import Path
 
 import pytest
 
-from tests.daemon_harness import Daemon
-from tests.helpers import git, head_files, mdbackup, wait_until
-from tests.servers import init_bare, remote_ref
+from tests.support.daemon import Daemon
+from tests.support.git import git, head_files, mdbackup, wait_until
+from tests.support.servers import init_bare, remote_ref
 
 
 @pytest.fixture

@@ -18,8 +18,8 @@ from pathlib import Path
 import pytest
 
 from bench.soak import Mutator, Soak, Stats
-from tests.helpers import wait_until
-from tests.invariants import (
+from tests.support.git import wait_until
+from tests.support.invariants import (
     STORE,
     Checker,
     World,

@@ -11,7 +11,7 @@ from mdbackup.backup import Backup
 from mdbackup.config import Config, Overrides, load_config
 from mdbackup.inbox import Drained
 from mdbackup.schedule import PATH_RETRY_MIN
-from tests.helpers import commit_count, head_files
+from tests.support.git import commit_count, head_files
 
 
 class FakeClock:

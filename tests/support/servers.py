@@ -2,7 +2,7 @@
 
 Import the fixtures into `tests/conftest.py` with:
 
-    from tests.servers import http_server, ssh_server  # noqa: F401  (pytest fixtures)
+    from tests.support.servers import http_server, ssh_server  # noqa: F401  (pytest fixtures)
 
 Everything binds to 127.0.0.1 on a free port, waits on a condition with a bounded
 poll (never a fixed sleep), and is stopped in teardown (no leaked threads or

@@ -10,7 +10,7 @@ import threading
 import time
 from pathlib import Path
 
-from tests.helpers import ROOT, git, test_env
+from tests.support.git import ROOT, git, test_env
 
 FAST = "[watch]\ndebounce = 0.2\nmax_delay = 5.0\n"  # a daemon config for quick tests
 

@@ -27,8 +27,8 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from tests.daemon_harness import Daemon
-from tests.helpers import init_repo, mdbackup, test_env
+from tests.support.daemon import Daemon
+from tests.support.git import init_repo, mdbackup, test_env
 
 STORE = "notes"
 BRANCH = "main"
@@ -134,7 +134,7 @@ class World:
         return self.git_dir / "mdbackup" / "state.db"
 
     def config(self, *, debounce: float = 0.15, max_delay: float = 2.0, extra: str = "") -> str:
-        """The config body for `tests.daemon_harness.Daemon` (store and log come from it)."""
+        """The config body for `tests.support.daemon.Daemon` (store and log come from it)."""
         text = f"[watch]\ndebounce = {debounce}\nmax_delay = {max_delay}\n"
         if self.remote is not None:
             text += "[push]\nenabled = true\nretry_min = 1\nretry_max = 2\n"
