@@ -10,7 +10,8 @@ from pathlib import Path
 import pytest
 
 from tests.support.daemon import Daemon
-from tests.support.git import head_files, wait_until
+from tests.support.git import head_files
+from tests.support.wait import wait_until
 
 SYSCTL = Path("/proc/sys/fs/inotify")
 
