@@ -22,7 +22,7 @@ printed) unless `--keep-going`.
 Reproducible from the seed: each iteration draws every decision from its own
 `Random(f"{seed}:{i}")` and the operations depend only on the files, never on
 timing, so a seed replays the same operations and kill plans; only where in the
-daemon's work a timed kill lands depends on the machine. `tests/test_soak.py`
+daemon's work a timed kill lands depends on the machine. `tests/e2e/test_soak.py`
 runs a short soak with this engine.
 """
 

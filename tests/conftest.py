@@ -16,7 +16,7 @@ pytest_plugins = ["tests.support.servers"]  # its fixtures: ssh_server, http_ser
 
 
 def pytest_addoption(parser: pytest.Parser) -> None:
-    group = parser.getgroup("mdbackup soak", "the randomized crash soak (tests/test_soak.py)")
+    group = parser.getgroup("mdbackup soak", "the randomized crash soak (tests/e2e/test_soak.py)")
     group.addoption(
         "--soak-iterations",
         type=int,

@@ -1,6 +1,6 @@
 """A short randomized crash soak (the engine is bench/soak.py; long runs live there).
 
-    pytest tests/test_soak.py --soak-iterations 200 --soak-seed 7
+    pytest tests/e2e/test_soak.py --soak-iterations 200 --soak-seed 7
 
 Random file operations, kill -9 at random moments (timed, at a random crash
 point, during start-up), restart, every invariant checked after each recovery.
