@@ -39,6 +39,7 @@ import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import ClassVar
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
@@ -260,7 +261,7 @@ class Mutator:
         )
         (folder / name).write_text("temp\n")
 
-    OPS: dict[str, float] = {
+    OPS: ClassVar[dict[str, float]] = {
         "write_new": 3,
         "rewrite": 5,
         "revert": 1,
@@ -279,7 +280,8 @@ class Mutator:
         names = list(self.OPS)
         weights = [self.OPS[n] for n in names]
         if len(files) > MAX_FILES:
-            weights = [w * (6 if n in ("delete", "delete_folder") else 1) for n, w in zip(names, weights)]
+            leaning = ("delete", "delete_folder")
+            weights = [w * (6 if n in leaning else 1) for n, w in zip(names, weights, strict=True)]
         op = self.rng.choices(names, weights)[0]
         getattr(self, op)(files, junk, dirs)
         self.stats.ops += 1

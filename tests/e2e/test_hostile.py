@@ -579,6 +579,7 @@ def test_empty_file_committed_and_oversized_file_failed(repo: Path, home: Path, 
     assert files[b"notes/exactly.md"][1] == b"x" * 1000
     assert b"notes/big.md" not in files
     code, doc = status_json(repo, home, cfg)
+    assert code == 1  # a failed path
     (row,) = [r for r in doc["paths"] if r["status"] != "success"]
     assert row["path"] == "notes/big.md" and "1001 bytes" in row["last_error"]
     assert "max_file_size (1000)" in row["last_error"]
@@ -826,6 +827,7 @@ def test_read_only_repository_fails_clearly_and_commits_after(as_nobody, nobody_
         assert rgit(repo, "rev-parse", "HEAD") == head
         cfg = config_file(home, repo)
         code, doc = status_json(repo, home, cfg, user=as_nobody)
+        assert code == 1  # failed paths
         failed = {r["path"]: r["last_error"] for r in doc["paths"] if r["status"] == "failed"}
         assert set(failed) == {"notes/old.md", "notes/new.md"}, doc["paths"]
         for error in failed.values():
@@ -924,6 +926,7 @@ def test_full_disk_fails_clearly_and_commits_everything_once_freed(
     assert "Traceback" not in result.err
     assert rgit(repo, "rev-parse", "HEAD") == head
     code, doc = status_json(repo, home, config_file(home, repo))
+    assert code == 1  # failed paths
     failed = {r["path"]: r["last_error"] for r in doc["paths"] if r["status"] == "failed"}
     assert set(failed) == {"notes/a.md", "notes/b.md"}
     for error in failed.values():

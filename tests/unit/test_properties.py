@@ -322,10 +322,9 @@ class Tree:
                 self._clear(rel)
             os.symlink(op[2], full)
             self.touched.add(rel)
-        elif kind == "chmod_x":
-            if os.path.isfile(full) and not os.path.islink(full):
-                os.chmod(full, os.stat(full).st_mode ^ 0o111)
-                self.touched.add(rel)
+        elif kind == "chmod_x" and os.path.isfile(full) and not os.path.islink(full):
+            os.chmod(full, os.stat(full).st_mode ^ 0o111)
+            self.touched.add(rel)
 
 
 def run_git(repo: Path, *args: str, input: bytes | None = None, env: dict | None = None) -> bytes:
