@@ -13,16 +13,12 @@ the daemon's `commit` log events (`elapsed_ms`, `latency_ms`, timestamp) and the
 
 from __future__ import annotations
 
-import json
 import os
 import shutil
 import signal
-import socket
 import sqlite3
 import statistics
 import subprocess
-import sys
-import threading
 import time
 from contextlib import closing
 from dataclasses import dataclass
@@ -31,158 +27,17 @@ from pathlib import Path
 
 import pygit2
 
-from bench.common import Row, big_repo, env_without_git_vars, git
+from bench.common import Row, big_repo, env_without_git_vars
+from tests.support.daemon import CLK_TCK, Daemon, cpu_seconds, watch_config
+from tests.support.git import git, init_repo
+from tests.support.wait import WaitTimeout, wait_until
 
-ROOT = Path(__file__).resolve().parent.parent
 IDLE_ENV = "MDBACKUP_BENCH_IDLE"
 POLL = 0.0005  # seconds between two reads of the ref file while waiting for a commit
-CLK_TCK = os.sysconf("SC_CLK_TCK")
+READY_TIMEOUT = 120.0  # seconds a daemon on a 10,000-file store gets to be READY
 
 
-# -- the daemon as a subprocess -----------------------------------------------------------
-
-
-class NotifySocket:
-    """A datagram socket standing in for systemd's NOTIFY_SOCKET.
-
-    A thread reads every message as it arrives, as systemd does: an unread socket
-    fills up (net.unix.max_dgram_qlen, 10 by default) and then the daemon's
-    blocking `sendto` of its next STATUS= would hang its worker.
-    """
-
-    def __init__(self, path: Path) -> None:
-        self.path = path
-        self.sock = socket.socket(socket.AF_UNIX, socket.SOCK_DGRAM)
-        self.sock.bind(str(path))
-        self.sock.settimeout(0.2)
-        self.messages: list[str] = []
-        self._cond = threading.Condition()
-        self._closing = False
-        self._reader = threading.Thread(target=self._read, name="bench-notify", daemon=True)
-        self._reader.start()
-
-    def _read(self) -> None:
-        while not self._closing:
-            try:
-                data = self.sock.recv(65536).decode(errors="replace")
-            except TimeoutError:
-                continue
-            except OSError:
-                return
-            with self._cond:
-                self.messages.append(data)
-                self._cond.notify_all()
-
-    def wait_for(self, line: str, *, timeout: float) -> None:
-        with self._cond:
-            if not self._cond.wait_for(lambda: any(line in m.split("\n") for m in self.messages), timeout):
-                raise TimeoutError(f"no {line!r} from the daemon within {timeout} s")
-
-    def close(self) -> None:
-        self._closing = True
-        self._reader.join(timeout=5)
-        self.sock.close()
-        self.path.unlink(missing_ok=True)
-
-
-class DaemonProcess:
-    """`python -m mdbackup run` on `repo`, JSON logs to a file; always stop() it (finally)."""
-
-    def __init__(
-        self,
-        *,
-        repo: Path,
-        home: Path,
-        debounce: float,
-        max_delay: float,
-        store: str = "notes",
-        name: str = "daemon",
-    ) -> None:
-        self.repo = repo
-        home.mkdir(parents=True, exist_ok=True)
-        self.home = home
-        self.config = home / f"{name}.toml"
-        self.config.write_text(
-            f'[store]\nrepo = "{repo}"\npath = "{store}"\n'
-            f"[watch]\ndebounce = {debounce}\nmax_delay = {max_delay}\n"
-            '[log]\nformat = "json"\n'
-        )
-        self.log_path = home / f"{name}.log"
-        self.notify = NotifySocket(home / f"{name}.sock")
-        self.proc: subprocess.Popen[bytes] | None = None
-
-    @property
-    def pid(self) -> int:
-        assert self.proc is not None
-        return self.proc.pid
-
-    def start(self, *, timeout: float = 120.0) -> float:
-        """Start and wait for READY=1; returns the seconds it took."""
-        env = {
-            k: v
-            for k, v in os.environ.items()
-            if not k.startswith(("GIT_", "MDBACKUP_", "NOTIFY_SOCKET", "WATCHDOG_"))
-        }
-        env.update(
-            {
-                "HOME": str(self.home),
-                "XDG_CONFIG_HOME": str(self.home / ".config"),
-                "GIT_CONFIG_NOSYSTEM": "1",
-                "PYTHONPATH": f"{ROOT / 'daemon'}{os.pathsep}{ROOT}",
-                "MDBACKUP_CONFIG": str(self.config),
-                "NOTIFY_SOCKET": str(self.notify.path),
-            }
-        )
-        started = time.perf_counter()
-        with self.log_path.open("ab") as log:
-            self.proc = subprocess.Popen(
-                [sys.executable, "-m", "mdbackup", "run"],
-                cwd=ROOT,
-                env=env,
-                stdin=subprocess.DEVNULL,
-                stdout=log,
-                stderr=subprocess.STDOUT,
-            )
-        deadline = started + timeout
-        while True:
-            try:
-                self.notify.wait_for("READY=1", timeout=0.1)
-                return time.perf_counter() - started
-            except TimeoutError:
-                if self.proc.poll() is not None or time.perf_counter() > deadline:
-                    raise RuntimeError(
-                        f"daemon not ready (exit code {self.proc.returncode}); "
-                        f"log:\n{self.log_text()[-4000:]}"
-                    ) from None
-
-    def stop(self) -> None:
-        """SIGTERM, wait (the daemon flushes within 20 s), SIGKILL if it did not exit."""
-        try:
-            if self.proc is not None and self.proc.poll() is None:
-                self.proc.send_signal(signal.SIGTERM)
-                try:
-                    self.proc.wait(timeout=30)
-                except subprocess.TimeoutExpired:
-                    self.proc.kill()
-                    self.proc.wait(timeout=10)
-        finally:
-            self.notify.close()
-
-    def log_text(self) -> str:
-        return self.log_path.read_text(errors="replace") if self.log_path.exists() else ""
-
-    def events(self, name: str | None = None) -> list[dict]:
-        found = []
-        for line in self.log_text().splitlines():
-            if not line.startswith("{"):
-                continue
-            try:
-                event = json.loads(line)
-            except ValueError:
-                continue
-            if name is None or event.get("event") == name:
-                found.append(event)
-        return found
+# -- processes ------------------------------------------------------------------------------
 
 
 def stop_process(proc: subprocess.Popen | None) -> None:
@@ -244,12 +99,6 @@ def store_blobs(repo: pygit2.Repository, commit_id: str, store: str) -> dict[str
     return found
 
 
-def cpu_seconds(pid: int) -> float:
-    """utime + stime of the process (all its threads), in seconds (clock-tick resolution)."""
-    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
-    return (int(fields[11]) + int(fields[12])) / CLK_TCK
-
-
 def status_kb(pid: int, key: str) -> int:
     for line in Path(f"/proc/{pid}/status").read_text().splitlines():
         if line.startswith(key + ":"):
@@ -299,7 +148,29 @@ def save_paths(count: int, store_files: int) -> list[str]:
     return [f"notes/d{i % 100:02d}/f{i}.md" for i in ((k * 251 + 7) % store_files for k in range(count))]
 
 
-def daemon_saves(daemon: DaemonProcess, repo_path: Path, paths: list[str], debounce: float) -> list[Save]:
+def wait_for_commit(
+    daemon: Daemon, read_ref, repo: pygit2.Repository, rel: str, expected: pygit2.Oid, before: str
+) -> float:
+    """Poll the branch every POLL s (up to 30 s) until a new commit holds `expected` at `rel`;
+    returns when (perf_counter) that commit was seen."""
+    seen = 0.0
+
+    def committed() -> bool:
+        nonlocal before, seen
+        head = read_ref()
+        if head == before:
+            return False
+        seen = time.perf_counter()
+        before = head
+        return blob_in_commit(repo, head, rel) == expected
+
+    wait_until(
+        committed, timeout=30, interval=POLL, message=lambda: f"{rel} committed; log:\n{daemon.log()[-4000:]}"
+    )
+    return seen
+
+
+def daemon_saves(daemon: Daemon, repo_path: Path, paths: list[str], debounce: float) -> list[Save]:
     read_ref = ref_reader(repo_path)
     repo = pygit2.Repository(str(repo_path))
     saves = []
@@ -312,17 +183,7 @@ def daemon_saves(daemon: DaemonProcess, repo_path: Path, paths: list[str], debou
         (repo_path / rel).write_bytes(content)
         # A commit cannot come before the debounce has passed: sleep, then poll tightly.
         time.sleep(max(0.0, debounce - 0.05))
-        deadline = start + debounce + 30
-        while True:
-            head = read_ref()
-            if head != before:
-                seen = time.perf_counter()
-                if blob_in_commit(repo, head, rel) == expected:
-                    break
-                before = head
-            if time.perf_counter() > deadline:
-                raise RuntimeError(f"{rel} not committed within 30 s; log:\n{daemon.log_text()[-4000:]}")
-            time.sleep(POLL)
+        seen = wait_for_commit(daemon, read_ref, repo, rel, expected, before)
         saves.append(Save(rel, wrote_at, seen - start - debounce))
         time.sleep(0.05)  # let the daemon finish its bookkeeping before the next save
     return saves
@@ -346,7 +207,7 @@ def git_saves(repo_path: Path, paths: list[str], debounce: float) -> list[float]
     return samples
 
 
-def breakdown(daemon: DaemonProcess, saves: list[Save], debounce: float) -> list[Row]:
+def breakdown(daemon: Daemon, saves: list[Save], debounce: float) -> list[Row]:
     """Where the time beyond the debounce goes, from the daemon's log and state DB."""
     commits = [e for e in daemon.events("commit") if e.get("paths") == 1]
     db = daemon.repo / ".git" / "mdbackup" / "state.db"
@@ -401,15 +262,16 @@ def breakdown(daemon: DaemonProcess, saves: list[Save], debounce: float) -> list
 
 def save_rows(repo_path: Path, home: Path, *, saves: int, debounce: float) -> list[Row]:
     paths = save_paths(saves, 10_000)
-    daemon = DaemonProcess(
-        repo=repo_path, home=home, debounce=debounce, max_delay=10 * debounce, name="saves"
+    daemon = Daemon(
+        repo=repo_path, home=home, config=watch_config(debounce=debounce, max_delay=10 * debounce)
     )
     try:
-        daemon.start()
+        daemon.start(wait_ready=False).wait_ready(timeout=READY_TIMEOUT)
         time.sleep(1.0)  # settle after the start-up scan
         ours = daemon_saves(daemon, repo_path, paths, debounce)
+        daemon.stop(kill_after=True)
     finally:
-        daemon.stop()
+        daemon.close()
     theirs = git_saves(repo_path, paths, debounce)
     samples = [s.overhead for s in ours]
     p50, p95 = statistics.median(samples) * 1000, pct(samples, 0.95) * 1000
@@ -437,10 +299,7 @@ def burst_files(count: int) -> dict[str, bytes]:
 
 
 def small_repo(path: Path) -> Path:
-    path.mkdir(parents=True)
-    git(path, "init", "-q", "-b", "main")
-    git(path, "config", "user.name", "bench")
-    git(path, "config", "user.email", "bench@example.com")
+    init_repo(path, commit=False)
     (path / "README.txt").write_text("outside the store\n")
     (path / "notes").mkdir()
     (path / "notes" / "index.md").write_text("# notes\n")
@@ -466,30 +325,36 @@ def burst_rows(workdir: Path, *, count: int = 10_000, debounce: float = 2.0) -> 
     initial = git(repo_path, "rev-parse", "HEAD").strip()
     read_ref = ref_reader(repo_path)
     repo = pygit2.Repository(str(repo_path))
-    daemon = DaemonProcess(
-        repo=repo_path, home=workdir / "burst-home", debounce=debounce, max_delay=30.0, name="burst"
+    daemon = Daemon(
+        repo=repo_path, home=workdir / "burst-home", config=watch_config(debounce=debounce, max_delay=30.0)
     )
     budget = debounce + 8
     done: float | None = None
     missing = count
+    seen = initial
+
+    def all_in_head() -> bool:
+        nonlocal seen, missing
+        head = read_ref()
+        if head == seen:
+            return False
+        seen = head
+        blobs = store_blobs(repo, head, "notes")
+        missing = sum(1 for rel, oid in expected.items() if blobs.get(rel) != oid)
+        return missing == 0
+
     try:
-        daemon.start()
+        daemon.start(wait_ready=False).wait_ready(timeout=READY_TIMEOUT)
         time.sleep(1.0)
         first_write = time.time()
         start = time.perf_counter()
         write_files(repo_path, files)
         written = time.perf_counter() - start
-        seen = initial
-        while time.perf_counter() - start < budget + 60:
-            head = read_ref()
-            if head != seen:
-                seen = head
-                blobs = store_blobs(repo, head, "notes")
-                missing = sum(1 for rel, oid in expected.items() if blobs.get(rel) != oid)
-                if missing == 0:
-                    done = time.perf_counter() - start
-                    break
-            time.sleep(0.01)
+        try:
+            wait_until(all_in_head, timeout=budget + 60 - written, interval=0.01)
+            done = time.perf_counter() - start
+        except WaitTimeout:
+            pass  # the table says "not within"
         time.sleep(debounce + 1.0)  # anything still to come would be another commit
         final = read_ref()
         blobs = store_blobs(repo, final, "notes")
@@ -497,8 +362,9 @@ def burst_rows(workdir: Path, *, count: int = 10_000, debounce: float = 2.0) -> 
         commits = int(git(repo_path, "rev-list", "--count", f"{initial}..{final}").strip())
         scans = [e for e in daemon.events("scan") if e.get("reason") != "start"]
         commit_events = daemon.events("commit")
+        daemon.stop(kill_after=True)
     finally:
-        daemon.stop()
+        daemon.close()
 
     # Baseline: the same files in a fresh small repository, `git add -A && git commit`.
     base_path = small_repo(workdir / "burst-git")
@@ -579,10 +445,10 @@ def start_inotifywait(store: Path) -> subprocess.Popen | None:
 
 
 def idle_rows(repo_path: Path, home: Path, *, seconds: float, settle: float = 3.0) -> list[Row]:
-    daemon = DaemonProcess(repo=repo_path, home=home, debounce=2.0, max_delay=30.0, name="idle")
+    daemon = Daemon(repo=repo_path, home=home, config=watch_config(debounce=2.0, max_delay=30.0))
     watcher: subprocess.Popen | None = None
     try:
-        ready = daemon.start()
+        ready = daemon.start(wait_ready=False).wait_ready(timeout=READY_TIMEOUT)
         watcher = start_inotifywait(repo_path / "notes")
         time.sleep(settle)
         pids = {"ours": daemon.pid, **({"base": watcher.pid} if watcher else {})}
@@ -593,9 +459,10 @@ def idle_rows(repo_path: Path, home: Path, *, seconds: float, settle: float = 3.
         ctx = {k: context_switches(p) - ctx0[k] for k, p in pids.items()}
         rss = {k: status_kb(p, "VmRSS") / 1024 for k, p in pids.items()}
         hwm = status_kb(daemon.pid, "VmHWM") / 1024
+        daemon.stop(kill_after=True)
     finally:
         stop_process(watcher)
-        daemon.stop()
+        daemon.close()
     cpu_limit = 0.05 * seconds / 60
     base_cpu = (
         f"inotifywait -m -r {cpu['base']:.2f} s, {ctx['base']} wakeups"

@@ -7,11 +7,12 @@ from pathlib import Path
 
 import pygit2
 
-from bench.common import Row, big_repo, git, median_ms
+from bench.common import Row, big_repo, median_ms
 from mdbackup.git.commit import Committer
 from mdbackup.git.credentials import Credentials
 from mdbackup.git.push import push_branch
 from mdbackup.git.repo import open_repository
+from tests.support.git import git
 
 SIG = pygit2.Signature("bench", "bench@example.com")
 

@@ -4,11 +4,12 @@ from __future__ import annotations
 
 import os
 import statistics
-import subprocess
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
+
+from tests.support.git import git, init_repo
 
 
 @dataclass(frozen=True)
@@ -20,16 +21,9 @@ class Row:
     verdict: str
 
 
-def git(repo: Path, *args: str) -> str:
-    return subprocess.run(["git", "-C", str(repo), *args], check=True, capture_output=True, text=True).stdout
-
-
 def big_repo(path: Path, *, total: int, store_files: int, store: str = "notes") -> Path:
     """A repository of `total` tracked files, `store_files` of them under `store/`."""
-    path.mkdir(parents=True)
-    git(path, "init", "-q", "-b", "main")
-    git(path, "config", "user.name", "bench")
-    git(path, "config", "user.email", "bench@example.com")
+    init_repo(path, commit=False)
     for i in range(total):
         top = store if i < store_files else "src"
         folder = path / top / f"d{i % 100:02d}"

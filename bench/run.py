@@ -30,20 +30,11 @@ def main(argv: list[str]) -> int:
         with tempfile.TemporaryDirectory(prefix=f"mdbackup-bench-{name}-") as tmp:
             print(f"running {name} ...", file=sys.stderr, flush=True)
             rows.extend(SUITES[name](Path(tmp)))
-    widths = [
-        max(
-            len(getattr(r, f)) for r in rows + [Row("benchmark", "mdbackup", "baseline", "target", "verdict")]
-        )
-        for f in ("name", "ours", "baseline", "target", "verdict")
-    ]
-    header = Row("benchmark", "mdbackup", "baseline", "target", "verdict")
-    for row in [header] + rows:
-        print(
-            "  ".join(
-                getattr(row, f).ljust(w)
-                for f, w in zip(("name", "ours", "baseline", "target", "verdict"), widths)
-            )
-        )
+    fields = ("name", "ours", "baseline", "target", "verdict")
+    table = [Row("benchmark", "mdbackup", "baseline", "target", "verdict"), *rows]
+    widths = [max(len(getattr(r, f)) for r in table) for f in fields]
+    for row in table:
+        print("  ".join(getattr(row, f).ljust(w) for f, w in zip(fields, widths, strict=True)))
     return 0 if all(not r.verdict.startswith("FAIL") for r in rows) else 1
 
 

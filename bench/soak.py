@@ -15,14 +15,14 @@ by SIGKILL, in one of three ways:
 - `startup`: a daemon is killed at a random moment of its start-up scan and commit.
 
 Then perhaps more operations while it is down, a restart without the variable,
-a bounded wait until idle and every invariant of `tests/invariants.py`. A
+a bounded wait until idle and every invariant of `tests/support/invariants.py`. A
 violation stops the run (the repository is kept; the seed and iteration are
 printed) unless `--keep-going`.
 
 Reproducible from the seed: each iteration draws every decision from its own
 `Random(f"{seed}:{i}")` and the operations depend only on the files, never on
 timing, so a seed replays the same operations and kill plans; only where in the
-daemon's work a timed kill lands depends on the machine. `tests/test_soak.py`
+daemon's work a timed kill lands depends on the machine. `tests/e2e/test_soak.py`
 runs a short soak with this engine.
 """
 
@@ -39,21 +39,19 @@ import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import ClassVar
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 from mdbackup.crashpoints import STEPS
-from tests.daemon_harness import Daemon
-from tests.invariants import (
+from tests.support.daemon import Daemon
+from tests.support.invariants import (
     STORE,
     Checker,
     World,
-    dispose,
     git_text,
     is_store_file,
     make_daemon,
-    ready_or_dead,
-    wait_dead,
     wait_idle,
 )
 
@@ -263,7 +261,7 @@ class Mutator:
         )
         (folder / name).write_text("temp\n")
 
-    OPS: dict[str, float] = {
+    OPS: ClassVar[dict[str, float]] = {
         "write_new": 3,
         "rewrite": 5,
         "revert": 1,
@@ -282,7 +280,8 @@ class Mutator:
         names = list(self.OPS)
         weights = [self.OPS[n] for n in names]
         if len(files) > MAX_FILES:
-            weights = [w * (6 if n in ("delete", "delete_folder") else 1) for n, w in zip(names, weights)]
+            leaning = ("delete", "delete_folder")
+            weights = [w * (6 if n in leaning else 1) for n, w in zip(names, weights, strict=True)]
         op = self.rng.choices(names, weights)[0]
         getattr(self, op)(files, junk, dirs)
         self.stats.ops += 1
@@ -349,11 +348,10 @@ class Soak:
                 if code != 0:
                     self._violation(f"clean stop exited {code}", d)
             else:
-                d.proc.send_signal(signal.SIGKILL)
-                d.proc.wait(timeout=10)
+                d.kill()
                 self.stats.kills += 1
                 self.stats.idle_kills += 1
-        dispose(d)
+        d.close()
         self.daemon = None
 
     def _kill_now(self, d: Daemon, what: str) -> None:
@@ -362,15 +360,14 @@ class Soak:
         if code is not None:
             self._violation(f"the daemon exited by itself with {code} before the {what} kill", d)
         else:
-            d.proc.send_signal(signal.SIGKILL)
-            d.proc.wait(timeout=10)
+            d.kill()
             self.stats.kills += 1
-        dispose(d)
+        d.close()
         self.daemon = None
 
     def close(self) -> None:
         if self.daemon is not None:
-            dispose(self.daemon)
+            self.daemon.close()
             self.daemon = None
 
     # -- iterations ----------------------------------------------------------------------
@@ -410,11 +407,11 @@ class Soak:
             mutator.run(rng.choice([0, 0, 2]))
             d = self._start(crash_at=f"{step}:{n}")
             try:
-                ready_or_dead(d)
+                d.ready_or_exited()
             except AssertionError as exc:
                 self._violation(str(exc), d)
             mutator.run(live_ops, pause=DEBOUNCE * 2)
-            code = wait_dead(d, timeout=CRASH_WAIT)
+            code = d.wait_exit(timeout=CRASH_WAIT)
             if code is None:
                 self._kill_now(d, "crash point never reached, so")
                 self.stats.timed_kills += 1
@@ -424,7 +421,7 @@ class Soak:
                 else:
                     self.stats.kills += 1
                     self.stats.crash_point_kills += 1
-                dispose(d)
+                d.close()
                 self.daemon = None
 
         mutator.run(down_ops)
@@ -434,7 +431,7 @@ class Soak:
         """Restart without the crash variable, wait until idle, check every invariant."""
         d = self._start()
         try:
-            ready = ready_or_dead(d)
+            ready = d.ready_or_exited()
         except AssertionError as exc:
             ready = False
             self._violation(str(exc), d)
@@ -464,7 +461,7 @@ class Soak:
                 lock.unlink()
         git_text(self.world.repo, "reset", "-q", "--", STORE)
         self._start()
-        ready_or_dead(self.daemon)
+        self.daemon.ready_or_exited()
         wait_idle(self.world, timeout=30)
         self.checker = Checker(self.world, fsck=False)
 

@@ -4,17 +4,19 @@ from __future__ import annotations
 
 import os
 import threading
-import time
 from pathlib import Path
 
 import pytest
 
-from tests.daemon_harness import FAST, Daemon
-from tests.helpers import init_repo
+from tests.support.daemon import FAST, Daemon
+from tests.support.git import init_repo
+from tests.support.wait import wait_until
+
+pytest_plugins = ["tests.support.servers"]  # its fixtures: ssh_server, http_server
 
 
 def pytest_addoption(parser: pytest.Parser) -> None:
-    group = parser.getgroup("mdbackup soak", "the randomized crash soak (tests/test_soak.py)")
+    group = parser.getgroup("mdbackup soak", "the randomized crash soak (tests/e2e/test_soak.py)")
     group.addoption(
         "--soak-iterations",
         type=int,
@@ -86,10 +88,12 @@ def no_leaked_processes():
     """Fail a test that leaves a child process running."""
     before = _children()
     yield
-    deadline = time.monotonic() + 5
-    while (leaked := _children() - before) and time.monotonic() < deadline:
-        time.sleep(0.05)
-    assert not leaked, f"processes leaked: {sorted(leaked)}"
+    wait_until(
+        lambda: not _children() - before,
+        timeout=5,
+        interval=0.05,
+        message=lambda: f"leaked processes to exit: {sorted(_children() - before)}",
+    )
 
 
 @pytest.fixture(autouse=True)
@@ -102,6 +106,3 @@ def no_leaked_threads():
         thread.join(timeout=5)
     still = [t.name for t in leaked if t.is_alive()]
     assert not still, f"threads leaked: {still}"
-
-
-from tests.servers import http_server, ssh_server  # noqa: E402,F401  (fixtures)

@@ -8,29 +8,10 @@ from pathlib import Path
 import pytest
 
 from mdbackup.backup import Backup
-from mdbackup.config import Config, Overrides, load_config
 from mdbackup.inbox import Drained
 from mdbackup.schedule import PATH_RETRY_MIN
-from tests.helpers import commit_count, head_files
-
-
-class FakeClock:
-    """A clock that moves only when told."""
-
-    def __init__(self, wall: float = 1_000_000.0) -> None:
-        self.now = wall
-
-    def wall(self) -> float:
-        return self.now
-
-    def monotonic(self) -> float:
-        return self.now
-
-
-def make_config(repo: Path, body: str = "", *, max_file_size: int = 10485760) -> Config:
-    path = repo.parent / "config.toml"
-    path.write_text(f'[store]\nrepo = "{repo}"\npath = "notes"\nmax_file_size = {max_file_size}\n' + body)
-    return load_config(path, overrides=Overrides(), cwd=repo)
+from tests.support.backup import FakeClock, make_config
+from tests.support.git import commit_count, head_files
 
 
 @pytest.fixture

@@ -12,8 +12,9 @@ from mdbackup.backup import Backup
 from mdbackup.inbox import Inbox
 from mdbackup.watcher import Watcher
 from mdbackup.worker import Worker
-from tests.helpers import head_files, wait_until
-from tests.unit.test_backup import FakeClock, make_config
+from tests.support.backup import FakeClock, make_config
+from tests.support.git import head_files
+from tests.support.wait import wait_until
 
 
 def real_watcher(backup: Backup, inbox: Inbox) -> Watcher:

@@ -13,7 +13,8 @@ import pytest
 
 from mdbackup.git.commit import Committer
 from mdbackup.git.repo import open_repository
-from tests.helpers import ROOT, commit_count, git, head_files, init_repo
+from tests.support.cli import ROOT
+from tests.support.git import commit_count, git, head_files, init_repo
 
 SIG = pygit2.Signature("mdbackup test", "t@example.com")
 

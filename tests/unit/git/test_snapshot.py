@@ -15,7 +15,7 @@ from pygit2.enums import FileMode
 from mdbackup.git.objects import Entry
 from mdbackup.git.repo import open_repository
 from mdbackup.git.snapshot import SKIPPED, Failed, Snapshot, snapshot
-from tests.helpers import git
+from tests.support.git import git
 
 LIMIT = 10_000_000
 

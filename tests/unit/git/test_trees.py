@@ -12,7 +12,7 @@ from pygit2.enums import FileMode
 from mdbackup.git.objects import Entry
 from mdbackup.git.repo import open_repository
 from mdbackup.git.trees import Plan, file_folder_clashes, rewrite_tree, tree_entry
-from tests.helpers import git
+from tests.support.git import git
 
 EMPTY_TREE = "4b825dc642cb6eb9a060e54bf8d69288fbee4904"
 

@@ -22,7 +22,11 @@ from mdbackup.git import push as push_mod
 from mdbackup.git.credentials import Credentials
 from mdbackup.git.push import PushResult, check_remote, push_branch
 from mdbackup.git.remote_errors import Diverged, parse_url
-from tests.servers import init_bare, remote_ref, ssh_agent  # fixtures ssh_server, http_server: conftest
+from tests.support.servers import (  # fixtures ssh_server, http_server: conftest
+    init_bare,
+    remote_ref,
+    ssh_agent,
+)
 
 SIG = pygit2.Signature("mdbackup test", "t@example.com")
 NO_CREDS = Credentials(ssh_key=None, ssh_passphrase=None, username="git", token=None, ssh_agent=False)
@@ -465,7 +469,7 @@ def test_http_unreachable_and_missing_repository(http_server, git_home, tmp_path
     result = push(repo, http_creds(http_server))
     assert not result.ok and result.kind == "unreachable" and "404" in result.error
 
-    from tests.servers import free_port
+    from tests.support.servers import free_port
 
     repo.remotes.set_url("origin", f"http://127.0.0.1:{free_port()}/remote.git")
     started = time.monotonic()

@@ -15,20 +15,18 @@ from __future__ import annotations
 
 import fnmatch
 import hashlib
-import json
 import os
-import signal
 import sqlite3
 import stat
 import subprocess
-import sys
-import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from tests.daemon_harness import Daemon
-from tests.helpers import init_repo, mdbackup, test_env
+from tests.support.cli import mdbackup
+from tests.support.daemon import Daemon, watch_config
+from tests.support.git import init_repo
+from tests.support.wait import WaitTimeout, wait_until
 
 STORE = "notes"
 BRANCH = "main"
@@ -134,8 +132,8 @@ class World:
         return self.git_dir / "mdbackup" / "state.db"
 
     def config(self, *, debounce: float = 0.15, max_delay: float = 2.0, extra: str = "") -> str:
-        """The config body for `tests.daemon_harness.Daemon` (store and log come from it)."""
-        text = f"[watch]\ndebounce = {debounce}\nmax_delay = {max_delay}\n"
+        """The config body for `tests.support.daemon.Daemon` (store and log come from it)."""
+        text = watch_config(debounce=debounce, max_delay=max_delay)
         if self.remote is not None:
             text += "[push]\nenabled = true\nretry_min = 1\nretry_max = 2\n"
         return text + extra
@@ -247,50 +245,7 @@ def run_once(world: World) -> int:
             "--once", cwd=world.repo, home=world.home, env={"MDBACKUP_CONFIG": str(daemon.config_path)}
         ).code
     finally:
-        daemon.notify.close()
-
-
-def ready_or_dead(daemon: Daemon, *, timeout: float = 30.0) -> bool:
-    """Wait (bounded) for READY=1 or the process's end: True when ready, False when dead."""
-    assert daemon.proc is not None
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        try:
-            daemon.notify.wait_for("READY=1", timeout=0.05)
-            return True
-        except AssertionError:
-            pass
-        if daemon.proc.poll() is not None:
-            return False
-    raise AssertionError(f"daemon neither ready nor dead within {timeout}s; log:\n{daemon.log()}")
-
-
-def wait_dead(daemon: Daemon, *, timeout: float) -> int | None:
-    """The exit code once the process ended within `timeout` seconds, else None."""
-    assert daemon.proc is not None
-    try:
-        return daemon.proc.wait(timeout=timeout)
-    except subprocess.TimeoutExpired:
-        return None
-
-
-def kill9(daemon: Daemon) -> None:
-    """SIGKILL the daemon (if it still runs) and reap it."""
-    assert daemon.proc is not None
-    if daemon.proc.poll() is None:
-        daemon.proc.send_signal(signal.SIGKILL)
-    daemon.proc.wait(timeout=10)
-
-
-def dispose(daemon: Daemon) -> None:
-    """Never leak a process or a descriptor: kill if alive, close the log and socket."""
-    if daemon.proc is not None and daemon.proc.poll() is None:
-        daemon.proc.kill()
-        daemon.proc.wait(timeout=10)
-    log = getattr(daemon, "_log", None)
-    if log is not None and not log.closed:
-        log.close()
-    daemon.notify.close()
+        daemon.close()
 
 
 # -- waiting until the daemon has nothing left to do ---------------------------------------
@@ -307,27 +262,19 @@ def idle_state(world: World) -> tuple[bool, str]:
     busy = [(p, s) for p, s, _e in rows if s in ("pending", "queued")]
     if busy:
         return False, f"{len(busy)} paths pending/queued: {busy[:5]}"
-    if world.remote is not None:
-        if push is None or push[0] != "success":
-            return False, f"push state {push}"
+    if world.remote is not None and (push is None or push[0] != "success"):
+        return False, f"push state {push}"
     return True, "idle"
 
 
 def status_json(world: World, config_path: Path) -> dict:
     """`mdbackup status --json`, run as a user would."""
-    env = test_env(world.home, {"MDBACKUP_CONFIG": str(config_path)})
-    proc = subprocess.run(
-        [sys.executable, "-m", "mdbackup", "status", "--json"],
-        cwd=world.repo,
-        capture_output=True,
-        text=True,
-        env=env,
-        timeout=60,
-        stdin=subprocess.DEVNULL,
+    result = mdbackup(
+        "status", "--json", cwd=world.repo, home=world.home, env={"MDBACKUP_CONFIG": str(config_path)}
     )
-    if proc.returncode not in (0, 1):
-        raise AssertionError(f"status --json exited {proc.returncode}: {proc.stderr}")
-    return json.loads(proc.stdout)
+    if result.code not in (0, 1):
+        raise AssertionError(f"status --json exited {result.code}: {result.err}")
+    return result.json()
 
 
 def wait_idle(
@@ -343,11 +290,14 @@ def wait_idle(
     (0 pending, 0 queued, push not pending). `alive`: a daemon that died while we
     waited is reported at once.
     """
-    deadline = time.monotonic() + timeout
     why = "never looked"
-    while time.monotonic() < deadline:
+    died = False
+
+    def settled() -> bool:
+        nonlocal why, died
         if alive is not None and not alive():
-            return f"the daemon exited while we waited for idle ({why})"
+            died = True
+            return True
         idle, why = idle_state(world)
         if idle and config_path is not None:
             doc = status_json(world, config_path)
@@ -356,10 +306,13 @@ def wait_idle(
                 idle, why = False, f"status --json: {counts}"
             elif push["enabled"] and push["status"] != "success":
                 idle, why = False, f"status --json push: {push}"
-        if idle:
-            return None
-        time.sleep(0.05)
-    return f"not idle after {timeout}s: {why}"
+        return idle
+
+    try:
+        wait_until(settled, timeout=timeout, interval=0.05)
+    except WaitTimeout:
+        return f"not idle after {timeout}s: {why}"
+    return f"the daemon exited while we waited for idle ({why})" if died else None
 
 
 # -- the invariants ----------------------------------------------------------------------------

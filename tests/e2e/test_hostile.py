@@ -30,9 +30,10 @@ import mdbackup.git.snapshot as snapshot_module
 from mdbackup.git.commit import Committer
 from mdbackup.git.repo import open_repository
 from mdbackup.git.scan import changed_paths
-from tests.daemon_harness import FAST, Daemon
-from tests.helpers import PYTHONPATH, ROOT, Result, commit_count, init_repo, wait_until
-from tests.helpers import test_env as child_env
+from tests.support.cli import PYTHONPATH, ROOT, Result, config_file, mdbackup
+from tests.support.daemon import FAST, Daemon
+from tests.support.git import commit_count, init_repo
+from tests.support.wait import wait_until
 
 SIG = pygit2.Signature("mdbackup test", "t@example.com")
 
@@ -80,32 +81,10 @@ def porcelain(repo: Path, *paths: str) -> bytes:
     return rgit(repo, "status", "--porcelain", "-z", "--", *paths)
 
 
-def config_file(home: Path, repo: Path, text: str = "", store: str = "notes") -> Path:
-    path = home / "config.toml"
-    path.write_text(f'[store]\nrepo = "{repo}"\npath = "{store}"\n{text}')
-    return path
-
-
-def run_cli(
-    *args: str,
-    cwd: Path,
-    home: Path,
-    env: dict[str, str] | None = None,
-    user: list[str] | None = None,
-    timeout: float = 60.0,
-) -> Result:
-    """`python -m mdbackup ARGS`, as `user` (a setpriv prefix) when given."""
-    proc = subprocess.run(
-        [*(user or []), sys.executable, "-m", "mdbackup", *args],
-        cwd=cwd,
-        capture_output=True,
-        text=True,
-        errors="backslashreplace",
-        env=child_env(home, env),
-        timeout=timeout,
-        stdin=subprocess.DEVNULL,
-    )
-    return Result(proc.returncode, proc.stdout, proc.stderr)
+def run_cli(*args: str, user: list[str] | None = None, **kw) -> Result:
+    """`mdbackup ARGS` (see `tests.support.cli.mdbackup`), as `user` (a setpriv prefix) when
+    given; output that is not UTF-8 is decoded with backslash escapes."""
+    return mdbackup(*args, prefix=user or (), errors="backslashreplace", **kw)
 
 
 def once(repo: Path, home: Path, *extra: str, env=None, user=None, timeout: float = 60.0) -> Result:
@@ -600,6 +579,7 @@ def test_empty_file_committed_and_oversized_file_failed(repo: Path, home: Path, 
     assert files[b"notes/exactly.md"][1] == b"x" * 1000
     assert b"notes/big.md" not in files
     code, doc = status_json(repo, home, cfg)
+    assert code == 1  # a failed path
     (row,) = [r for r in doc["paths"] if r["status"] != "success"]
     assert row["path"] == "notes/big.md" and "1001 bytes" in row["last_error"]
     assert "max_file_size (1000)" in row["last_error"]
@@ -847,6 +827,7 @@ def test_read_only_repository_fails_clearly_and_commits_after(as_nobody, nobody_
         assert rgit(repo, "rev-parse", "HEAD") == head
         cfg = config_file(home, repo)
         code, doc = status_json(repo, home, cfg, user=as_nobody)
+        assert code == 1  # failed paths
         failed = {r["path"]: r["last_error"] for r in doc["paths"] if r["status"] == "failed"}
         assert set(failed) == {"notes/old.md", "notes/new.md"}, doc["paths"]
         for error in failed.values():
@@ -863,39 +844,13 @@ def test_read_only_repository_fails_clearly_and_commits_after(as_nobody, nobody_
     rgit(repo, "fsck", "--no-dangling")
 
 
-class _NobodyDaemon(Daemon):
-    """The harness's daemon, run through a setpriv prefix."""
-
-    def __init__(self, *, prefix: list[str], **kw) -> None:
-        super().__init__(**kw)
-        self.prefix = prefix
-        _chown_like_parent(self.config_path)
-
-    def start(self, *, wait_ready: bool = True) -> Daemon:
-        self.notify.path.chmod(0o666)  # the daemon, as nobody, must reach our socket
-        env = child_env(
-            self.home, {"MDBACKUP_CONFIG": str(self.config_path), "NOTIFY_SOCKET": str(self.notify.path)}
-        )
-        self._log = self.log_path.open("ab")
-        self.proc = subprocess.Popen(
-            [*self.prefix, sys.executable, "-m", "mdbackup", "run"],
-            cwd=ROOT,
-            env=env,
-            stdin=subprocess.DEVNULL,
-            stdout=self._log,
-            stderr=subprocess.STDOUT,
-        )
-        if wait_ready:
-            self.wait_ready()
-        return self
-
-
 def test_read_only_repository_with_the_daemon_retries_by_itself(as_nobody, nobody_world) -> None:
     repo, home = nobody_world
     store = repo / "notes"
-    d = _NobodyDaemon(
+    d = Daemon(
         prefix=as_nobody, repo=repo, home=home, config=FAST + "[push]\nretry_min = 0.5\nretry_max = 1\n"
     )
+    _chown_like_parent(d.config_path)
     try:
         d.start()
         git_dir = repo / ".git"
@@ -971,6 +926,7 @@ def test_full_disk_fails_clearly_and_commits_everything_once_freed(
     assert "Traceback" not in result.err
     assert rgit(repo, "rev-parse", "HEAD") == head
     code, doc = status_json(repo, home, config_file(home, repo))
+    assert code == 1  # failed paths
     failed = {r["path"]: r["last_error"] for r in doc["paths"] if r["status"] == "failed"}
     assert set(failed) == {"notes/a.md", "notes/b.md"}
     for error in failed.values():

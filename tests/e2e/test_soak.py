@@ -1,6 +1,6 @@
 """A short randomized crash soak (the engine is bench/soak.py; long runs live there).
 
-    pytest tests/test_soak.py --soak-iterations 200 --soak-seed 7
+    pytest tests/e2e/test_soak.py --soak-iterations 200 --soak-seed 7
 
 Random file operations, kill -9 at random moments (timed, at a random crash
 point, during start-up), restart, every invariant checked after each recovery.
@@ -18,18 +18,16 @@ from pathlib import Path
 import pytest
 
 from bench.soak import Mutator, Soak, Stats
-from tests.helpers import wait_until
-from tests.invariants import (
+from tests.support.invariants import (
     STORE,
     Checker,
     World,
-    dispose,
     make_daemon,
-    ready_or_dead,
     run_git,
     run_once,
     wait_idle,
 )
+from tests.support.wait import wait_until
 
 
 def test_soak_kill_9_at_random_moments(tmp_path: Path, request: pytest.FixtureRequest) -> None:
@@ -88,7 +86,7 @@ def test_chmod_while_running_is_committed(tmp_path: Path) -> None:
     note.write_text("#!/bin/sh\n")
     daemon = make_daemon(world).start(wait_ready=False)
     try:
-        assert ready_or_dead(daemon)
+        assert daemon.ready_or_exited()
         wait_until(
             lambda: _mode_in_head(world, f"{STORE}/script.md") == "100644", message="the file committed"
         )
@@ -99,7 +97,7 @@ def test_chmod_while_running_is_committed(tmp_path: Path) -> None:
             message="the executable bit committed",
         )
     finally:
-        dispose(daemon)
+        daemon.close()
 
 
 def test_chmod_while_down_is_found_by_the_start_up_scan(tmp_path: Path) -> None:
@@ -114,8 +112,8 @@ def test_chmod_while_down_is_found_by_the_start_up_scan(tmp_path: Path) -> None:
     note.chmod(0o755)
     daemon = make_daemon(world).start(wait_ready=False)
     try:
-        assert ready_or_dead(daemon)
+        assert daemon.ready_or_exited()
         assert wait_idle(world, timeout=10) is None
         assert _mode_in_head(world, f"{STORE}/script.md") == "100755", Checker(world).check()
     finally:
-        dispose(daemon)
+        daemon.close()

@@ -31,7 +31,7 @@ from mdbackup.git.repo import open_repository
 from mdbackup.patterns import BUILTIN_EXCLUDES, StoreFilter
 from mdbackup.state.db import StateDB, path_from_db, path_to_db
 from mdbackup.state.queue import SUCCESS, PathQueue
-from tests.helpers import init_repo
+from tests.support.git import init_repo
 
 # 40 examples keep the suite fast; MDBACKUP_PROPERTY_EXAMPLES=2000 for a deeper search.
 PROPERTY_SETTINGS = settings(
@@ -322,10 +322,9 @@ class Tree:
                 self._clear(rel)
             os.symlink(op[2], full)
             self.touched.add(rel)
-        elif kind == "chmod_x":
-            if os.path.isfile(full) and not os.path.islink(full):
-                os.chmod(full, os.stat(full).st_mode ^ 0o111)
-                self.touched.add(rel)
+        elif kind == "chmod_x" and os.path.isfile(full) and not os.path.islink(full):
+            os.chmod(full, os.stat(full).st_mode ^ 0o111)
+            self.touched.add(rel)
 
 
 def run_git(repo: Path, *args: str, input: bytes | None = None, env: dict | None = None) -> bytes:

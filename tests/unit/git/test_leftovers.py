@@ -7,7 +7,8 @@ import sys
 from pathlib import Path
 
 from mdbackup.git.leftovers import clear_left_behind, writing
-from tests.helpers import git, head_files, mdbackup
+from tests.support.cli import mdbackup
+from tests.support.git import git, head_files
 
 _DIED_INSIDE: list = []  # open writes, kept alive as a killed process would leave them
 

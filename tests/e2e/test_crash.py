@@ -6,7 +6,7 @@ For each step in `mdbackup.crashpoints.STEPS` the daemon runs with push on and
 every step before READY) and `running` (READY first, then the changes arrive
 through the watcher). We check what the crash left (proof that it died where
 asked), restart without the variable, wait until idle and check the invariants
-of `tests.invariants`. The checker itself is shown to catch each broken invariant.
+of `tests.support.invariants`. The checker itself is shown to catch each broken invariant.
 """
 
 from __future__ import annotations
@@ -21,22 +21,20 @@ from pathlib import Path
 import pytest
 
 from mdbackup.crashpoints import STEPS
-from tests.helpers import mdbackup, wait_until
-from tests.invariants import (
+from tests.support.cli import mdbackup
+from tests.support.invariants import (
     BRANCH,
     STAGED_PATH,
     STORE,
     Checker,
     World,
-    dispose,
     git_text,
     make_daemon,
-    ready_or_dead,
     run_git,
     run_once,
-    wait_dead,
     wait_idle,
 )
+from tests.support.wait import wait_until
 
 BASELINE = {"a.md": "a v1\n", "b.md": "b v1\n", "sub/c.md": "c v1\n"}
 # What the test changes, and what the store must hold in the end.
@@ -69,7 +67,7 @@ def baseline(world: World) -> str:
             "--once", cwd=world.repo, home=world.home, env={"MDBACKUP_CONFIG": str(config.config_path)}
         )
     finally:
-        config.notify.close()
+        config.close()
     assert result.code == 0, result.err
     head = world.head()
     assert head is not None and world.remote_head() == head
@@ -151,7 +149,7 @@ def recover_and_check(world: World, checker: Checker, *, expect: dict[str, str])
     """Restart without the crash variable, wait until idle, check every invariant."""
     daemon = make_daemon(world).start(wait_ready=False)
     try:
-        assert ready_or_dead(daemon), f"restarted daemon died:\n{daemon.log()}"
+        assert daemon.ready_or_exited(), f"restarted daemon died:\n{daemon.log()}"
         not_idle = wait_idle(
             world, timeout=30, config_path=daemon.config_path, alive=lambda: daemon.proc.poll() is None
         )
@@ -162,7 +160,7 @@ def recover_and_check(world: World, checker: Checker, *, expect: dict[str, str])
         assert daemon.stop() == 0
         assert checker.check() == []
     finally:
-        dispose(daemon)
+        daemon.close()
 
 
 def _head_texts(world: World) -> dict[str, str]:
@@ -183,17 +181,17 @@ def test_kill_at_step_then_recover(world: World, step: str, when: str) -> None:
         crash_at = f"{step}:2" if step in PUSH_STEPS else step
     daemon = make_daemon(world, crash_at=crash_at).start(wait_ready=False)
     try:
-        ready = ready_or_dead(daemon)
+        ready = daemon.ready_or_exited()
         if when == "running":
             assert ready, f"died before READY with {crash_at}:\n{daemon.log()}"
             make_changes(world)
         else:
             assert not ready, f"start-up did not reach {step}:\n{daemon.log()}"
-        code = wait_dead(daemon, timeout=30)
+        code = daemon.wait_exit(timeout=30)
         assert code is not None, f"never reached {crash_at}:\n{daemon.log()}"
         assert code == -signal.SIGKILL, f"exited {code}, not by SIGKILL:\n{daemon.log()}"
     finally:
-        dispose(daemon)
+        daemon.close()
     problems = crash_evidence(world, step, base)
     assert not problems, "\n".join(problems) + f"\n--- log:\n{daemon.log()}"
     recover_and_check(world, checker, expect=FINAL)
@@ -211,10 +209,10 @@ def test_kill_at_every_step_in_turn_on_one_repository(world: World) -> None:
         expect.update({name: f"{step}\n", "a.md": f"a after {step}\n"})
         daemon = make_daemon(world, crash_at=step).start(wait_ready=False)
         try:
-            assert not ready_or_dead(daemon), f"start-up did not reach {step}"
-            assert wait_dead(daemon, timeout=30) == -signal.SIGKILL
+            assert not daemon.ready_or_exited(), f"start-up did not reach {step}"
+            assert daemon.wait_exit(timeout=30) == -signal.SIGKILL
         finally:
-            dispose(daemon)
+            daemon.close()
         recover_and_check(world, checker, expect=expect)
 
 
@@ -254,10 +252,10 @@ def test_kill_after_index_written_then_change_undone_while_down(world: World, st
     change(store(world))
     daemon = make_daemon(world, crash_at=step).start(wait_ready=False)
     try:
-        assert not ready_or_dead(daemon)
-        assert wait_dead(daemon, timeout=30) == -signal.SIGKILL
+        assert not daemon.ready_or_exited()
+        assert daemon.wait_exit(timeout=30) == -signal.SIGKILL
     finally:
-        dispose(daemon)
+        daemon.close()
     assert index_differs_in_store(world)
     undo(store(world))  # the user undoes the change before the daemon is back
     recover_and_check(world, checker, expect=BASELINE)
@@ -421,7 +419,7 @@ def test_stale_tracking_ref_lock_from_a_killed_push_does_not_fail_pushes(world: 
     config = world.config().replace("retry_min = 1\nretry_max = 2", "retry_min = 600\nretry_max = 600")
     daemon = make_daemon(world, config=config).start(wait_ready=False)
     try:
-        assert ready_or_dead(daemon)
+        assert daemon.ready_or_exited()
         (store(world) / "a.md").write_text("pushed despite the stale lock\n")
         wait_until(
             lambda: (
@@ -441,4 +439,4 @@ def test_stale_tracking_ref_lock_from_a_killed_push_does_not_fail_pushes(world: 
             f"the remote has the commit, yet the push state is {world.db_push()}\n{daemon.log()}"
         )
     finally:
-        dispose(daemon)
+        daemon.close()

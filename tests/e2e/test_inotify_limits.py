@@ -9,8 +9,9 @@ from pathlib import Path
 
 import pytest
 
-from tests.daemon_harness import Daemon
-from tests.helpers import head_files, wait_until
+from tests.support.daemon import Daemon
+from tests.support.git import head_files
+from tests.support.wait import wait_until
 
 SYSCTL = Path("/proc/sys/fs/inotify")
 

@@ -8,8 +8,10 @@ import threading
 import time
 from pathlib import Path
 
-from tests.daemon_harness import FAST
-from tests.helpers import commit_count, git, head_files, head_paths, mdbackup, wait_until
+from tests.support.cli import mdbackup
+from tests.support.daemon import FAST
+from tests.support.git import commit_count, git, head_files, head_paths
+from tests.support.wait import wait_until
 
 
 def committed(repo: Path, path: str, content: str):
@@ -294,20 +296,15 @@ def test_store_folder_deleted_and_recreated_is_watched_again(daemon, repo: Path,
     wait_until(committed(repo, "notes/c.md", "c\n"), message="watched again")
 
 
-def _cpu_seconds(pid: int) -> float:
-    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
-    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
-
-
 def test_busy_git_defers_without_spinning_and_resumes_by_itself(daemon, repo: Path, store: Path) -> None:
     d = daemon().start()
     lock = repo / ".git/index.lock"
     lock.write_text("")  # the user's git is in the middle of something
     (store / "a.md").write_text("a\n")
     wait_until(lambda: "commit_deferred" in d.log(), message="deferral logged")
-    cpu_before, wall_before = _cpu_seconds(d.proc.pid), time.monotonic()
+    cpu_before, wall_before = d.cpu_seconds(), time.monotonic()
     wait_until(lambda: time.monotonic() - wall_before > 2, message="two seconds of waiting")
-    assert _cpu_seconds(d.proc.pid) - cpu_before < 0.5, "the daemon spins while git is busy"
+    assert d.cpu_seconds() - cpu_before < 0.5, "the daemon spins while git is busy"
     assert lock.exists()  # never removed by us
     lock.unlink()  # the user's git finished
     wait_until(committed(repo, "notes/a.md", "a\n"), timeout=40, message="resumed by itself")

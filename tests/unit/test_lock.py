@@ -16,8 +16,7 @@ import pytest
 
 import mdbackup.lock as lock_module
 from mdbackup.lock import LockBusy, RepositoryLock, holder_pid
-
-REPO_ROOT = Path(__file__).resolve().parents[1]
+from tests.support.cli import PYTHONPATH
 
 HOLDER = """
 import sys
@@ -43,7 +42,7 @@ print("acquired")
 
 
 def _python(code: str, *args: str, **kwargs: object) -> subprocess.Popen[str]:
-    env = {**os.environ, "PYTHONPATH": f"{REPO_ROOT / 'daemon'}{os.pathsep}{REPO_ROOT}"}
+    env = {**os.environ, "PYTHONPATH": PYTHONPATH}
     return subprocess.Popen(  # type: ignore[call-overload]
         [sys.executable, "-c", code, *args], env=env, text=True, **kwargs
     )

@@ -6,13 +6,8 @@ import os
 import stat
 from pathlib import Path
 
-from tests.helpers import commit_count, git, head_files, mdbackup
-
-
-def config_file(home: Path, repo: Path, text: str = "", store: str = "notes") -> Path:
-    path = home / "config.toml"
-    path.write_text(f'[store]\nrepo = "{repo}"\npath = "{store}"\n{text}')
-    return path
+from tests.support.cli import config_file, mdbackup
+from tests.support.git import commit_count, git, head_files
 
 
 def once(repo: Path, home: Path, *extra: str, env=None):
@@ -179,7 +174,8 @@ def test_second_instance_exits_75_naming_the_pid(repo: Path, home: Path, store: 
     import subprocess
     import sys
 
-    from tests.helpers import ROOT, wait_until
+    from tests.support.cli import ROOT
+    from tests.support.wait import wait_until
 
     holder = subprocess.Popen(
         [
@@ -275,14 +271,14 @@ def test_python_dash_m_daemon_is_the_same_program(repo: Path, home: Path) -> Non
     import subprocess
     import sys
 
-    from tests.helpers import ROOT, test_env
+    from tests.support.cli import ROOT, isolated_env
 
     out = subprocess.run(
         [sys.executable, "-m", "mdbackup", "--help"],
         cwd=ROOT,
         text=True,
         capture_output=True,
-        env=test_env(home),
+        env=isolated_env(home),
         check=True,
     ).stdout
     assert out.startswith("usage: mdbackup")
@@ -291,7 +287,7 @@ def test_python_dash_m_daemon_is_the_same_program(repo: Path, home: Path) -> Non
 def test_store_folder_missing_is_not_a_config_error(repo: Path, home: Path, store: Path, daemon) -> None:
     import shutil
 
-    from tests.helpers import wait_until
+    from tests.support.wait import wait_until
 
     (store / "a.md").write_text("a\n")
     assert once(repo, home).code == 0

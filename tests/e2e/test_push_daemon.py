@@ -7,9 +7,11 @@ from pathlib import Path
 
 import pytest
 
-from tests.daemon_harness import Daemon
-from tests.helpers import git, head_files, mdbackup, wait_until
-from tests.servers import init_bare, remote_ref
+from tests.support.cli import config_file, mdbackup
+from tests.support.daemon import Daemon
+from tests.support.git import git, head_files
+from tests.support.servers import init_bare, remote_ref
+from tests.support.wait import wait_until
 
 
 @pytest.fixture
@@ -18,9 +20,7 @@ def bare(tmp_path: Path) -> Path:
 
 
 def write_config(home: Path, repo: Path, text: str) -> dict[str, str]:
-    cfg = home / "config.toml"
-    cfg.write_text(f'[store]\nrepo = "{repo}"\npath = "notes"\n{text}')
-    return {"MDBACKUP_CONFIG": str(cfg)}
+    return {"MDBACKUP_CONFIG": str(config_file(home, repo, text))}
 
 
 def push_config(*, retry_min: float = 1, retry_max: float = 2) -> str:

@@ -1,8 +1,7 @@
 """Real git servers on 127.0.0.1 for network tests: OpenSSH `sshd`, smart HTTP, and `ssh-agent`.
 
-Import the fixtures into `tests/conftest.py` with:
-
-    from tests.servers import http_server, ssh_server  # noqa: F401  (pytest fixtures)
+`tests/conftest.py` loads this module as a plugin (`pytest_plugins`), so its fixtures
+`ssh_server` and `http_server` are there for every test.
 
 Everything binds to 127.0.0.1 on a free port, waits on a condition with a bounded
 poll (never a fixed sleep), and is stopped in teardown (no leaked threads or
@@ -28,12 +27,13 @@ import socket
 import socketserver
 import subprocess
 import threading
-import time
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 
 import pytest
+
+from tests.support.wait import WaitTimeout, wait_until
 
 SSHD = "/usr/sbin/sshd"
 START_TIMEOUT = 10.0  # seconds to wait for a server to accept connections
@@ -47,17 +47,6 @@ def free_port() -> int:
     with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as s:
         s.bind(("127.0.0.1", 0))
         return s.getsockname()[1]
-
-
-def wait_for(condition, *, timeout: float, interval: float = 0.02, what: str = "condition") -> None:
-    """Poll `condition()` until it is truthy; raise TimeoutError after `timeout` seconds."""
-    deadline = time.monotonic() + timeout
-    while True:
-        if condition():
-            return
-        if time.monotonic() >= deadline:
-            raise TimeoutError(f"timed out after {timeout:.1f}s waiting for {what}")
-        time.sleep(interval)
 
 
 def port_accepts(port: int, host: str = "127.0.0.1") -> bool:
@@ -245,14 +234,12 @@ def ssh_server(tmp_path_factory) -> Iterator[SSHServer]:
             start_new_session=True,
         )
     try:
-        try:
-            wait_for(
+        with contextlib.suppress(WaitTimeout):  # reported below, with sshd's stderr
+            wait_until(
                 lambda: proc.poll() is not None or port_accepts(port),
                 timeout=START_TIMEOUT,
-                what=f"sshd on 127.0.0.1:{port}",
+                message=f"sshd on 127.0.0.1:{port}",
             )
-        except TimeoutError:
-            pass
         if proc.poll() is not None or not port_accepts(port):
             _stop(proc)
             pytest.fail(
@@ -316,14 +303,12 @@ def ssh_agent(*keys: Path, passphrase: str = "") -> Iterator[str]:
         start_new_session=True,
     )
     try:
-        try:
-            wait_for(
+        with contextlib.suppress(WaitTimeout):  # reported below, with the agent's output
+            wait_until(
                 lambda: proc.poll() is not None or sock.exists(),
                 timeout=START_TIMEOUT,
-                what="ssh-agent socket",
+                message="ssh-agent socket",
             )
-        except TimeoutError:
-            pass
         if proc.poll() is not None or not sock.exists():
             _stop(proc)
             out = proc.stdout.read().decode(errors="replace") if proc.stdout else ""
@@ -532,7 +517,7 @@ def http_server(tmp_path_factory) -> Iterator[HTTPServer]:
     )
     thread.start()
     try:
-        wait_for(lambda: port_accepts(port), timeout=START_TIMEOUT, what="http server")
+        wait_until(lambda: port_accepts(port), timeout=START_TIMEOUT, message="http server")
         yield HTTPServer(
             url=f"http://127.0.0.1:{port}/remote.git",
             username=username,
@@ -560,5 +545,4 @@ __all__ = [
     "remote_ref",
     "ssh_agent",
     "ssh_server",
-    "wait_for",
 ]

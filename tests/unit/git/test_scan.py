@@ -1,0 +1,95 @@
+"""mdbackup.git.scan.changed_paths on real repositories: what differs from HEAD under the store."""
+
+from __future__ import annotations
+
+import os
+import time
+from pathlib import Path
+
+from mdbackup.git.repo import open_repository
+from mdbackup.git.scan import changed_paths, path_is_ignored
+from tests.support.git import git
+
+
+def scan(repo: Path, prefix: str = "notes"):
+    return changed_paths(
+        open_repository(repo),
+        store_prefix=prefix,
+        wants=lambda path: path.endswith(".md"),
+        wants_dir=lambda path: not path.endswith("/skip"),
+    )
+
+
+def committed(repo: Path, files: dict[str, str]) -> None:
+    """Commit `files` with the git CLI, then make the index's stat data trustworthy
+    (the files older than the index: no "racy git" entries)."""
+    for rel, text in files.items():
+        (repo / rel).parent.mkdir(parents=True, exist_ok=True)
+        (repo / rel).write_text(text)
+    git(repo, "add", "-f", *files)
+    git(repo, "commit", "-q", "-m", "files")
+    past = time.time() - 60
+    for rel in files:
+        os.utime(repo / rel, (past, past))
+    git(repo, "update-index", "-q", "--refresh")
+
+
+def test_a_clean_store_has_no_changes_and_hashes_nothing(repo: Path, store: Path) -> None:
+    committed(repo, {"notes/a.md": "a\n", "notes/sub/b.md": "b\n"})
+    result = scan(repo)
+    assert (result.changed, result.files_seen, result.hashed) == ((), 2, 0)
+
+
+def test_added_modified_and_deleted_paths(repo: Path, store: Path) -> None:
+    committed(repo, {"notes/a.md": "a\n", "notes/b.md": "b\n", "notes/c.md": "c\n"})
+    (store / "a.md").write_text("a, edited\n")
+    (store / "b.md").unlink()
+    (store / "new.md").write_text("new\n")
+    os.chmod(store / "c.md", 0o755)
+    assert scan(repo).changed == ("notes/a.md", "notes/b.md", "notes/c.md", "notes/new.md")
+
+
+def test_same_content_rewritten_is_not_a_change(repo: Path, store: Path) -> None:
+    committed(repo, {"notes/a.md": "a\n"})
+    (store / "a.md").write_text("a\n")  # new mtime, same bytes: hashed, found equal
+    result = scan(repo)
+    assert (result.changed, result.hashed) == ((), 1)
+
+
+def test_only_the_store_and_what_is_wanted(repo: Path, store: Path) -> None:
+    (repo / "outside.md").write_text("not in the store\n")
+    (store / "a.txt").write_text("not wanted\n")
+    (store / "skip").mkdir()
+    (store / "skip/x.md").write_text("in a folder not wanted\n")
+    (store / "a.md").write_text("a\n")
+    assert scan(repo).changed == ("notes/a.md",)
+
+
+def test_a_new_file_ignored_by_gitignore_is_left_out_but_a_tracked_one_stays(repo: Path, store: Path) -> None:
+    committed(repo, {"notes/tracked.md": "t\n", ".gitignore": "*.md\n"})
+    (store / "ignored.md").write_text("ignored\n")
+    (store / "tracked.md").write_text("t, edited\n")
+    assert scan(repo).changed == ("notes/tracked.md",)
+
+
+def test_a_symlink_is_a_file_and_its_target_is_not_followed(repo: Path, store: Path) -> None:
+    committed(repo, {"notes/a.md": "a\n"})
+    os.symlink("a.md", store / "link.md")
+    assert scan(repo).changed == ("notes/link.md",)
+
+
+def test_a_deleted_store_folder_shows_its_files_deleted(repo: Path, store: Path) -> None:
+    committed(repo, {"notes/a.md": "a\n", "notes/sub/b.md": "b\n"})
+    (store / "a.md").unlink()
+    (store / "sub/b.md").unlink()
+    (store / "sub").rmdir()
+    store.rmdir()
+    assert scan(repo).changed == ("notes/a.md", "notes/sub/b.md")
+
+
+def test_path_is_ignored_takes_names_that_are_not_utf8(repo: Path) -> None:
+    (repo / ".gitignore").write_text("*.tmp\n")
+    r = open_repository(repo)
+    assert path_is_ignored(r, "notes/x.tmp") and not path_is_ignored(r, "notes/x.md")
+    odd = b"notes/caf\xe9".decode("utf-8", "surrogateescape")
+    assert path_is_ignored(r, odd + ".tmp") and not path_is_ignored(r, odd + ".md")
