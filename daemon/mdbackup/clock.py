@@ -39,4 +39,5 @@ SYSTEM_CLOCK: Clock = SystemClock()
 def backoff(attempts: int, *, minimum: float, maximum: float) -> float:
     """Seconds to wait after the `attempts`-th consecutive failure (1, 2, ...):
     `minimum`, doubling each time, never more than `maximum`."""
-    return float(min(maximum, minimum * 2.0 ** max(0, attempts - 1)))
+    exponent = min(max(0, attempts - 1), 64)  # beyond 2**64 every pause is the maximum anyway
+    return float(min(maximum, minimum * 2.0**exponent))

@@ -54,7 +54,9 @@ def test_a_file_edited_without_pause_is_committed_after_max_delay(
     assert "notes/busy.md" in head_files(repo)
 
 
-def test_a_scan_records_only_the_store_paths_the_filter_wants(backup: Backup, repo: Path, store: Path) -> None:
+def test_a_scan_records_only_the_store_paths_the_filter_wants(
+    backup: Backup, repo: Path, store: Path
+) -> None:
     for name in ("a.txt", "x.md.swp", "keep.md"):
         (store / name).write_text(name)
     (repo / "outside.md").write_text("not in the store\n")

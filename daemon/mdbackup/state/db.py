@@ -98,6 +98,7 @@ class StateDB:
         path.parent.mkdir(parents=True, exist_ok=True)
         self.path = path
         self.moved_aside: Path | None = None
+        self.corruption: str | None = None  # what was wrong with a file moved aside
         try:
             self._open()
         except (pw.DatabaseError, sqlite3.DatabaseError, StateCorrupt) as exc:
@@ -105,6 +106,7 @@ class StateDB:
                 raise
             self.close()
             self.moved_aside = _move_aside(path)
+            self.corruption = str(exc)
             logs.get().error(
                 "state_db_corrupt",
                 path=str(path),

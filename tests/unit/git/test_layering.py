@@ -7,7 +7,7 @@ from pathlib import Path
 
 import pytest
 
-from tests.helpers import ROOT
+from tests.support.cli import ROOT
 
 PACKAGE = ROOT / "daemon" / "mdbackup"
 
