@@ -1,7 +1,10 @@
 """Logging with structlog: a console renderer on a terminal, JSON lines otherwise (journald).
 
 Secrets registered with `redact` are replaced in every event before rendering, a
-last line of defence behind code that never logs them in the first place. The
+last line of defence behind code that never logs them in the first place. Tracebacks
+(`exc_info`, `.exception()`) and stack info are rendered into the event as text
+(`exception`, `stack`) BEFORE the scrub, so both renderers print them scrubbed; JSON
+lines carry the formatted traceback in `exception`. The
 replacing itself is `mdbackup.redact.scrub`; this module only keeps the registry.
 """
 
@@ -49,13 +52,15 @@ def configure(*, level: str = "info", fmt: str = "auto", stream: TextIO | None =
     renderer = (
         structlog.processors.JSONRenderer()
         if use_json(fmt, stream)
-        else structlog.dev.ConsoleRenderer(colors=False)
+        else structlog.dev.ConsoleRenderer(colors=False, exception_formatter=structlog.dev.plain_traceback)
     )
     structlog.configure(
         processors=[
             structlog.contextvars.merge_contextvars,
             structlog.processors.add_log_level,
             structlog.processors.TimeStamper(fmt="iso", utc=True),
+            structlog.processors.StackInfoRenderer(),
+            structlog.processors.format_exc_info,
             _scrub_processor,
             renderer,
         ],

@@ -83,3 +83,37 @@ def test_registered_secrets_never_reach_a_line() -> None:
     event = json.loads(lines(out)[0])
     assert event["error"] == "https://u:***@host/x rejected" and event["token"] == "***"
     assert logs.scrub("a tok-unit-logs b") == "a *** b"
+
+
+def _fail_with(secret: str) -> None:
+    raise RuntimeError(f"could not push to https://user:{secret}@example.org/repo.git")
+
+
+@pytest.mark.parametrize("fmt", ["json", "console"])
+def test_traceback_secret_is_scrubbed_in_each_renderer(fmt: str) -> None:
+    secret = "tok-SECRET-4242-xyz"
+    logs.redact(secret)
+    out = io.StringIO()
+    logs.configure(fmt=fmt, stream=out)
+    try:
+        _fail_with(secret)
+    except RuntimeError:
+        logs.get().exception("push_crashed")
+    text = out.getvalue()
+    assert secret not in text
+    assert "RuntimeError: could not push to https://user:***@example.org/repo.git" in text
+    assert "_fail_with" in text  # the traceback itself is there, not only the message
+
+
+def test_json_lines_carry_the_formatted_exception() -> None:
+    out = io.StringIO()
+    logs.configure(fmt="json", stream=out)
+    try:
+        raise ValueError("boom")
+    except ValueError:
+        logs.get().error("crashed", exc_info=True)
+    (line,) = lines(out)
+    event = json.loads(line)
+    assert "exc_info" not in event
+    assert event["exception"].startswith("Traceback (most recent call last)")
+    assert event["exception"].rstrip().endswith("ValueError: boom")
