@@ -509,3 +509,78 @@ def test_silent_server_is_bounded_by_the_timeout(git_home, tmp_path, scheme):
     assert not result.ok and result.kind == "unreachable", result
     assert "timed out" in result.error.lower()
     assert elapsed < 5, elapsed
+
+
+# ------------------------------------------------------------------------ known_hosts as OpenSSH reads it
+
+
+def _pub(server) -> str:
+    """`TYPE BASE64` of the test sshd's host key."""
+    return server.known_hosts_line.split(None, 1)[1]
+
+
+def _ssh_push(server, git_home: Path, tmp_path: Path, **creds) -> PushResult:
+    repo = make_clone(tmp_path / "w", server.url)
+    result = push(repo, ssh_creds(server, global_known_hosts=None, **creds))
+    assert (remote_ref(server.bare) == head(repo)) is result.ok, result
+    return result
+
+
+@pytest.mark.parametrize("where", ["before", "after", "star"])
+def test_ssh_revoked_host_key_is_refused(ssh_server, git_home, tmp_path, where):
+    good = ssh_server.known_hosts_line
+    revoked = f"@revoked {'*' if where == 'star' else ssh_server.host_pattern} {_pub(ssh_server)}"
+    lines = [revoked, good] if where == "before" else [good, revoked]
+    (git_home / ".ssh" / "known_hosts").write_text("\n".join(lines) + "\n")
+    result = _ssh_push(ssh_server, git_home, tmp_path)
+    assert not result.ok and result.kind == "host-key", result
+    assert "REVOKED HOST KEY DETECTED" in result.error
+    assert f"host key for {ssh_server.host_pattern} is marked as revoked" in result.error
+
+
+def test_ssh_bracketed_entry_with_another_key_is_not_overridden_by_a_portless_line(
+    ssh_server, git_home, tmp_path
+):
+    other = ssh_server.other_host_key_line()  # [127.0.0.1]:PORT with another key
+    (git_home / ".ssh" / "known_hosts").write_text(f"{other}\n{ssh_server.host} {_pub(ssh_server)}\n")
+    result = _ssh_push(ssh_server, git_home, tmp_path)
+    assert not result.ok and result.kind == "host-key", result
+    assert "REMOTE HOST IDENTIFICATION HAS CHANGED" in result.error
+
+
+def test_ssh_portless_line_vouches_when_no_bracketed_entry_exists(ssh_server, git_home, tmp_path):
+    (git_home / ".ssh" / "known_hosts").write_text(f"{ssh_server.host} {_pub(ssh_server)}\n")
+    assert _ssh_push(ssh_server, git_home, tmp_path).ok
+
+
+@pytest.mark.parametrize("bad", ["bare-hostname", "long-line"])
+def test_ssh_one_unparsable_known_hosts_line_does_not_break_every_push(ssh_server, git_home, tmp_path, bad):
+    if bad == "bare-hostname":
+        junk = "some-host-without-a-key"
+    else:
+        junk = ",".join(f"host{i}.example.org" for i in range(300)) + f" {_pub(ssh_server)}"
+        assert len(junk) > 4096
+    (git_home / ".ssh" / "known_hosts").write_text(f"{junk}\n{ssh_server.known_hosts_line}\n")
+    result = _ssh_push(ssh_server, git_home, tmp_path)
+    assert result.ok, result
+
+
+@pytest.mark.parametrize("form", ["crlf", "wildcard"])
+def test_ssh_crlf_file_or_wildcard_entry_gives_no_false_changed(ssh_server, git_home, tmp_path, form):
+    if form == "crlf":
+        text = f"# notes\r\n{ssh_server.known_hosts_line}\r\n"
+    else:
+        text = f"[127.0.0.*]:* {_pub(ssh_server)}\n"
+    (git_home / ".ssh" / "known_hosts").write_bytes(text.encode())
+    result = _ssh_push(ssh_server, git_home, tmp_path)
+    assert result.ok, result
+
+
+def test_ssh_global_known_hosts_is_read(ssh_server, git_home, tmp_path):
+    global_file = tmp_path / "etc" / "ssh_known_hosts"
+    ssh_server.write_known_hosts(global_file)
+    repo = make_clone(tmp_path / "w", ssh_server.url)
+    assert not push(repo, ssh_creds(ssh_server, global_known_hosts=None)).ok  # the user file is empty
+    result = push(repo, ssh_creds(ssh_server, global_known_hosts=global_file))
+    assert result.ok, result
+    assert remote_ref(ssh_server.bare) == head(repo)

@@ -3,10 +3,11 @@
 - The credentials callback offers every credential at most once per operation
   and then raises, so libgit2 stops instead of replaying (it replays a rejected
   SSH key indefinitely, HTTP credentials up to 15 times).
-- SSH host keys: libgit2 checks its known_hosts and hands the verdict to
-  `certificate_check` as `valid`; pygit2's default would accept ANY SSH key, so
-  `valid` is what decides. A refusal says whether the host is unknown or its key
-  CHANGED (`known_hosts.host_key_message`).
+- SSH host keys: our own OpenSSH-compatible check (`known_hosts.verify`) of the key
+  libgit2 hands to the callback (`hostkeys.server_key_from_callback`) decides;
+  libssh2's verdict `valid` is used alone only when no key is available, and then
+  never for a host with an `@revoked` entry. A refusal says what OpenSSH would say
+  (unknown host, REMOTE HOST IDENTIFICATION HAS CHANGED, REVOKED HOST KEY).
 - Both callbacks raise `TimedOut` once the deadline has passed.
 
 Reads no config and no environment variable: the caller fills `Credentials`.
@@ -16,16 +17,18 @@ from __future__ import annotations
 
 import base64
 import os
+import tempfile
 import time
 from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
 
 import pygit2
 from pygit2.enums import CredentialType
 
-from mdbackup.git import transport
-from mdbackup.git.known_hosts import host_key_message
+from mdbackup.git import hostkeys, known_hosts, transport
+from mdbackup.git.known_hosts import GLOBAL_KNOWN_HOSTS, ServerKey
 from mdbackup.git.remote_errors import AuthFailed, HostKeyRefused, RemoteUrl, TimedOut
 
 
@@ -42,8 +45,9 @@ class Credentials:
 
     HTTPS: `username` (the URL's user name wins when present) and `token`.
 
-    `known_hosts` only serves to explain a refused host key ("unknown" vs "changed");
-    libgit2 itself reads `<homedir>/.ssh/known_hosts`. When None, that file is read.
+    SSH host keys are checked against `known_hosts` (None: `<homedir>/.ssh/known_hosts`,
+    the file libgit2 reads) and then `global_known_hosts` (default
+    `/etc/ssh/ssh_known_hosts`; None: no global file) with OpenSSH's rules.
     Paths are used as given: the caller expands `~` (git/ reads no HOME).
     repr() and str() never show the token or the passphrase.
     """
@@ -55,6 +59,7 @@ class Credentials:
     ssh_agent: bool = True
     default_keys: tuple[Path, ...] = ()
     known_hosts: Path | None = None
+    global_known_hosts: Path | None = GLOBAL_KNOWN_HOSTS
 
     def __repr__(self) -> str:
         return (
@@ -62,7 +67,7 @@ class Credentials:
             f"ssh_passphrase={'***' if self.ssh_passphrase else None}, "
             f"username={self.username!r}, token={'***' if self.token else None}, "
             f"ssh_agent={self.ssh_agent!r}, default_keys={self.default_keys!r}, "
-            f"known_hosts={self.known_hosts!r})"
+            f"known_hosts={self.known_hosts!r}, global_known_hosts={self.global_known_hosts!r})"
         )
 
     __str__ = __repr__
@@ -74,6 +79,11 @@ class Credentials:
     def known_hosts_file(self) -> Path:
         """`known_hosts`, else the file libgit2 reads (`transport.known_hosts_file()`)."""
         return self.known_hosts or transport.known_hosts_file()
+
+    def known_hosts_files(self) -> tuple[Path, ...]:
+        """The files the SSH host key is checked against: the user's, then the global one."""
+        user = self.known_hosts_file()
+        return (user, self.global_known_hosts) if self.global_known_hosts else (user,)
 
 
 def _key_is_encrypted(path: Path) -> bool | None:
@@ -127,6 +137,8 @@ class AuthCallbacks(pygit2.RemoteCallbacks):
         self._userpass_given = False
         self.tried: list[str] = []
         self.skipped: list[str] = []
+        self.host_key_warnings: list[str] = []
+        self._known_hosts_files = credentials.known_hosts_files()  # before any home swap
 
     def check_deadline(self) -> None:
         """Raise `TimedOut` when the deadline has passed."""
@@ -226,19 +238,52 @@ class AuthCallbacks(pygit2.RemoteCallbacks):
         raise self._auth_failure(f"the server offers no supported method ({allowed!r})")
 
     def certificate_check(self, certificate: None, valid: bool, host: bytes) -> bool:
-        """True when libgit2 found the host key / TLS certificate valid; otherwise raises
-        `HostKeyRefused` with what to do (never accepts what libgit2 refused)."""
+        """SSH: our own known_hosts check decides (`known_hosts.verify` over the user's and
+        the global file, OpenSSH's rules); libssh2's `valid` is only an input (used alone
+        only when libgit2 gave no host key). Raises `HostKeyRefused` with OpenSSH's wording
+        and the fix. Warnings about malformed known_hosts lines land in `host_key_warnings`.
+        TLS: True when libgit2 found the certificate valid, else `HostKeyRefused`."""
         self.check_deadline()
+        if self._url.scheme == "ssh":
+            return self._check_ssh_host_key(valid, server_key=hostkeys.server_key_from_callback())
         if valid:
             return True
-        if self._url.scheme == "ssh":
-            raise HostKeyRefused(
-                host_key_message(
-                    self._creds.known_hosts_file(), host=self._url.host or "?", port=self._url.port
-                )
-            )
         name = host.decode(errors="replace") if isinstance(host, bytes) else str(host)
         raise HostKeyRefused(
             f"TLS certificate of {name} is not trusted (self-signed, expired or wrong host); "
             "add its CA with the system trust store"
         )
+
+    @contextmanager
+    def libssh2_known_hosts(self) -> Iterator[None]:
+        """Wrap each connection: for an SSH URL, libgit2 reads a known_hosts file written
+        from ours (`known_hosts.libssh2_text`: only this host's plain keys, nothing libssh2
+        could fail to parse) instead of `~/.ssh/known_hosts`, so one line libssh2 cannot
+        read (a bare host name, a line over 4 KiB) never breaks a push, and libssh2 still
+        asks for the host key type known_hosts lists. Other schemes: nothing changes."""
+        if self._url.scheme != "ssh":
+            yield
+            return
+        text = known_hosts.libssh2_text(
+            host=self._url.host or "", port=self._url.port, files=self._known_hosts_files
+        )
+        with tempfile.TemporaryDirectory(prefix="mdbackup-ssh-") as home:
+            ssh_dir = Path(home) / ".ssh"
+            ssh_dir.mkdir(mode=0o700)
+            (ssh_dir / "known_hosts").write_text(text)
+            with transport.libgit2_home(Path(home)):
+                yield
+
+    def _check_ssh_host_key(self, valid: bool, *, server_key: ServerKey | None) -> bool:
+        files = self._known_hosts_files
+        host, port = self._url.host or "?", self._url.port
+        if server_key is None:
+            # No key from libgit2: libssh2's verdict, and never a host with a revoked entry.
+            if valid and not known_hosts.any_revoked(host=host, port=port, files=files):
+                return True
+            raise HostKeyRefused(known_hosts.host_key_message(files[0], host=host, port=port))
+        verdict = known_hosts.verify(host=host, port=port, key=server_key, files=files)
+        self.host_key_warnings = list(verdict.warnings)
+        if verdict.ok:
+            return True
+        raise HostKeyRefused(verdict.message)

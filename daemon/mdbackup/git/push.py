@@ -184,7 +184,8 @@ def _list_heads(
     url = parse_url(_remote_url(remote))
     callbacks = AuthCallbacks(credentials=credentials, url=url, deadline=deadline)
     try:
-        remote.connect(callbacks=callbacks, direction=_DIRECTION_PUSH)
+        with callbacks.libssh2_known_hosts():
+            remote.connect(callbacks=callbacks, direction=_DIRECTION_PUSH)
         heads = remote.list_heads(connect=False)
         return {h.name: str(h.oid) for h in heads if h.name}, url
     except Exception as exc:
@@ -277,7 +278,8 @@ def push_branch(
         git_dir = Path(repo.path)
         with leftovers.writing(layout.state_dir(git_dir), [layout.ref_lock(git_dir, tracking_ref)]):
             try:
-                remote.push([f"refs/heads/{local_branch}:{dst_ref}"], callbacks=callbacks)
+                with callbacks.libssh2_known_hosts():
+                    remote.push([f"refs/heads/{local_branch}:{dst_ref}"], callbacks=callbacks)
             except Exception as exc:
                 if dst_ref in callbacks.accepted and "failed to lock file" in str(exc):
                     # The remote took the update; only the local remote-tracking ref could not

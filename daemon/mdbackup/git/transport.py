@@ -6,6 +6,7 @@ belong to the whole process (all threads, all repositories).
 
 from __future__ import annotations
 
+import threading
 import time
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -65,3 +66,24 @@ def known_hosts_file() -> Path:
     no home directory."""
     homedir = pygit2.settings.homedir
     return Path(homedir or "~") / ".ssh" / "known_hosts"
+
+
+_home_lock = threading.Lock()
+
+
+@contextmanager
+def libgit2_home(path: Path) -> Iterator[None]:
+    """Point libgit2's home directory (where its SSH transport reads `.ssh/known_hosts`) at
+    `path` for the duration of the block, then put the previous value back.
+
+    Process-wide, and it also moves `~` expansion in paths libgit2 reads meanwhile; the
+    global config's search path is a separate setting and stays. Blocks of two threads
+    run one after the other.
+    """
+    with _home_lock:
+        previous = pygit2.settings.homedir
+        pygit2.settings.homedir = str(path)
+        try:
+            yield
+        finally:
+            pygit2.settings.homedir = previous or ""

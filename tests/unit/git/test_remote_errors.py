@@ -121,7 +121,10 @@ def test_host_key_errors_read_known_hosts_for_ssh(tmp_path: Path) -> None:
     kh = tmp_path / "known_hosts"
     kind, message = classify(pygit2.CertificateError("invalid hostkey"), SSH, known_hosts=kh)
     assert kind == KIND_HOST_KEY and "[example.org]:2222 is unknown" in message and str(kh) in message
-    kh.write_text("[example.org]:2222 ssh-ed25519 AAAAC3NzaC1lZDI1NTE5AAAAIBogus\n")
+    kh.write_text(
+        "[example.org]:2222 ssh-ed25519 "
+        "AAAAC3NzaC1lZDI1NTE5AAAAIAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAA\n"
+    )
     kind, message = classify(pygit2.GitError("hostkey mismatch"), SSH, known_hosts=kh)
     assert kind == KIND_HOST_KEY and "has CHANGED" in message
     kind, message = classify(pygit2.CertificateError("the SSL certificate is invalid"), HTTPS, known_hosts=kh)
