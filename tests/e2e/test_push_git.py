@@ -8,6 +8,7 @@ was when pygit2 was imported; the `git_home` fixture points
 
 from __future__ import annotations
 
+import base64
 import os
 import shutil
 import subprocess
@@ -17,7 +18,7 @@ from pathlib import Path
 import pygit2
 import pytest
 
-from mdbackup.git import layout, leftovers
+from mdbackup.git import hostkeys, layout, leftovers
 from mdbackup.git import push as push_mod
 from mdbackup.git.credentials import Credentials
 from mdbackup.git.push import PushResult, check_remote, push_branch
@@ -584,3 +585,21 @@ def test_ssh_global_known_hosts_is_read(ssh_server, git_home, tmp_path):
     result = push(repo, ssh_creds(ssh_server, global_known_hosts=global_file))
     assert result.ok, result
     assert remote_ref(ssh_server.bare) == head(repo)
+
+
+def test_ssh_host_key_is_read_from_libgit2(ssh_server, git_home, tmp_path, monkeypatch):
+    """The check sees the server's own key (not only libssh2's verdict): if pygit2 ever stops
+    leaving libgit2's git_cert_hostkey where hostkeys.py finds it, this fails first."""
+    seen: list[object] = []
+    real = hostkeys.server_key_from_callback
+
+    def spy():
+        key = real()
+        seen.append(key)
+        return key
+
+    monkeypatch.setattr(hostkeys, "server_key_from_callback", spy)
+    ssh_server.write_known_hosts(git_home / ".ssh" / "known_hosts")
+    assert _ssh_push(ssh_server, git_home, tmp_path).ok
+    blob = base64.b64decode(_pub(ssh_server).split()[1])
+    assert seen and all(getattr(k, "blob", None) == blob for k in seen), seen
