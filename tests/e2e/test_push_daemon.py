@@ -197,3 +197,26 @@ def test_ssh_push_with_key_and_host_verification(repo, home, store, ssh_server) 
     (store / "b.md").write_text("b\n")
     assert mdbackup("--once", cwd=repo, home=home, env=env).code == 1
     assert "changed" in status(repo, home, env)["push"]["last_error"].lower()
+
+
+def test_a_token_as_the_url_user_name_never_appears_anywhere(repo, home, store, http_server) -> None:
+    token = "ghp_" + "q9" * 18
+    git(repo, "remote", "add", "origin", http_server.url.replace("http://", f"http://{token}@"))
+    config = push_config() + '[auth]\ntoken_env = "TEST_TOKEN"\n'
+    env = {**write_config(home, repo, config), "TEST_TOKEN": "wrong-" + http_server.token}
+    (store / "a.md").write_text("a\n")
+    outputs = []
+    for log_format in ("json", "console"):
+        ran = mdbackup(
+            "--once", "--verbose", "--log-format", log_format, cwd=repo, home=home, env=env, timeout=30
+        )
+        assert ran.code == 1, ran.err
+        outputs += [ran.out, ran.err]
+    doc = status(repo, home, env)
+    assert doc["push"]["status"] == "failed" and "authentication failed" in doc["push"]["last_error"]
+    plain = mdbackup("status", cwd=repo, home=home, env=env)
+    check = mdbackup("check", "--verbose", cwd=repo, home=home, env=env, timeout=30)
+    assert check.code == 1
+    db = (repo / ".git/mdbackup/state.db").read_bytes()
+    for text in (*outputs, json.dumps(doc), plain.out, plain.err, check.out, check.err, db.decode("latin-1")):
+        assert token not in text

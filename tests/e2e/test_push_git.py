@@ -8,6 +8,8 @@ was when pygit2 was imported; the `git_home` fixture points
 
 from __future__ import annotations
 
+import base64
+import dataclasses
 import os
 import shutil
 import subprocess
@@ -509,3 +511,54 @@ def test_silent_server_is_bounded_by_the_timeout(git_home, tmp_path, scheme):
     assert not result.ok and result.kind == "unreachable", result
     assert "timed out" in result.error.lower()
     assert elapsed < 5, elapsed
+
+
+# ------------------------------------------------------------------ credentials stay with their host
+
+
+def _carries(authorizations: list[str], token: str) -> bool:
+    """Whether any Basic Authorization header among `authorizations` holds `token`."""
+    return any(
+        header.startswith("Basic ") and token in base64.b64decode(header[6:]).decode(errors="replace")
+        for header in authorizations
+    )
+
+
+@pytest.mark.parametrize("after_auth", [False, True], ids=["before-auth", "after-auth"])
+def test_a_redirect_to_another_host_gets_no_token(
+    http_server, other_http_server, git_home, tmp_path, after_auth
+):
+    # 127.0.0.1 redirects to `localhost`: another host name, so another origin for the token.
+    other_http_server.server.token = http_server.token  # a token sent there would be accepted
+    http_server.redirect(f"http://localhost:{other_http_server.port}", after_auth=after_auth)
+    repo = make_clone(tmp_path / "w", http_server.url)
+    result = push(repo, http_creds(http_server))
+    assert not result.ok, result
+    assert not _carries(other_http_server.authorizations, http_server.token)
+    assert remote_ref(other_http_server.bare) is None
+    assert result.kind == "auth" and "redirected to another host" in result.error, result
+    assert f"localhost:{other_http_server.port}" in result.error
+    assert http_server.token not in result.error
+
+
+def test_a_token_as_the_url_user_name_is_scrubbed_from_errors(http_server, git_home, tmp_path):
+    token = "ghp_" + "x7" * 18
+    url = http_server.url.replace("http://", f"http://{token}@")
+    repo = make_clone(tmp_path / "w", url)
+    creds = http_creds(http_server, token="wrong-" + http_server.token)
+    result = push(repo, creds)
+    assert not result.ok and result.kind == "auth", result
+    assert token not in (result.error or "")
+    checked = check_remote(repo, remote_name="origin", remote_branch="main", credentials=creds)
+    assert not checked.ok and checked.kind == "auth" and token not in (checked.error or "")
+
+
+def test_plain_http_with_a_password_in_the_url_is_refused_before_connecting(git_home, tmp_path):
+    # Not loopback and not resolvable: refused before any name lookup or connection.
+    repo = make_clone(tmp_path / "w", "http://user:pa55word-in-url@backup.invalid/remote.git")
+    result = push(repo, NO_CREDS)
+    assert not result.ok and result.kind == "auth", result
+    assert "plain http://" in (result.error or "") and "auth.allow_plain_http" in (result.error or "")
+    assert "pa55word-in-url" not in (result.error or "")
+    allowed = push(repo, dataclasses.replace(NO_CREDS, allow_plain_http=True))
+    assert not allowed.ok and allowed.kind == "unreachable", allowed

@@ -20,11 +20,15 @@ Safety rules (see docs/ARCHITECTURE.md and the library notes):
   (`transport.network_timeouts`); the credentials and host-key callbacks abort once
   the deadline has passed.
 - Error strings are one line, name the URL without its credentials, and are
-  scrubbed of the token and passphrase values (`remote_errors.error_line`).
+  scrubbed of the token and passphrase values and of the secrets in the remote URL's
+  user part (`remote_errors.error_line`, `remote_url_secrets`).
+- Credentials stay with their host (`credentials.AuthCallbacks`); a URL carrying a
+  password over plain http to a host that is not loopback is refused before connecting.
 """
 
 from __future__ import annotations
 
+import dataclasses
 import re
 from dataclasses import dataclass
 from pathlib import Path
@@ -33,8 +37,9 @@ import pygit2
 from pygit2.remotes import PushUpdate
 
 from mdbackup.git import history, layout, leftovers, transport
-from mdbackup.git.credentials import AuthCallbacks, Credentials
+from mdbackup.git.credentials import AuthCallbacks, Credentials, plain_http_refusal
 from mdbackup.git.remote_errors import (
+    KIND_AUTH,
     KIND_DIVERGED,
     KIND_ERROR,
     KIND_NO_BRANCH,
@@ -46,6 +51,7 @@ from mdbackup.git.remote_errors import (
     classify,
     error_line,
     parse_url,
+    url_secrets,
 )
 
 try:  # the constant lives in the cffi module; 1 in every libgit2 release
@@ -173,6 +179,25 @@ def _remote_url(remote: pygit2.Remote) -> str:
     return remote.push_url or remote.url or ""
 
 
+def remote_url_secrets(repo: pygit2.Repository, remote_name: str) -> tuple[str, ...]:
+    """The secrets written in `remote_name`'s URL and push URL user parts
+    (`remote_errors.url_secrets`); () when there is no such remote. Register them with the
+    log scrubber before any network operation."""
+    remote = _lookup_remote(repo, remote_name)
+    if remote is None:
+        return ()
+    found = url_secrets(remote.url or "") + url_secrets(remote.push_url or "")
+    return tuple(dict.fromkeys(found))
+
+
+def _with_url_secrets(repo: pygit2.Repository, remote_name: str, credentials: Credentials) -> Credentials:
+    """`credentials` with the remote URL's secrets added to `url_secrets`."""
+    found = remote_url_secrets(repo, remote_name)
+    if not found:
+        return credentials
+    return dataclasses.replace(credentials, url_secrets=tuple(dict.fromkeys(credentials.url_secrets + found)))
+
+
 def _list_heads(
     repo: pygit2.Repository, remote_name: str, credentials: Credentials, deadline: float
 ) -> tuple[dict[str, str], RemoteUrl] | PushResult:
@@ -182,6 +207,9 @@ def _list_heads(
     if remote is None:
         return _failure(KIND_NO_REMOTE, f"no remote named {remote_name!r}", credentials)
     url = parse_url(_remote_url(remote))
+    refusal = plain_http_refusal(url, credentials)
+    if refusal is not None:
+        return _failure(KIND_AUTH, refusal, credentials)
     callbacks = AuthCallbacks(credentials=credentials, url=url, deadline=deadline)
     try:
         remote.connect(callbacks=callbacks, direction=_DIRECTION_PUSH)
@@ -239,6 +267,7 @@ def push_branch(
     that keeps moving may take longer). Network and git errors come back as a failed
     result; raises only OSError when the marker cannot be written.
     """
+    credentials = _with_url_secrets(repo, remote_name, credentials)
     with transport.network_timeouts(timeout) as deadline:
         local = history.ref_commit(repo, f"refs/heads/{local_branch}")
         if local is None:
@@ -326,6 +355,7 @@ def check_remote(
     """For `mdbackup check`: connect in the push direction with the credentials and list the
     refs, within `timeout`. `ok`, with `remote_before` the remote branch's commit (None when
     it does not exist yet), or a failed result with a clear error. Pushes nothing."""
+    credentials = _with_url_secrets(repo, remote_name, credentials)
     with transport.network_timeouts(timeout) as deadline:
         listed = _list_heads(repo, remote_name, credentials, deadline)
     if isinstance(listed, PushResult):
@@ -334,4 +364,4 @@ def check_remote(
     return PushResult(ok=True, remote_before=heads.get(f"refs/heads/{remote_branch}"))
 
 
-__all__ = ["DEFAULT_TIMEOUT", "PushResult", "check_remote", "push_branch"]
+__all__ = ["DEFAULT_TIMEOUT", "PushResult", "check_remote", "push_branch", "remote_url_secrets"]
