@@ -252,13 +252,14 @@ def test_push_marks_the_tracking_ref_lock_while_it_writes(tmp_path: Path, monkey
     marker = layout.state_dir(git_dir) / leftovers.MARKER_NAME
     lock = layout.ref_lock(git_dir, "refs/remotes/origin/main")
     seen: list[str] = []
-    real = push_mod._PushCallbacks.push_update_reference
+    real = pygit2.Repository.create_reference_direct
 
-    def spy(self, refname, message):
-        seen.append(marker.read_text())
-        real(self, refname, message)
+    def spy(self, name, target, force, message=None):
+        if name.startswith("refs/remotes/"):  # a path remote: the tracking ref is written by us
+            seen.append(marker.read_text())
+        return real(self, name, target, force, message=message)
 
-    monkeypatch.setattr(push_mod._PushCallbacks, "push_update_reference", spy)
+    monkeypatch.setattr(pygit2.Repository, "create_reference_direct", spy)
     assert push(repo).ok
     assert seen == [f"{lock}\n"] and not marker.exists()
 

@@ -14,6 +14,10 @@ Safety rules (see docs/ARCHITECTURE.md and the library notes):
   callback refuses any non-fast-forward update as a second line of defense.
 - A server-side rejection (hook, protected branch) only arrives through
   `push_update_reference(refname, message)`: a message means "rejected".
+- A path or file:// remote is not pushed through libgit2's local transport (it checks
+  for a fast-forward, then writes the ref without comparing again): `local_push`
+  writes the objects and moves the branch by compare-and-swap; a lost race is
+  "the remote moved while pushing, retry".
 - The push writes the remote-tracking ref: it runs inside a `leftovers.writing`
   marker naming that ref's lock, so a lock left by a kill is cleared at the next start.
 - Time: libgit2's connect and read timeouts are set from `timeout` for each call
@@ -36,7 +40,7 @@ from pathlib import Path
 import pygit2
 from pygit2.remotes import PushUpdate
 
-from mdbackup.git import history, layout, leftovers, transport
+from mdbackup.git import history, layout, leftovers, local_push, transport
 from mdbackup.git.credentials import AuthCallbacks, Credentials, plain_http_refusal
 from mdbackup.git.remote_errors import (
     KIND_AUTH,
@@ -51,7 +55,7 @@ from mdbackup.git.remote_errors import (
     classify,
     error_line,
     parse_url,
-    url_secrets,
+    remote_url_secrets,
 )
 
 try:  # the constant lives in the cffi module; 1 in every libgit2 release
@@ -179,17 +183,6 @@ def _remote_url(remote: pygit2.Remote) -> str:
     return remote.push_url or remote.url or ""
 
 
-def remote_url_secrets(repo: pygit2.Repository, remote_name: str) -> tuple[str, ...]:
-    """The secrets written in `remote_name`'s URL and push URL user parts
-    (`remote_errors.url_secrets`); () when there is no such remote. Register them with the
-    log scrubber before any network operation."""
-    remote = _lookup_remote(repo, remote_name)
-    if remote is None:
-        return ()
-    found = url_secrets(remote.url or "") + url_secrets(remote.push_url or "")
-    return tuple(dict.fromkeys(found))
-
-
 def _with_url_secrets(repo: pygit2.Repository, remote_name: str, credentials: Credentials) -> Credentials:
     """`credentials` with the remote URL's secrets added to `url_secrets`."""
     found = remote_url_secrets(repo, remote_name)
@@ -298,6 +291,27 @@ def push_branch(
         if remote_before == str(local):
             return PushResult(ok=True, pushed_oid=str(local), remote_before=remote_before)
 
+        if url.local_path is not None:
+            done = local_push.push_local(
+                repo, remote_path=url.local_path, ref_name=dst_ref, tip=local, tracking_ref=tracking_ref
+            )
+            if not done.ok:
+                kind = KIND_DIVERGED if done.problem in ("diverged", "moved") else KIND_ERROR
+                lead = {
+                    "diverged": "remote has diverged",
+                    "moved": f"push to {url.display}: the remote moved, retry",
+                }
+                message = f"{lead.get(done.problem or '', f'push to {url.display} failed')}: {done.message}"
+                behind = -1 if kind == KIND_DIVERGED else 0
+                return _failure(kind, message, credentials, remote_before=done.before, behind=behind)
+            warning = f"pushed, but the remote-tracking ref was not updated: {done.tracking_error}"
+            return PushResult(
+                ok=True,
+                pushed_oid=str(local),
+                remote_before=done.before,
+                commits=done.commits,
+                warning=error_line(warning, credentials.secrets()) if done.tracking_error else None,
+            )
         remote = _lookup_remote(repo, remote_name)  # fresh: never the one that listed the heads
         if remote is None:
             return _failure(KIND_NO_REMOTE, f"no remote named {remote_name!r}", credentials)

@@ -151,6 +151,17 @@ def url_secrets(url: str) -> tuple[str, ...]:
     return tuple(dict.fromkeys(found))
 
 
+def remote_url_secrets(repo: pygit2.Repository, remote_name: str) -> tuple[str, ...]:
+    """The secrets written in `remote_name`'s URL and push URL user parts (`url_secrets`);
+    () when there is no such remote. Register them with the log scrubber before any
+    network operation."""
+    try:
+        remote = repo.remotes[remote_name]
+    except (KeyError, ValueError, pygit2.GitError):
+        return ()
+    return tuple(dict.fromkeys(url_secrets(remote.url or "") + url_secrets(remote.push_url or "")))
+
+
 # ----------------------------------------------------------------------------- messages
 
 
