@@ -339,3 +339,45 @@ def test_racing_once_runs_to_an_ssh_remote_never_overwrite_each_other(repo, tmp_
     successes = race(clones, ssh_server.bare, rounds=4, tag="ssh")
     assert successes >= 2
     assert reflog_updates(ssh_server.bare) >= successes
+
+
+# ----------------------------------------------------------------------------- TLS
+
+TLS_PROBLEM = {  # OpenSSL's words for each problem, as the error must name it
+    "self-signed": "self-signed certificate",
+    "expired": "certificate has expired",
+    "wrong-host": "mismatch, certificate is not valid for '127.0.0.1'",
+}
+
+
+def test_https_push_trusts_only_a_valid_certificate_of_the_given_ca(
+    repo, home, store, https_server, test_ca, tmp_path
+) -> None:
+    kind, server = https_server
+    git(repo, "remote", "add", "origin", server.url)
+    config = push_config() + f'[auth]\nusername = "{server.username}"\ntoken_env = "TEST_TOKEN"\n'
+    no_dir = tmp_path / "no-ca-dir"
+    no_dir.mkdir()
+    env = {
+        **write_config(home, repo, config),
+        "TEST_TOKEN": server.token,
+        "SSL_CERT_FILE": str(test_ca.ca_file),  # the machine's own setting is replaced
+        "SSL_CERT_DIR": str(no_dir),
+    }
+    (store / "a.md").write_text("a\n")
+    ran = mdbackup("--once", "--log-format", "json", cwd=repo, home=home, env=env, timeout=60)
+    if kind == "good":
+        assert ran.code == 0, ran.err
+        assert remote_ref(server.bare) == local_head(repo)
+        assert check_ok(repo, home, env)
+        return
+    assert ran.code == 1, ran.err
+    error = status(repo, home, env)["push"]["last_error"]
+    assert error.startswith("TLS certificate of 127.0.0.1") and TLS_PROBLEM[kind] in error, error
+    assert "cannot reach" not in error and "early EOF" not in error
+    assert all(header == "" for header in server.authorizations)  # no credential was ever sent
+    assert remote_ref(server.bare) is None
+
+
+def check_ok(repo: Path, home: Path, env: dict[str, str]) -> bool:
+    return mdbackup("check", cwd=repo, home=home, env=env, timeout=60).code == 0

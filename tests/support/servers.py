@@ -578,6 +578,103 @@ def serve_git_http(
         assert not thread.is_alive(), "http server thread did not stop"
 
 
+# ----------------------------------------------------------------------------- TLS
+
+TLS_KINDS = ("good", "self-signed", "expired", "wrong-host")
+
+
+@dataclass(frozen=True)
+class TlsCA:
+    """A throw-away CA (`ca_file`) and server certificates from `openssl`: `good` for
+    127.0.0.1/localhost, `expired`, `wrong-host` (only `wrong.example`) signed by it, and a
+    `self-signed` one for 127.0.0.1 that no CA vouches for. `cert(kind)` gives (cert, key)."""
+
+    folder: Path
+    ca_file: Path
+
+    def cert(self, kind: str) -> tuple[Path, Path]:
+        return self.folder / f"{kind}.crt", self.folder / f"{kind}.key"
+
+    def context(self, kind: str) -> ssl.SSLContext:
+        """A server-side TLS context presenting the `kind` certificate."""
+        context = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
+        cert, key = self.cert(kind)
+        context.load_cert_chain(str(cert), str(key))
+        return context
+
+
+_CA_CONFIG = """[ca]
+default_ca = test
+[test]
+dir = {dir}
+database = {dir}/index.txt
+new_certs_dir = {dir}/issued
+serial = {dir}/serial
+default_md = sha256
+policy = anything
+copy_extensions = copy
+unique_subject = no
+[anything]
+commonName = supplied
+"""
+
+
+def make_test_ca(folder: Path) -> TlsCA:
+    """Generate the CA and the server certificates of `TlsCA` under `folder` (openssl CLI)."""
+    if shutil.which("openssl") is None:
+        pytest.skip("openssl not installed")
+    folder.mkdir(parents=True, exist_ok=True)
+    (folder / "issued").mkdir()
+    (folder / "index.txt").write_text("")
+    (folder / "serial").write_text("1000\n")
+    config = folder / "ca.cnf"
+    config.write_text(_CA_CONFIG.format(dir=folder))
+    ca_key, ca_file = folder / "ca.key", folder / "ca.crt"
+
+    def openssl(*args: str | os.PathLike) -> None:
+        subprocess.run(["openssl", *map(str, args)], check=True, capture_output=True, timeout=60)
+
+    openssl("req", "-x509", "-newkey", "rsa:2048", "-nodes", "-keyout", ca_key, "-out", ca_file,
+            "-days", "2", "-subj", "/CN=mdbackup test CA")  # fmt: skip
+    names = {
+        "good": "IP:127.0.0.1,DNS:localhost",
+        "expired": "IP:127.0.0.1,DNS:localhost",
+        "wrong-host": "DNS:wrong.example",
+    }
+    for kind, san in names.items():
+        csr = folder / f"{kind}.csr"
+        openssl("req", "-newkey", "rsa:2048", "-nodes", "-keyout", folder / f"{kind}.key", "-out", csr,
+                "-subj", f"/CN={kind}", "-addext", f"subjectAltName={san}")  # fmt: skip
+        dates = (
+            ["-startdate", "20200101000000Z", "-enddate", "20200102000000Z"]
+            if kind == "expired"
+            else ["-days", "2"]
+        )
+        openssl("ca", "-batch", "-config", config, "-cert", ca_file, "-keyfile", ca_key, "-in", csr,
+                "-out", folder / f"{kind}.crt", *dates)  # fmt: skip
+    openssl("req", "-x509", "-newkey", "rsa:2048", "-nodes", "-keyout", folder / "self-signed.key",
+            "-out", folder / "self-signed.crt", "-days", "2", "-subj", "/CN=127.0.0.1",
+            "-addext", "subjectAltName=IP:127.0.0.1,DNS:localhost")  # fmt: skip
+    return TlsCA(folder, ca_file)
+
+
+@pytest.fixture(scope="session")
+def test_ca(tmp_path_factory) -> TlsCA:
+    """The throw-away CA and certificates (`make_test_ca`), made once per session."""
+    return make_test_ca(tmp_path_factory.mktemp("tls") / "ca")
+
+
+@pytest.fixture(params=TLS_KINDS)
+def https_server(request, test_ca: TlsCA, tmp_path_factory) -> Iterator[tuple[str, HTTPServer]]:
+    """(kind, server): a smart-HTTP git server over TLS on 127.0.0.1 presenting each kind
+    of certificate of `test_ca` in turn; only "good" should be trusted with the CA."""
+    if not _have_http_backend():
+        pytest.skip("git http-backend not available")
+    kind = request.param
+    with serve_git_http(tmp_path_factory.mktemp("https"), tls=test_ca.context(kind)) as server:
+        yield kind, server
+
+
 @pytest.fixture
 def http_server(tmp_path_factory) -> Iterator[HTTPServer]:
     """A real smart-HTTP git server (`git http-backend` behind HTTP Basic auth) on 127.0.0.1."""
@@ -598,17 +695,22 @@ def other_http_server(tmp_path_factory) -> Iterator[HTTPServer]:
 
 
 __all__ = [
+    "TLS_KINDS",
     "HTTPServer",
     "SSHServer",
+    "TlsCA",
     "free_port",
     "http_server",
+    "https_server",
     "init_bare",
     "install_declining_hook",
     "keygen",
+    "make_test_ca",
     "other_http_server",
     "port_accepts",
     "remote_ref",
     "serve_git_http",
     "ssh_agent",
     "ssh_server",
+    "test_ca",
 ]

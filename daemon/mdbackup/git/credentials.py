@@ -133,6 +133,19 @@ def plain_http_refusal(url: RemoteUrl, credentials: Credentials) -> str | None:
     return plain_http_message(url) if credentials.url_secrets else None
 
 
+def tls_refusal(url: RemoteUrl, host: bytes | str | None = None) -> str:
+    """The message for a TLS certificate of `url` that is not trusted, naming the problem
+    (`transport.tls_problem`: self-signed, expired, wrong host, unknown CA...)."""
+    name = host.decode(errors="replace") if isinstance(host, bytes) else (host or url.host or "?")
+    port = url.port or _DEFAULT_PORTS.get(url.scheme, 443)
+    problem = transport.tls_problem(url.host or name, port) if url.host else None
+    what = problem or "not trusted (self-signed, expired, or for another host)"
+    return (
+        f"TLS certificate of {name}:{port} refused: {what}; nothing was sent. "
+        "Trust its CA through SSL_CERT_FILE / SSL_CERT_DIR or the system trust store"
+    )
+
+
 def _key_is_encrypted(path: Path) -> bool | None:
     """True/False for a readable private key file; None when it cannot be read or parsed."""
     try:
@@ -311,8 +324,4 @@ class AuthCallbacks(pygit2.RemoteCallbacks):
                     self._creds.known_hosts_file(), host=self._url.host or "?", port=self._url.port
                 )
             )
-        name = host.decode(errors="replace") if isinstance(host, bytes) else str(host)
-        raise HostKeyRefused(
-            f"TLS certificate of {name} is not trusted (self-signed, expired or wrong host); "
-            "add its CA with the system trust store"
-        )
+        raise HostKeyRefused(tls_refusal(self._url, host))

@@ -41,11 +41,12 @@ import pygit2
 from pygit2.remotes import PushUpdate
 
 from mdbackup.git import history, layout, leftovers, local_push, transport
-from mdbackup.git.credentials import AuthCallbacks, Credentials, plain_http_refusal
+from mdbackup.git.credentials import AuthCallbacks, Credentials, plain_http_refusal, tls_refusal
 from mdbackup.git.remote_errors import (
     KIND_AUTH,
     KIND_DIVERGED,
     KIND_ERROR,
+    KIND_HOST_KEY,
     KIND_NO_BRANCH,
     KIND_NO_REMOTE,
     KIND_REJECTED,
@@ -170,6 +171,18 @@ def _failure(
     )
 
 
+def _classify(exc: BaseException, url: RemoteUrl, credentials: Credentials) -> tuple[str, str]:
+    """`remote_errors.classify`, except that an https TLS failure libgit2 words as a network
+    error (a certificate for another host gives "SSL error: received early EOF") is checked
+    again (`transport.tls_problem`) and, when the certificate is at fault, named as such."""
+    kind, message = classify(exc, url, known_hosts=credentials.known_hosts_file())
+    if url.scheme == "https" and kind != KIND_HOST_KEY and "ssl error" in str(exc).lower():
+        port = url.port or 443
+        if url.host and transport.tls_problem(url.host, port):
+            return KIND_HOST_KEY, tls_refusal(url)
+    return kind, message
+
+
 def _lookup_remote(repo: pygit2.Repository, remote_name: str) -> pygit2.Remote | None:
     """A new `Remote` object for `remote_name` (never cached), or None when there is none."""
     try:
@@ -209,7 +222,7 @@ def _list_heads(
         heads = remote.list_heads(connect=False)
         return {h.name: str(h.oid) for h in heads if h.name}, url
     except Exception as exc:
-        kind, message = classify(exc, url, known_hosts=credentials.known_hosts_file())
+        kind, message = _classify(exc, url, credentials)
         return _failure(kind, message, credentials)
     finally:
         del remote  # frees the C object: disconnects; never reused for the push
@@ -337,7 +350,7 @@ def push_branch(
                         commits=state.ahead,
                         warning=error_line(warning, credentials.secrets()),
                     )
-                kind, message = classify(exc, url, known_hosts=credentials.known_hosts_file())
+                kind, message = _classify(exc, url, credentials)
                 behind = exc.behind if isinstance(exc, Diverged) else (-1 if kind == KIND_DIVERGED else 0)
                 return _failure(kind, message, credentials, remote_before=remote_before, behind=behind)
             finally:
