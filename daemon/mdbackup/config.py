@@ -130,13 +130,15 @@ class AuthConfig:
     """Credentials. `ssh_key` is "" (ssh-agent, then default keys) or an absolute path.
 
     `ssh_passphrase_env` and `token_env` name environment variables ("" = none);
-    an empty `username` means `git` for HTTPS.
+    an empty `username` means `git` for HTTPS. `allow_plain_http`: a token or password may
+    be sent over plain `http://` to a host that is not loopback (default: refused).
     """
 
     ssh_key: str
     ssh_passphrase_env: str
     username: str
     token_env: str
+    allow_plain_http: bool = False
 
 
 @dataclass(frozen=True, kw_only=True)

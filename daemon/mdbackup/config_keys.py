@@ -196,6 +196,11 @@ KEYS: Mapping[str, Mapping[str, Key]] = {
             default="MDBACKUP_TOKEN",
             doc="name of the environment variable holding the HTTPS password or token",
         ),
+        "allow_plain_http": Key(
+            kind=boolean,
+            default=False,
+            doc="true: allow sending credentials over http:// (loopback hosts are always allowed)",
+        ),
     },
     "state": {
         "db": Key(

@@ -14,6 +14,10 @@ holder is alive; readers parse the first line only.
 description; while it holds that probe (microseconds), a starting daemon's
 exclusive attempt fails, so `RepositoryLock.acquire` retries for a short
 grace period when the file does not name a live process.
+
+`signal_holder` signals the pid the file names only when the kernel says that
+pid holds the lock (`/proc/locks`): the file is only a claim, the kernel's lock
+table is the proof.
 """
 
 from __future__ import annotations
@@ -23,11 +27,15 @@ import fcntl
 import os
 import signal
 import time
+from dataclasses import dataclass
 from pathlib import Path
 from types import TracebackType
 
 WAKE_SIGNAL = signal.SIGUSR1
 """Sent to the lock holder (a running daemon) to make it act on the state database now."""
+
+PROC_LOCKS = Path("/proc/locks")
+"""The kernel's table of file locks (Linux)."""
 
 _PROBE_GRACE = 0.5  # seconds acquire keeps retrying while no live holder is named
 _RETRY_PAUSE = 0.01  # seconds between those attempts
@@ -182,3 +190,99 @@ def _alive(pid: int) -> bool:
     except PermissionError:
         return True
     return True
+
+
+@dataclass(frozen=True, kw_only=True)
+class Signalled:
+    """The outcome of `signal_holder`: `pid` is the pid the lock file names (None: none
+    or nobody holds the lock); `sent` says whether the signal went out; when it did not
+    although a pid is named, `refused` is one line saying why."""
+
+    pid: int | None
+    sent: bool
+    refused: str | None = None
+
+
+def kernel_holders(path: Path, *, proc_locks: Path = PROC_LOCKS) -> frozenset[int] | None:
+    """The pids the kernel reports as holding an exclusive `flock` on the file at `path`
+    (from `proc_locks`), as seen from this process's PID namespace (a holder the namespace
+    cannot see shows as pid 0, never matched). None when the table cannot be read (not
+    Linux, no /proc); an empty set when the file is missing or nobody holds it."""
+    try:
+        st = os.stat(path)
+        table = proc_locks.read_text()
+    except FileNotFoundError:
+        if not proc_locks.exists():
+            return None
+        return frozenset()
+    except OSError:
+        return None
+    device = f"{os.major(st.st_dev):02x}:{os.minor(st.st_dev):02x}:{st.st_ino}"
+    pids: set[int] = set()
+    for line in table.splitlines():
+        fields = line.split()
+        if "->" in fields:  # a waiter ("1: -> FLOCK ..."), not a holder
+            continue
+        if len(fields) < 6 or fields[1] != "FLOCK" or fields[3] != "WRITE":
+            continue
+        if _same_file(fields[5], device):
+            try:
+                pid = int(fields[4])
+            except ValueError:
+                continue
+            if pid > 0:
+                pids.add(pid)
+    return frozenset(pids)
+
+
+def _same_file(field: str, device: str) -> bool:
+    """True when `/proc/locks`' `MAJOR:MINOR:INODE` field names `device` (hex widths vary)."""
+    try:
+        major, minor, inode = field.split(":")
+        want_major, want_minor, want_inode = device.split(":")
+        return (int(major, 16), int(minor, 16), int(inode)) == (
+            int(want_major, 16),
+            int(want_minor, 16),
+            int(want_inode),
+        )
+    except ValueError:
+        return False
+
+
+def signal_holder(path: Path, signum: int, *, proc_locks: Path = PROC_LOCKS) -> Signalled:
+    """Send `signum` to the mdbackup holding the lock at `path`, only when proven.
+
+    The pid the lock file names must be one the kernel reports as holding the lock
+    (`kernel_holders`) and must not be this process; otherwise nothing is sent and
+    `refused` says why (a pid file naming some other process is never signalled).
+    Never raises for a vanished process or a missing permission: those are refusals.
+    """
+    pid = holder_pid(path)
+    if pid is None:
+        return Signalled(pid=None, sent=False)
+    if pid == os.getpid():
+        return Signalled(pid=pid, sent=False)
+    holders = kernel_holders(path, proc_locks=proc_locks)
+    if holders is None:
+        return Signalled(
+            pid=pid,
+            sent=False,
+            refused=f"not signalling pid {pid}: cannot read {proc_locks} to prove it holds {path}",
+        )
+    if pid not in holders:
+        return Signalled(
+            pid=pid,
+            sent=False,
+            refused=f"not signalling pid {pid}: the lock file {path} names it, but it does not hold the lock",
+        )
+    try:
+        os.kill(pid, signum)
+    except ProcessLookupError:
+        return Signalled(pid=pid, sent=False, refused=f"not signalling pid {pid}: it has exited")
+    except PermissionError:
+        return Signalled(
+            pid=pid,
+            sent=False,
+            refused=f"cannot signal the mdbackup holding the lock (pid {pid}): permission denied",
+        )
+    return Signalled(pid=pid, sent=True)

@@ -29,13 +29,18 @@ from mdbackup.statuses import PushStatus
 RemoteCheck = gitpush.PushResult
 
 
-def credentials(config: Config, environ: Mapping[str, str] = os.environ) -> Credentials:
+def credentials(
+    config: Config, environ: Mapping[str, str] = os.environ, *, repo: pygit2.Repository | None = None
+) -> Credentials:
     """Credentials from `[auth]`; secrets are read from the named environment variables
-    and registered with the log scrubber before anything can log them."""
+    and registered with the log scrubber before anything can log them. With `repo`, the
+    secrets in the push remote's URL user part (`https://TOKEN@host/...`) are registered
+    and carried too (`Credentials.url_secrets`)."""
     auth = config.auth
     passphrase = environ.get(auth.ssh_passphrase_env) if auth.ssh_passphrase_env else None
     token = environ.get(auth.token_env) if auth.token_env else None
-    logs.redact(passphrase, token)
+    found = gitpush.remote_url_secrets(repo, config.push.remote) if repo is not None else ()
+    logs.redact(passphrase, token, *found)
     home = transport.home_dir() or Path.home()
     return Credentials(
         ssh_key=Path(auth.ssh_key).expanduser() if auth.ssh_key else None,
@@ -44,6 +49,8 @@ def credentials(config: Config, environ: Mapping[str, str] = os.environ) -> Cred
         token=token or None,
         ssh_agent="SSH_AUTH_SOCK" in environ,
         default_keys=(home / ".ssh" / "id_ed25519", home / ".ssh" / "id_rsa"),
+        url_secrets=found,
+        allow_plain_http=auth.allow_plain_http,
     )
 
 
@@ -60,6 +67,9 @@ class Pusher:
         self._clock = clock
         self._step = step
         self.log = logs.get()
+        # A token in the remote URL's user part is a secret from the start: before any
+        # connection, any log line, any state written.
+        logs.redact(*gitpush.remote_url_secrets(repo, self._push.remote))
 
     def _branches(self) -> tuple[str | None, str | None]:
         """(local branch, remote branch); None when HEAD is detached."""
@@ -108,7 +118,7 @@ class Pusher:
             remote_name=self._push.remote,
             local_branch=local,
             remote_branch=remote_branch,
-            credentials=credentials(self._config),
+            credentials=credentials(self._config, repo=self._repo),
             timeout=timeout or gitpush.DEFAULT_TIMEOUT,
         )
         if not result.ok:
@@ -163,5 +173,5 @@ class Pusher:
             self._repo,
             remote_name=self._push.remote,
             remote_branch=remote_branch or local or "",
-            credentials=credentials(self._config),
+            credentials=credentials(self._config, repo=self._repo),
         )

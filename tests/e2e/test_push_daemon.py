@@ -3,13 +3,16 @@
 from __future__ import annotations
 
 import json
+import subprocess
+import sys
+from dataclasses import dataclass
 from pathlib import Path
 
 import pytest
 
-from tests.support.cli import config_file, mdbackup
+from tests.support.cli import config_file, isolated_env, mdbackup
 from tests.support.daemon import Daemon
-from tests.support.git import git, head_files
+from tests.support.git import git, head_files, init_repo
 from tests.support.servers import init_bare, remote_ref
 from tests.support.wait import wait_until
 
@@ -197,3 +200,184 @@ def test_ssh_push_with_key_and_host_verification(repo, home, store, ssh_server) 
     (store / "b.md").write_text("b\n")
     assert mdbackup("--once", cwd=repo, home=home, env=env).code == 1
     assert "changed" in status(repo, home, env)["push"]["last_error"].lower()
+
+
+def test_a_token_as_the_url_user_name_never_appears_anywhere(repo, home, store, http_server) -> None:
+    token = "ghp_" + "q9" * 18
+    git(repo, "remote", "add", "origin", http_server.url.replace("http://", f"http://{token}@"))
+    config = push_config() + '[auth]\ntoken_env = "TEST_TOKEN"\n'
+    env = {**write_config(home, repo, config), "TEST_TOKEN": "wrong-" + http_server.token}
+    (store / "a.md").write_text("a\n")
+    outputs = []
+    for log_format in ("json", "console"):
+        ran = mdbackup(
+            "--once", "--verbose", "--log-format", log_format, cwd=repo, home=home, env=env, timeout=30
+        )
+        assert ran.code == 1, ran.err
+        outputs += [ran.out, ran.err]
+    doc = status(repo, home, env)
+    assert doc["push"]["status"] == "failed" and "authentication failed" in doc["push"]["last_error"]
+    plain = mdbackup("status", cwd=repo, home=home, env=env)
+    check = mdbackup("check", "--verbose", cwd=repo, home=home, env=env, timeout=30)
+    assert check.code == 1
+    db = (repo / ".git/mdbackup/state.db").read_bytes()
+    for text in (*outputs, json.dumps(doc), plain.out, plain.err, check.out, check.err, db.decode("latin-1")):
+        assert token not in text
+
+
+# ----------------------------------------------------------------------------- racing pushes
+
+
+@dataclass(frozen=True)
+class Clone:
+    repo: Path
+    home: Path
+    env: dict[str, str]
+
+
+def racing_clones(
+    tmp_path: Path, *, url: str, bare: Path, n: int, auth: str = "", env: dict[str, str] | None = None
+):
+    """`n` clones of `bare` (already holding `main`) whose `origin` is `url`, each with its own
+    HOME and config pushing there. The test side reads and merges `bare` by its path."""
+    clones = []
+    for i in range(n):
+        home = tmp_path / f"home{i}"
+        home.mkdir(parents=True)
+        clone = init_repo(tmp_path / f"clone{i}", commit=False)
+        git(clone, "remote", "add", "origin", url)
+        git(clone, "pull", "-q", str(bare), "main")
+        (clone / "notes").mkdir()
+        clones.append(Clone(clone, home, {**write_config(home, clone, push_config() + auth), **(env or {})}))
+    return clones
+
+
+def race(clones: list[Clone], bare: Path, *, rounds: int, tag: str) -> int:
+    """Each round: every clone saves a file, then all run `--once` at the same moment; a run
+    that says success (exit 0) must leave its head in the remote; then every clone merges
+    the remote with the git CLI. Returns how many runs succeeded."""
+    successes = 0
+    for r in range(rounds):
+        procs = []
+        for i, c in enumerate(clones):
+            (c.repo / "notes" / f"{tag}-{i}-{r}.md").write_text(f"round {r} clone {i}\n")
+            procs.append(
+                subprocess.Popen(
+                    [sys.executable, "-m", "mdbackup", "--once", "--log-format", "json"],
+                    cwd=c.repo,
+                    env=isolated_env(c.home, c.env),
+                    stdout=subprocess.DEVNULL,
+                    stderr=subprocess.PIPE,
+                    text=True,
+                )
+            )
+        results = [(p.communicate(timeout=120)[1], p.returncode) for p in procs]
+        remote = remote_ref(bare)
+        assert remote is not None
+        for c, (err, code) in zip(clones, results, strict=True):
+            assert code in (0, 1), err
+            if code == 0:
+                successes += 1
+                mine = local_head(c.repo)
+                assert is_ancestor(bare, mine, remote), f"round {r}: {mine} said pushed, the remote lost it"
+        for c in clones:
+            git(c.repo, "pull", "-q", "--no-rebase", "--no-edit", str(bare), "main")
+    return successes
+
+
+def is_ancestor(repo: Path, old: str, new: str) -> bool:
+    return subprocess.run(["git", "-C", str(repo), "merge-base", "--is-ancestor", old, new]).returncode == 0
+
+
+def reflog_updates(bare: Path) -> int:
+    """Assert every update of the remote's main in its reflog is a fast-forward; how many."""
+    lines = (bare / "logs" / "refs" / "heads" / "main").read_text().splitlines()
+    for line in lines:
+        old, new = line.split()[:2]
+        if set(old) != {"0"}:
+            assert is_ancestor(bare, old, new), f"non-fast-forward update on the remote: {line}"
+    return len(lines)
+
+
+def seed_with_reflog(bare: Path, seed: Path) -> None:
+    git(bare, "config", "core.logAllRefUpdates", "true")
+    git(seed, "push", "-q", str(bare), "main:main")
+
+
+@pytest.mark.parametrize("n", [2, 3])
+def test_racing_once_runs_to_a_path_remote_never_overwrite_each_other(repo, bare, tmp_path, n) -> None:
+    seed_with_reflog(bare, repo)
+    clones = racing_clones(tmp_path, url=str(bare), bare=bare, n=n)
+    rounds = 10 if n == 2 else 6
+    successes = race(clones, bare, rounds=rounds, tag="path")
+    assert successes >= rounds // 2
+    assert reflog_updates(bare) >= successes
+
+
+def test_racing_once_runs_to_an_http_remote_never_overwrite_each_other(repo, tmp_path, http_server) -> None:
+    seed_with_reflog(http_server.bare, repo)
+    auth = f'[auth]\nusername = "{http_server.username}"\ntoken_env = "TEST_TOKEN"\n'
+    clones = racing_clones(
+        tmp_path,
+        url=http_server.url,
+        bare=http_server.bare,
+        n=2,
+        auth=auth,
+        env={"TEST_TOKEN": http_server.token},
+    )
+    successes = race(clones, http_server.bare, rounds=4, tag="http")
+    assert successes >= 2
+    assert reflog_updates(http_server.bare) >= successes
+
+
+def test_racing_once_runs_to_an_ssh_remote_never_overwrite_each_other(repo, tmp_path, ssh_server) -> None:
+    seed_with_reflog(ssh_server.bare, repo)
+    auth = f'[auth]\nssh_key = "{ssh_server.client_key}"\n'
+    clones = racing_clones(tmp_path, url=ssh_server.url, bare=ssh_server.bare, n=2, auth=auth)
+    for c in clones:
+        ssh_server.write_known_hosts(c.home / ".ssh" / "known_hosts")
+    successes = race(clones, ssh_server.bare, rounds=4, tag="ssh")
+    assert successes >= 2
+    assert reflog_updates(ssh_server.bare) >= successes
+
+
+# ----------------------------------------------------------------------------- TLS
+
+TLS_PROBLEM = {  # OpenSSL's words for each problem, as the error must name it
+    "self-signed": "self-signed certificate",
+    "expired": "certificate has expired",
+    "wrong-host": "mismatch, certificate is not valid for '127.0.0.1'",
+}
+
+
+def test_https_push_trusts_only_a_valid_certificate_of_the_given_ca(
+    repo, home, store, https_server, test_ca, tmp_path
+) -> None:
+    kind, server = https_server
+    git(repo, "remote", "add", "origin", server.url)
+    config = push_config() + f'[auth]\nusername = "{server.username}"\ntoken_env = "TEST_TOKEN"\n'
+    no_dir = tmp_path / "no-ca-dir"
+    no_dir.mkdir()
+    env = {
+        **write_config(home, repo, config),
+        "TEST_TOKEN": server.token,
+        "SSL_CERT_FILE": str(test_ca.ca_file),  # the machine's own setting is replaced
+        "SSL_CERT_DIR": str(no_dir),
+    }
+    (store / "a.md").write_text("a\n")
+    ran = mdbackup("--once", "--log-format", "json", cwd=repo, home=home, env=env, timeout=60)
+    if kind == "good":
+        assert ran.code == 0, ran.err
+        assert remote_ref(server.bare) == local_head(repo)
+        assert check_ok(repo, home, env)
+        return
+    assert ran.code == 1, ran.err
+    error = status(repo, home, env)["push"]["last_error"]
+    assert error.startswith("TLS certificate of 127.0.0.1") and TLS_PROBLEM[kind] in error, error
+    assert "cannot reach" not in error and "early EOF" not in error
+    assert all(header == "" for header in server.authorizations)  # no credential was ever sent
+    assert remote_ref(server.bare) is None
+
+
+def check_ok(repo: Path, home: Path, env: dict[str, str]) -> bool:
+    return mdbackup("check", cwd=repo, home=home, env=env, timeout=60).code == 0

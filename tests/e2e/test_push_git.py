@@ -9,6 +9,7 @@ was when pygit2 was imported; the `git_home` fixture points
 from __future__ import annotations
 
 import base64
+import dataclasses
 import os
 import shutil
 import subprocess
@@ -251,13 +252,14 @@ def test_push_marks_the_tracking_ref_lock_while_it_writes(tmp_path: Path, monkey
     marker = layout.state_dir(git_dir) / leftovers.MARKER_NAME
     lock = layout.ref_lock(git_dir, "refs/remotes/origin/main")
     seen: list[str] = []
-    real = push_mod._PushCallbacks.push_update_reference
+    real = pygit2.Repository.create_reference_direct
 
-    def spy(self, refname, message):
-        seen.append(marker.read_text())
-        real(self, refname, message)
+    def spy(self, name, target, force, message=None):
+        if name.startswith("refs/remotes/"):  # a path remote: the tracking ref is written by us
+            seen.append(marker.read_text())
+        return real(self, name, target, force, message=message)
 
-    monkeypatch.setattr(push_mod._PushCallbacks, "push_update_reference", spy)
+    monkeypatch.setattr(pygit2.Repository, "create_reference_direct", spy)
     assert push(repo).ok
     assert seen == [f"{lock}\n"] and not marker.exists()
 
@@ -603,3 +605,54 @@ def test_ssh_host_key_is_read_from_libgit2(ssh_server, git_home, tmp_path, monke
     assert _ssh_push(ssh_server, git_home, tmp_path).ok
     blob = base64.b64decode(_pub(ssh_server).split()[1])
     assert seen and all(getattr(k, "blob", None) == blob for k in seen), seen
+
+
+# ------------------------------------------------------------------ credentials stay with their host
+
+
+def _carries(authorizations: list[str], token: str) -> bool:
+    """Whether any Basic Authorization header among `authorizations` holds `token`."""
+    return any(
+        header.startswith("Basic ") and token in base64.b64decode(header[6:]).decode(errors="replace")
+        for header in authorizations
+    )
+
+
+@pytest.mark.parametrize("after_auth", [False, True], ids=["before-auth", "after-auth"])
+def test_a_redirect_to_another_host_gets_no_token(
+    http_server, other_http_server, git_home, tmp_path, after_auth
+):
+    # 127.0.0.1 redirects to `localhost`: another host name, so another origin for the token.
+    other_http_server.server.token = http_server.token  # a token sent there would be accepted
+    http_server.redirect(f"http://localhost:{other_http_server.port}", after_auth=after_auth)
+    repo = make_clone(tmp_path / "w", http_server.url)
+    result = push(repo, http_creds(http_server))
+    assert not result.ok, result
+    assert not _carries(other_http_server.authorizations, http_server.token)
+    assert remote_ref(other_http_server.bare) is None
+    assert result.kind == "auth" and "redirected to another host" in result.error, result
+    assert f"localhost:{other_http_server.port}" in result.error
+    assert http_server.token not in result.error
+
+
+def test_a_token_as_the_url_user_name_is_scrubbed_from_errors(http_server, git_home, tmp_path):
+    token = "ghp_" + "x7" * 18
+    url = http_server.url.replace("http://", f"http://{token}@")
+    repo = make_clone(tmp_path / "w", url)
+    creds = http_creds(http_server, token="wrong-" + http_server.token)
+    result = push(repo, creds)
+    assert not result.ok and result.kind == "auth", result
+    assert token not in (result.error or "")
+    checked = check_remote(repo, remote_name="origin", remote_branch="main", credentials=creds)
+    assert not checked.ok and checked.kind == "auth" and token not in (checked.error or "")
+
+
+def test_plain_http_with_a_password_in_the_url_is_refused_before_connecting(git_home, tmp_path):
+    # Not loopback and not resolvable: refused before any name lookup or connection.
+    repo = make_clone(tmp_path / "w", "http://user:pa55word-in-url@backup.invalid/remote.git")
+    result = push(repo, NO_CREDS)
+    assert not result.ok and result.kind == "auth", result
+    assert "plain http://" in (result.error or "") and "auth.allow_plain_http" in (result.error or "")
+    assert "pa55word-in-url" not in (result.error or "")
+    allowed = push(repo, dataclasses.replace(NO_CREDS, allow_plain_http=True))
+    assert not allowed.ok and allowed.kind == "unreachable", allowed

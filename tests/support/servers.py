@@ -25,11 +25,13 @@ import shutil
 import signal
 import socket
 import socketserver
+import ssl
 import subprocess
 import threading
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -401,6 +403,12 @@ class _GitHTTPHandler(http.server.BaseHTTPRequestHandler):
 
     def _handle(self) -> None:
         body = self._read_body() if self.command == "POST" else b""
+        self.server.authorizations.append(self.headers.get("Authorization", ""))
+        if self.server.redirect_to is not None and (
+            not self.server.redirect_after_auth or self._authorized() is not None
+        ):
+            self._send(302, b"moved\n", {"Location": self.server.redirect_to + self.path})
+            return
         user = self._authorized()
         if user is None:
             self.server.auth_failures += 1
@@ -467,11 +475,30 @@ class _GitHTTPServer(socketserver.ThreadingMixIn, http.server.HTTPServer):
         self.log: list[str] = []
         self.auth_failures = 0
         self.chunked_requests = 0
+        self.authorizations: list[str] = []  # every request's Authorization header ("" if none)
+        self.redirect_to: str | None = None  # set: answer 302 to this URL + the request path
+        self.redirect_after_auth = False  # True: only an authorized request is redirected
+        self.tls: ssl.SSLContext | None = None
+
+    def get_request(self) -> tuple[socket.socket, Any]:
+        """Accept; with `tls`, wrap the connection (the handshake runs in the handler's thread)."""
+        conn, addr = super().get_request()
+        if self.tls is not None:
+            conn.settimeout(_GitHTTPHandler.timeout)
+            conn = self.tls.wrap_socket(conn, server_side=True, do_handshake_on_connect=False)
+        return conn, addr
+
+    def handle_error(self, request: Any, client_address: Any) -> None:
+        """A refused TLS handshake or a client gone is part of the tests: keep it quiet."""
+        self.log.append(f"error from {client_address}")
 
 
 @dataclass
 class HTTPServer:
-    """A running smart-HTTP git server (Basic auth) with one bare repository at `url`."""
+    """A running smart-HTTP git server (Basic auth) with one bare repository at `url`.
+
+    `redirect(to)` makes it answer every request with a 302 to `to` + the path;
+    `authorizations` lists the Authorization header of every request it received."""
 
     url: str
     username: str
@@ -493,24 +520,41 @@ class HTTPServer:
     def install_declining_hook(self, message: str = "push declined by test hook") -> Path:
         return install_declining_hook(self.bare, message)
 
+    @property
+    def authorizations(self) -> list[str]:
+        """The Authorization header of every request so far ("" when there was none)."""
+        return list(self.server.authorizations)
 
-@pytest.fixture
-def http_server(tmp_path_factory) -> Iterator[HTTPServer]:
-    """A real smart-HTTP git server (`git http-backend` behind HTTP Basic auth) on 127.0.0.1."""
-    if (
+    def redirect(self, to: str | None, *, after_auth: bool = False) -> None:
+        """Answer every request (every authorized one, with `after_auth`) with a 302 to
+        `to` + the request path; None stops redirecting."""
+        self.server.redirect_to = to
+        self.server.redirect_after_auth = after_auth
+
+
+def _have_http_backend() -> bool:
+    return (
         subprocess.run(
             ["git", "http-backend"],
             capture_output=True,
             env={"PATH": os.environ.get("PATH", ""), "REQUEST_METHOD": "GET"},
         ).returncode
-        == 127
-    ):
-        pytest.skip("git http-backend not available")
-    root = tmp_path_factory.mktemp("http")
+        != 127
+    )
+
+
+@contextlib.contextmanager
+def serve_git_http(
+    root: Path, *, host: str = "127.0.0.1", tls: ssl.SSLContext | None = None
+) -> Iterator[HTTPServer]:
+    """A smart-HTTP git server over `root` (a new bare `remote.git` in it) listening on
+    127.0.0.1, named `host` in its URL; over TLS with `tls` (then the URL is https://).
+    Stopped and joined on exit."""
     bare = init_bare(root / "remote.git")
     username = "tester"
     token = "tok-" + secrets.token_hex(16)
     server = _GitHTTPServer(("127.0.0.1", 0), root, username, token)
+    server.tls = tls
     port = server.server_address[1]
     thread = threading.Thread(
         target=server.serve_forever, kwargs={"poll_interval": 0.05}, name=f"git-http-{port}", daemon=False
@@ -518,8 +562,9 @@ def http_server(tmp_path_factory) -> Iterator[HTTPServer]:
     thread.start()
     try:
         wait_until(lambda: port_accepts(port), timeout=START_TIMEOUT, message="http server")
+        scheme = "https" if tls is not None else "http"
         yield HTTPServer(
-            url=f"http://127.0.0.1:{port}/remote.git",
+            url=f"{scheme}://{host}:{port}/remote.git",
             username=username,
             token=token,
             bare=bare,
@@ -533,16 +578,139 @@ def http_server(tmp_path_factory) -> Iterator[HTTPServer]:
         assert not thread.is_alive(), "http server thread did not stop"
 
 
+# ----------------------------------------------------------------------------- TLS
+
+TLS_KINDS = ("good", "self-signed", "expired", "wrong-host")
+
+
+@dataclass(frozen=True)
+class TlsCA:
+    """A throw-away CA (`ca_file`) and server certificates from `openssl`: `good` for
+    127.0.0.1/localhost, `expired`, `wrong-host` (only `wrong.example`) signed by it, and a
+    `self-signed` one for 127.0.0.1 that no CA vouches for. `cert(kind)` gives (cert, key)."""
+
+    folder: Path
+    ca_file: Path
+
+    def cert(self, kind: str) -> tuple[Path, Path]:
+        return self.folder / f"{kind}.crt", self.folder / f"{kind}.key"
+
+    def context(self, kind: str) -> ssl.SSLContext:
+        """A server-side TLS context presenting the `kind` certificate."""
+        context = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
+        cert, key = self.cert(kind)
+        context.load_cert_chain(str(cert), str(key))
+        return context
+
+
+_CA_CONFIG = """[ca]
+default_ca = test
+[test]
+dir = {dir}
+database = {dir}/index.txt
+new_certs_dir = {dir}/issued
+serial = {dir}/serial
+default_md = sha256
+policy = anything
+copy_extensions = copy
+unique_subject = no
+[anything]
+commonName = supplied
+"""
+
+
+def make_test_ca(folder: Path) -> TlsCA:
+    """Generate the CA and the server certificates of `TlsCA` under `folder` (openssl CLI)."""
+    if shutil.which("openssl") is None:
+        pytest.skip("openssl not installed")
+    folder.mkdir(parents=True, exist_ok=True)
+    (folder / "issued").mkdir()
+    (folder / "index.txt").write_text("")
+    (folder / "serial").write_text("1000\n")
+    config = folder / "ca.cnf"
+    config.write_text(_CA_CONFIG.format(dir=folder))
+    ca_key, ca_file = folder / "ca.key", folder / "ca.crt"
+
+    def openssl(*args: str | os.PathLike) -> None:
+        subprocess.run(["openssl", *map(str, args)], check=True, capture_output=True, timeout=60)
+
+    openssl("req", "-x509", "-newkey", "rsa:2048", "-nodes", "-keyout", ca_key, "-out", ca_file,
+            "-days", "2", "-subj", "/CN=mdbackup test CA")  # fmt: skip
+    names = {
+        "good": "IP:127.0.0.1,DNS:localhost",
+        "expired": "IP:127.0.0.1,DNS:localhost",
+        "wrong-host": "DNS:wrong.example",
+    }
+    for kind, san in names.items():
+        csr = folder / f"{kind}.csr"
+        openssl("req", "-newkey", "rsa:2048", "-nodes", "-keyout", folder / f"{kind}.key", "-out", csr,
+                "-subj", f"/CN={kind}", "-addext", f"subjectAltName={san}")  # fmt: skip
+        dates = (
+            ["-startdate", "20200101000000Z", "-enddate", "20200102000000Z"]
+            if kind == "expired"
+            else ["-days", "2"]
+        )
+        openssl("ca", "-batch", "-config", config, "-cert", ca_file, "-keyfile", ca_key, "-in", csr,
+                "-out", folder / f"{kind}.crt", *dates)  # fmt: skip
+    openssl("req", "-x509", "-newkey", "rsa:2048", "-nodes", "-keyout", folder / "self-signed.key",
+            "-out", folder / "self-signed.crt", "-days", "2", "-subj", "/CN=127.0.0.1",
+            "-addext", "subjectAltName=IP:127.0.0.1,DNS:localhost")  # fmt: skip
+    return TlsCA(folder, ca_file)
+
+
+@pytest.fixture(scope="session")
+def test_ca(tmp_path_factory) -> TlsCA:
+    """The throw-away CA and certificates (`make_test_ca`), made once per session."""
+    return make_test_ca(tmp_path_factory.mktemp("tls") / "ca")
+
+
+@pytest.fixture(params=TLS_KINDS)
+def https_server(request, test_ca: TlsCA, tmp_path_factory) -> Iterator[tuple[str, HTTPServer]]:
+    """(kind, server): a smart-HTTP git server over TLS on 127.0.0.1 presenting each kind
+    of certificate of `test_ca` in turn; only "good" should be trusted with the CA."""
+    if not _have_http_backend():
+        pytest.skip("git http-backend not available")
+    kind = request.param
+    with serve_git_http(tmp_path_factory.mktemp("https"), tls=test_ca.context(kind)) as server:
+        yield kind, server
+
+
+@pytest.fixture
+def http_server(tmp_path_factory) -> Iterator[HTTPServer]:
+    """A real smart-HTTP git server (`git http-backend` behind HTTP Basic auth) on 127.0.0.1."""
+    if not _have_http_backend():
+        pytest.skip("git http-backend not available")
+    with serve_git_http(tmp_path_factory.mktemp("http")) as server:
+        yield server
+
+
+@pytest.fixture
+def other_http_server(tmp_path_factory) -> Iterator[HTTPServer]:
+    """A second smart-HTTP git server, named `localhost` in its URL (another host name than
+    `http_server`'s 127.0.0.1): where a redirect to another host lands."""
+    if not _have_http_backend():
+        pytest.skip("git http-backend not available")
+    with serve_git_http(tmp_path_factory.mktemp("http-other"), host="localhost") as server:
+        yield server
+
+
 __all__ = [
+    "TLS_KINDS",
     "HTTPServer",
     "SSHServer",
+    "TlsCA",
     "free_port",
     "http_server",
+    "https_server",
     "init_bare",
     "install_declining_hook",
     "keygen",
+    "make_test_ca",
+    "other_http_server",
     "port_accepts",
     "remote_ref",
+    "serve_git_http",
     "ssh_agent",
     "ssh_server",
+    "test_ca",
 ]

@@ -132,7 +132,7 @@ def test_defaults_without_a_file(repo: Path) -> None:
         enabled=False, remote="origin", branch="", retry_min=5.0, retry_max=900.0
     )
     assert config.auth == AuthConfig(
-        ssh_key="", ssh_passphrase_env="", username="", token_env="MDBACKUP_TOKEN"
+        ssh_key="", ssh_passphrase_env="", username="", token_env="MDBACKUP_TOKEN", allow_plain_http=False
     )
     assert config.state == StateConfig(db="")
     assert config.log == LogConfig(level="info", format="auto")
@@ -761,6 +761,7 @@ KEY_TYPES: dict[str, tuple[type, ...]] = {
     "auth.ssh_passphrase_env": (str,),
     "auth.username": (str,),
     "auth.token_env": (str,),
+    "auth.allow_plain_http": (bool,),
     "state.db": (str,),
     "log.level": (str,),
     "log.format": (str,),

@@ -4,9 +4,11 @@ from __future__ import annotations
 
 import fcntl
 import os
+import shutil
 import signal
 import subprocess
 import sys
+import tempfile
 import threading
 import time
 from collections.abc import Iterator
@@ -20,6 +22,7 @@ from tests.support.cli import PYTHONPATH
 
 HOLDER = """
 import sys
+import tempfile
 from pathlib import Path
 from mdbackup.lock import RepositoryLock
 lock = RepositoryLock.acquire(Path(sys.argv[1]))
@@ -30,6 +33,7 @@ lock.release()
 
 TRY_ACQUIRE = """
 import sys
+import tempfile
 from pathlib import Path
 from mdbackup.lock import LockBusy, RepositoryLock
 try:
@@ -203,3 +207,79 @@ def _acquire_or_error(path: Path, *, grace: float) -> RepositoryLock | BaseExcep
         return RepositoryLock.acquire(path, grace=grace)
     except BaseException as exc:  # handed back to the test thread, which asserts on it
         return exc
+
+
+def test_kernel_holders_names_the_process_holding_the_flock(
+    lock_path: Path, holder: subprocess.Popen[str]
+) -> None:
+    assert lock_module.kernel_holders(lock_path) == frozenset({holder.pid})
+
+
+def test_kernel_holders_of_a_free_or_missing_lock_is_empty(lock_path: Path, tmp_path: Path) -> None:
+    assert lock_module.kernel_holders(tmp_path / "missing") == frozenset()
+    with RepositoryLock.acquire(lock_path):
+        pass
+    assert lock_module.kernel_holders(lock_path) == frozenset()
+
+
+def test_without_a_lock_table_nothing_is_signalled(
+    lock_path: Path, holder: subprocess.Popen[str], tmp_path: Path
+) -> None:
+    outcome = lock_module.signal_holder(lock_path, signal.SIGUSR1, proc_locks=tmp_path / "no-such-table")
+    assert not outcome.sent and outcome.pid == holder.pid
+    assert outcome.refused is not None and "cannot read" in outcome.refused
+    assert holder.poll() is None
+
+
+SIGNAL_AS_OTHER_USER = """
+import signal, sys
+from pathlib import Path
+from mdbackup.lock import signal_holder
+print(signal_holder(Path(sys.argv[1]), signal.SIGUSR1).refused)
+"""
+
+
+def test_a_holder_we_may_not_signal_is_refused_in_one_line(holder_other_user: tuple[Path, int]) -> None:
+    path, pid = holder_other_user
+    proc = subprocess.run(
+        [
+            "setpriv",
+            "--reuid=nobody",
+            "--regid=nogroup",
+            "--clear-groups",
+            sys.executable,
+            "-c",
+            SIGNAL_AS_OTHER_USER,
+            str(path),
+        ],
+        capture_output=True,
+        text=True,
+        env={**os.environ, "PYTHONPATH": PYTHONPATH},
+        timeout=30,
+    )
+    assert proc.returncode == 0, proc.stderr
+    assert (
+        proc.stdout.strip() == f"cannot signal the mdbackup holding the lock (pid {pid}): permission denied"
+    )
+    assert proc.stderr == ""
+
+
+@pytest.fixture
+def holder_other_user() -> Iterator[tuple[Path, int]]:
+    """A lock held by root in a folder `nobody` can read; skipped unless we are root with setpriv."""
+    if os.geteuid() != 0 or shutil.which("setpriv") is None:
+        pytest.skip("needs root and setpriv to hold a lock as a user `nobody` may not signal")
+    base = Path(tempfile.mkdtemp(prefix="mdbackup-lock-", dir="/tmp"))
+    base.chmod(0o755)
+    path = base / "lock"
+    proc = _python(HOLDER, str(path), stdin=subprocess.PIPE, stdout=subprocess.PIPE)
+    try:
+        assert proc.stdout is not None and proc.stdout.readline().strip() == "locked"
+        yield path, proc.pid
+    finally:
+        proc.kill()
+        proc.wait(timeout=10)
+        for stream in (proc.stdin, proc.stdout):
+            if stream is not None:
+                stream.close()
+        shutil.rmtree(base)

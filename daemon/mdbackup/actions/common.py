@@ -2,12 +2,12 @@
 
 from __future__ import annotations
 
-import os
+import sys
 from datetime import UTC, datetime
 
 from mdbackup.backup import Backup
 from mdbackup.git.layout import lock_path
-from mdbackup.lock import WAKE_SIGNAL, holder_pid
+from mdbackup.lock import WAKE_SIGNAL, holder_pid, signal_holder
 
 
 def daemon_pid(backup: Backup) -> int | None:
@@ -16,15 +16,16 @@ def daemon_pid(backup: Backup) -> int | None:
 
 
 def wake_daemon(backup: Backup) -> int | None:
-    """Make a running daemon act on the state database now. Returns its pid, or None."""
-    pid = daemon_pid(backup)
-    if pid is None or pid == os.getpid():
-        return None
-    try:
-        os.kill(pid, WAKE_SIGNAL)
-    except ProcessLookupError:
-        return None
-    return pid
+    """Make a running daemon act on the state database now. Returns its pid, or None.
+
+    Only the process the kernel reports as holding this repository's lock is signalled
+    (`lock.signal_holder`); when the lock file names a pid that cannot be proven to be
+    it, or that cannot be signalled, nothing is sent, one line on stderr says so, and
+    None is returned (the state database change stands either way)."""
+    outcome = signal_holder(lock_path(backup.git_dir), WAKE_SIGNAL)
+    if outcome.refused:
+        print(f"mdbackup: {outcome.refused}", file=sys.stderr)
+    return outcome.pid if outcome.sent else None
 
 
 def iso_utc(epoch: float | None) -> str | None:

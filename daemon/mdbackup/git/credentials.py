@@ -9,6 +9,11 @@
   never for a host with an `@revoked` entry. A refusal says what OpenSSH would say
   (unknown host, REMOTE HOST IDENTIFICATION HAS CHANGED, REVOKED HOST KEY).
 - Both callbacks raise `TimedOut` once the deadline has passed.
+- Credentials stay with their host: the credentials callback offers nothing for a
+  URL whose scheme, host or port differs from the configured remote's (a redirect
+  to another host), and a token or password is never offered over plain `http://`
+  to a host that is not loopback unless `Credentials.allow_plain_http`
+  (`plain_http_refusal` also vets a URL that carries a password before connecting).
 
 Reads no config and no environment variable: the caller fills `Credentials`.
 """
@@ -16,6 +21,7 @@ Reads no config and no environment variable: the caller fills `Credentials`.
 from __future__ import annotations
 
 import base64
+import ipaddress
 import os
 import tempfile
 import time
@@ -29,7 +35,7 @@ from pygit2.enums import CredentialType
 
 from mdbackup.git import hostkeys, known_hosts, transport
 from mdbackup.git.known_hosts import GLOBAL_KNOWN_HOSTS, ServerKey
-from mdbackup.git.remote_errors import AuthFailed, HostKeyRefused, RemoteUrl, TimedOut
+from mdbackup.git.remote_errors import AuthFailed, HostKeyRefused, RemoteUrl, TimedOut, parse_url
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -48,6 +54,10 @@ class Credentials:
     SSH host keys are checked against `known_hosts` (None: `<homedir>/.ssh/known_hosts`,
     the file libgit2 reads) and then `global_known_hosts` (default
     `/etc/ssh/ssh_known_hosts`; None: no global file) with OpenSSH's rules.
+
+    `url_secrets`: secrets found in the remote URL's user part (a token used as the user
+    name, a password), scrubbed like the others. `allow_plain_http`: a token or password
+    may go over plain `http://` to a host that is not loopback.
     Paths are used as given: the caller expands `~` (git/ reads no HOME).
     repr() and str() never show the token or the passphrase.
     """
@@ -60,6 +70,8 @@ class Credentials:
     default_keys: tuple[Path, ...] = ()
     known_hosts: Path | None = None
     global_known_hosts: Path | None = GLOBAL_KNOWN_HOSTS
+    url_secrets: tuple[str, ...] = field(default=(), repr=False)
+    allow_plain_http: bool = False
 
     def __repr__(self) -> str:
         return (
@@ -67,14 +79,15 @@ class Credentials:
             f"ssh_passphrase={'***' if self.ssh_passphrase else None}, "
             f"username={self.username!r}, token={'***' if self.token else None}, "
             f"ssh_agent={self.ssh_agent!r}, default_keys={self.default_keys!r}, "
-            f"known_hosts={self.known_hosts!r}, global_known_hosts={self.global_known_hosts!r})"
+            f"known_hosts={self.known_hosts!r}, global_known_hosts={self.global_known_hosts!r}, "
+            f"url_secrets={'***' if self.url_secrets else ()}, allow_plain_http={self.allow_plain_http!r})"
         )
 
     __str__ = __repr__
 
     def secrets(self) -> tuple[str, ...]:
         """The secret values, for scrubbing messages (empty strings left out)."""
-        return tuple(s for s in (self.token, self.ssh_passphrase) if s)
+        return tuple(s for s in (self.token, self.ssh_passphrase, *self.url_secrets) if s)
 
     def known_hosts_file(self) -> Path:
         """`known_hosts`, else the file libgit2 reads (`transport.known_hosts_file()`)."""
@@ -84,6 +97,63 @@ class Credentials:
         """The files the SSH host key is checked against: the user's, then the global one."""
         user = self.known_hosts_file()
         return (user, self.global_known_hosts) if self.global_known_hosts else (user,)
+
+
+_DEFAULT_PORTS = {"ssh": 22, "http": 80, "https": 443, "git": 9418}
+
+
+def _endpoint(url: RemoteUrl) -> tuple[str, str, int | None]:
+    """(scheme, lower-case host, port with the scheme's default filled in) of `url`."""
+    return url.scheme, (url.host or "").lower(), url.port or _DEFAULT_PORTS.get(url.scheme)
+
+
+def same_endpoint(a: RemoteUrl, b: RemoteUrl) -> bool:
+    """True when `a` and `b` name the same scheme, host and port (default ports filled in)."""
+    return _endpoint(a) == _endpoint(b)
+
+
+def is_loopback(host: str | None) -> bool:
+    """True for `localhost` and loopback addresses (127.0.0.0/8, ::1)."""
+    if not host:
+        return False
+    name = host.strip("[]").lower()
+    if name == "localhost" or name.endswith(".localhost"):
+        return True
+    try:
+        return ipaddress.ip_address(name).is_loopback
+    except ValueError:
+        return False
+
+
+def plain_http_message(url: RemoteUrl) -> str:
+    """The refusal to send a secret to `url` over plain http."""
+    return (
+        f"refusing to send a token or password to {url.display} over plain http:// "
+        "(anyone on the path could read it): use https://, "
+        "or set auth.allow_plain_http = true to allow it"
+    )
+
+
+def plain_http_refusal(url: RemoteUrl, credentials: Credentials) -> str | None:
+    """Before connecting: the refusal message when `url` is plain http to a host that is not
+    loopback and carries a secret in its user part (libgit2 would send it unasked), unless
+    `credentials.allow_plain_http`; else None."""
+    if url.scheme != "http" or credentials.allow_plain_http or is_loopback(url.host):
+        return None
+    return plain_http_message(url) if credentials.url_secrets else None
+
+
+def tls_refusal(url: RemoteUrl, host: bytes | str | None = None) -> str:
+    """The message for a TLS certificate of `url` that is not trusted, naming the problem
+    (`transport.tls_problem`: self-signed, expired, wrong host, unknown CA...)."""
+    name = host.decode(errors="replace") if isinstance(host, bytes) else (host or url.host or "?")
+    port = url.port or _DEFAULT_PORTS.get(url.scheme, 443)
+    problem = transport.tls_problem(url.host or name, port) if url.host else None
+    what = problem or "not trusted (self-signed, expired, or for another host)"
+    return (
+        f"TLS certificate of {name}:{port} refused: {what}; nothing was sent. "
+        "Trust its CA through SSL_CERT_FILE / SSL_CERT_DIR or the system trust store"
+    )
 
 
 def _key_is_encrypted(path: Path) -> bool | None:
@@ -216,8 +286,17 @@ class AuthCallbacks(pygit2.RemoteCallbacks):
     ) -> pygit2.Username | pygit2.UserPass | pygit2.Keypair:
         """The next credential to offer for a method the server allows: SSH keys in order,
         user name and token (once), or the user name alone (once). Raises `AuthFailed`
-        when there is nothing (left) to offer, `TimedOut` past the deadline."""
+        when there is nothing (left) to offer, when `url` is not the configured remote's
+        scheme, host and port (a redirect: nothing is offered there), or when a token would
+        go over plain http to a host that is not loopback; `TimedOut` past the deadline."""
         self.check_deadline()
+        asked = parse_url(url) if url else self._url
+        if not same_endpoint(asked, self._url):
+            raise AuthFailed(
+                f"authentication failed for {self._url.display}: it redirected to another host "
+                f"({asked.display}); credentials are only sent to the configured remote's "
+                "scheme, host and port, so none were sent"
+            )
         allowed = CredentialType(allowed_types)
         user = username_from_url or self._creds.username or "git"
         if allowed & CredentialType.SSH_KEY:
@@ -225,11 +304,19 @@ class AuthCallbacks(pygit2.RemoteCallbacks):
         if allowed & CredentialType.USERPASS_PLAINTEXT:
             if self._userpass_given:
                 raise self._auth_failure("the server rejected the user name and token")
-            if not self._creds.token:
+            user_is_token = user in self._creds.url_secrets
+            if not self._creds.token and not user_is_token:
                 raise self._auth_failure("the server requires a token and none is configured")
+            if (
+                self._url.scheme == "http"
+                and not self._creds.allow_plain_http
+                and not is_loopback(self._url.host)
+            ):
+                raise AuthFailed(plain_http_message(self._url))
             self._userpass_given = True
-            self.tried.append(f"user {user!r} with a token")
-            return pygit2.UserPass(user, self._creds.token)
+            shown = "the URL's user name (a token)" if user_is_token else f"user {user!r}"
+            self.tried.append(f"{shown} with a token" if self._creds.token else shown)
+            return pygit2.UserPass(user, self._creds.token or "")
         if allowed & CredentialType.USERNAME:
             if self._username_given:
                 raise self._auth_failure("the server did not accept the user name")
@@ -248,11 +335,7 @@ class AuthCallbacks(pygit2.RemoteCallbacks):
             return self._check_ssh_host_key(valid, server_key=hostkeys.server_key_from_callback())
         if valid:
             return True
-        name = host.decode(errors="replace") if isinstance(host, bytes) else str(host)
-        raise HostKeyRefused(
-            f"TLS certificate of {name} is not trusted (self-signed, expired or wrong host); "
-            "add its CA with the system trust store"
-        )
+        raise HostKeyRefused(tls_refusal(self._url, host))
 
     @contextmanager
     def libssh2_known_hosts(self) -> Iterator[None]:

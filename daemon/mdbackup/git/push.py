@@ -14,17 +14,25 @@ Safety rules (see docs/ARCHITECTURE.md and the library notes):
   callback refuses any non-fast-forward update as a second line of defense.
 - A server-side rejection (hook, protected branch) only arrives through
   `push_update_reference(refname, message)`: a message means "rejected".
+- A path or file:// remote is not pushed through libgit2's local transport (it checks
+  for a fast-forward, then writes the ref without comparing again): `local_push`
+  writes the objects and moves the branch by compare-and-swap; a lost race is
+  "the remote moved while pushing, retry".
 - The push writes the remote-tracking ref: it runs inside a `leftovers.writing`
   marker naming that ref's lock, so a lock left by a kill is cleared at the next start.
 - Time: libgit2's connect and read timeouts are set from `timeout` for each call
   (`transport.network_timeouts`); the credentials and host-key callbacks abort once
   the deadline has passed.
 - Error strings are one line, name the URL without its credentials, and are
-  scrubbed of the token and passphrase values (`remote_errors.error_line`).
+  scrubbed of the token and passphrase values and of the secrets in the remote URL's
+  user part (`remote_errors.error_line`, `remote_url_secrets`).
+- Credentials stay with their host (`credentials.AuthCallbacks`); a URL carrying a
+  password over plain http to a host that is not loopback is refused before connecting.
 """
 
 from __future__ import annotations
 
+import dataclasses
 import re
 from dataclasses import dataclass
 from pathlib import Path
@@ -32,11 +40,13 @@ from pathlib import Path
 import pygit2
 from pygit2.remotes import PushUpdate
 
-from mdbackup.git import history, layout, leftovers, transport
-from mdbackup.git.credentials import AuthCallbacks, Credentials
+from mdbackup.git import history, layout, leftovers, local_push, transport
+from mdbackup.git.credentials import AuthCallbacks, Credentials, plain_http_refusal, tls_refusal
 from mdbackup.git.remote_errors import (
+    KIND_AUTH,
     KIND_DIVERGED,
     KIND_ERROR,
+    KIND_HOST_KEY,
     KIND_NO_BRANCH,
     KIND_NO_REMOTE,
     KIND_REJECTED,
@@ -46,6 +56,7 @@ from mdbackup.git.remote_errors import (
     classify,
     error_line,
     parse_url,
+    remote_url_secrets,
 )
 
 try:  # the constant lives in the cffi module; 1 in every libgit2 release
@@ -160,6 +171,18 @@ def _failure(
     )
 
 
+def _classify(exc: BaseException, url: RemoteUrl, credentials: Credentials) -> tuple[str, str]:
+    """`remote_errors.classify`, except that an https TLS failure libgit2 words as a network
+    error (a certificate for another host gives "SSL error: received early EOF") is checked
+    again (`transport.tls_problem`) and, when the certificate is at fault, named as such."""
+    kind, message = classify(exc, url, known_hosts=credentials.known_hosts_file())
+    if url.scheme == "https" and kind != KIND_HOST_KEY and "ssl error" in str(exc).lower():
+        port = url.port or 443
+        if url.host and transport.tls_problem(url.host, port):
+            return KIND_HOST_KEY, tls_refusal(url)
+    return kind, message
+
+
 def _lookup_remote(repo: pygit2.Repository, remote_name: str) -> pygit2.Remote | None:
     """A new `Remote` object for `remote_name` (never cached), or None when there is none."""
     try:
@@ -173,6 +196,14 @@ def _remote_url(remote: pygit2.Remote) -> str:
     return remote.push_url or remote.url or ""
 
 
+def _with_url_secrets(repo: pygit2.Repository, remote_name: str, credentials: Credentials) -> Credentials:
+    """`credentials` with the remote URL's secrets added to `url_secrets`."""
+    found = remote_url_secrets(repo, remote_name)
+    if not found:
+        return credentials
+    return dataclasses.replace(credentials, url_secrets=tuple(dict.fromkeys(credentials.url_secrets + found)))
+
+
 def _list_heads(
     repo: pygit2.Repository, remote_name: str, credentials: Credentials, deadline: float
 ) -> tuple[dict[str, str], RemoteUrl] | PushResult:
@@ -182,6 +213,9 @@ def _list_heads(
     if remote is None:
         return _failure(KIND_NO_REMOTE, f"no remote named {remote_name!r}", credentials)
     url = parse_url(_remote_url(remote))
+    refusal = plain_http_refusal(url, credentials)
+    if refusal is not None:
+        return _failure(KIND_AUTH, refusal, credentials)
     callbacks = AuthCallbacks(credentials=credentials, url=url, deadline=deadline)
     try:
         with callbacks.libssh2_known_hosts():
@@ -189,7 +223,7 @@ def _list_heads(
         heads = remote.list_heads(connect=False)
         return {h.name: str(h.oid) for h in heads if h.name}, url
     except Exception as exc:
-        kind, message = classify(exc, url, known_hosts=credentials.known_hosts_file())
+        kind, message = _classify(exc, url, credentials)
         return _failure(kind, message, credentials)
     finally:
         del remote  # frees the C object: disconnects; never reused for the push
@@ -240,6 +274,7 @@ def push_branch(
     that keeps moving may take longer). Network and git errors come back as a failed
     result; raises only OSError when the marker cannot be written.
     """
+    credentials = _with_url_secrets(repo, remote_name, credentials)
     with transport.network_timeouts(timeout) as deadline:
         local = history.ref_commit(repo, f"refs/heads/{local_branch}")
         if local is None:
@@ -270,6 +305,27 @@ def push_branch(
         if remote_before == str(local):
             return PushResult(ok=True, pushed_oid=str(local), remote_before=remote_before)
 
+        if url.local_path is not None:
+            done = local_push.push_local(
+                repo, remote_path=url.local_path, ref_name=dst_ref, tip=local, tracking_ref=tracking_ref
+            )
+            if not done.ok:
+                kind = KIND_DIVERGED if done.problem in ("diverged", "moved") else KIND_ERROR
+                lead = {
+                    "diverged": "remote has diverged",
+                    "moved": f"push to {url.display}: the remote moved, retry",
+                }
+                message = f"{lead.get(done.problem or '', f'push to {url.display} failed')}: {done.message}"
+                behind = -1 if kind == KIND_DIVERGED else 0
+                return _failure(kind, message, credentials, remote_before=done.before, behind=behind)
+            warning = f"pushed, but the remote-tracking ref was not updated: {done.tracking_error}"
+            return PushResult(
+                ok=True,
+                pushed_oid=str(local),
+                remote_before=done.before,
+                commits=done.commits,
+                warning=error_line(warning, credentials.secrets()) if done.tracking_error else None,
+            )
         remote = _lookup_remote(repo, remote_name)  # fresh: never the one that listed the heads
         if remote is None:
             return _failure(KIND_NO_REMOTE, f"no remote named {remote_name!r}", credentials)
@@ -296,7 +352,7 @@ def push_branch(
                         commits=state.ahead,
                         warning=error_line(warning, credentials.secrets()),
                     )
-                kind, message = classify(exc, url, known_hosts=credentials.known_hosts_file())
+                kind, message = _classify(exc, url, credentials)
                 behind = exc.behind if isinstance(exc, Diverged) else (-1 if kind == KIND_DIVERGED else 0)
                 return _failure(kind, message, credentials, remote_before=remote_before, behind=behind)
             finally:
@@ -328,6 +384,7 @@ def check_remote(
     """For `mdbackup check`: connect in the push direction with the credentials and list the
     refs, within `timeout`. `ok`, with `remote_before` the remote branch's commit (None when
     it does not exist yet), or a failed result with a clear error. Pushes nothing."""
+    credentials = _with_url_secrets(repo, remote_name, credentials)
     with transport.network_timeouts(timeout) as deadline:
         listed = _list_heads(repo, remote_name, credentials, deadline)
     if isinstance(listed, PushResult):
@@ -336,4 +393,4 @@ def check_remote(
     return PushResult(ok=True, remote_before=heads.get(f"refs/heads/{remote_branch}"))
 
 
-__all__ = ["DEFAULT_TIMEOUT", "PushResult", "check_remote", "push_branch"]
+__all__ = ["DEFAULT_TIMEOUT", "PushResult", "check_remote", "push_branch", "remote_url_secrets"]

@@ -128,6 +128,40 @@ def parse_url(url: str) -> RemoteUrl:
     return RemoteUrl(scheme="local", host=None, port=None, user=None, path=url, display=url)
 
 
+URL_TOKEN_MIN_LEN = 8
+"""A URL user name this long or longer is taken as a token (`https://TOKEN@host/...`)."""
+
+
+def url_secrets(url: str) -> tuple[str, ...]:
+    """The secrets in `url`'s user part, as written and percent-decoded: the password, and
+    the user name too when it is at least `URL_TOKEN_MIN_LEN` characters long (a token used
+    as the user name; short names such as `git` or `oauth2` are not). Never raises."""
+    if "://" not in url:
+        return ()
+    netloc = urlsplit(url).netloc
+    userinfo, at, _ = netloc.rpartition("@")
+    if not at:
+        return ()
+    user, colon, password = userinfo.partition(":")
+    found: list[str] = []
+    if colon and password:
+        found += [password, unquote(password)]
+    if len(unquote(user)) >= URL_TOKEN_MIN_LEN:
+        found += [user, unquote(user)]
+    return tuple(dict.fromkeys(found))
+
+
+def remote_url_secrets(repo: pygit2.Repository, remote_name: str) -> tuple[str, ...]:
+    """The secrets written in `remote_name`'s URL and push URL user parts (`url_secrets`);
+    () when there is no such remote. Register them with the log scrubber before any
+    network operation."""
+    try:
+        remote = repo.remotes[remote_name]
+    except (KeyError, ValueError, pygit2.GitError):
+        return ()
+    return tuple(dict.fromkeys(url_secrets(remote.url or "") + url_secrets(remote.push_url or "")))
+
+
 # ----------------------------------------------------------------------------- messages
 
 

@@ -6,6 +6,8 @@ belong to the whole process (all threads, all repositories).
 
 from __future__ import annotations
 
+import socket
+import ssl
 import threading
 import time
 from collections.abc import Iterator
@@ -13,6 +15,8 @@ from contextlib import contextmanager
 from pathlib import Path
 
 import pygit2
+
+_ca_locations: tuple[str | None, str | None] = (None, None)  # what `configure` was given
 
 
 def configure(*, ca_file: str | None, ca_dir: str | None) -> None:
@@ -22,10 +26,37 @@ def configure(*, ca_file: str | None, ca_dir: str | None) -> None:
     Call once at start, before any network operation (the caller reads e.g.
     `SSL_CERT_FILE` / `SSL_CERT_DIR`). Raises `pygit2.GitError` when libgit2 refuses them.
     """
+    global _ca_locations
     if ca_file:
         pygit2.settings.set_ssl_cert_locations(ca_file, ca_dir or None)
     elif ca_dir:
         pygit2.settings.set_ssl_cert_locations(None, ca_dir)
+    _ca_locations = (ca_file or None, ca_dir or None)
+
+
+def tls_problem(host: str, port: int, *, timeout: float = 10.0) -> str | None:
+    """Why the TLS certificate `host:port` presents is not trusted, in OpenSSL's words
+    ("self-signed certificate", "certificate has expired", "Hostname mismatch, certificate
+    is not valid for '127.0.0.1'", ...), checked as libgit2 checks it: the default trust
+    store plus the CA locations given to `configure`, and the host name. None when the
+    certificate is fine or the question cannot be answered (no connection).
+
+    Only a TLS handshake is made: nothing is sent over it, no credential either.
+    """
+    context = ssl.create_default_context()
+    ca_file, ca_dir = _ca_locations
+    try:
+        if ca_file or ca_dir:
+            context.load_verify_locations(cafile=ca_file, capath=ca_dir)
+        with (
+            socket.create_connection((host, port), timeout=timeout) as raw,
+            context.wrap_socket(raw, server_hostname=host),
+        ):
+            return None
+    except ssl.SSLCertVerificationError as exc:
+        return str(exc.verify_message or exc.reason or exc).rstrip(".")
+    except (OSError, ValueError):
+        return None
 
 
 @contextmanager

@@ -83,3 +83,25 @@ def test_this_process_holding_the_lock_does_not_signal_itself(backup: Backup) ->
 )
 def test_iso_utc(epoch: float | None, text: str | None) -> None:
     assert iso_utc(epoch) == text
+
+
+def test_a_lock_file_naming_another_process_gets_that_process_no_signal(
+    backup: Backup, holder: subprocess.Popen[str], capsys: pytest.CaptureFixture[str]
+) -> None:
+    # The lock file is only a claim: it names an innocent process (SIGUSR1 would kill it).
+    victim = subprocess.Popen(
+        [sys.executable, "-c", "import sys; sys.stdin.readline()"], stdin=subprocess.PIPE
+    )
+    try:
+        lock_path(backup.git_dir).write_text(f"{victim.pid}\n")
+        assert wake_daemon(backup) is None
+        with pytest.raises(subprocess.TimeoutExpired):
+            victim.wait(timeout=0.5)
+        err = capsys.readouterr().err
+        assert f"not signalling pid {victim.pid}" in err and "does not hold the lock" in err
+        assert "Traceback" not in err
+    finally:
+        assert victim.stdin is not None
+        victim.stdin.close()
+        victim.kill()
+        victim.wait(timeout=10)

@@ -15,6 +15,7 @@ from pygit2.enums import CredentialType
 from mdbackup.git import transport
 from mdbackup.git.credentials import AuthCallbacks, Credentials
 from mdbackup.git.remote_errors import AuthFailed, HostKeyRefused, TimedOut, parse_url
+from tests.support.servers import free_port
 
 HTTPS = parse_url("https://git.example.com/me/notes.git")
 SSH = parse_url("ssh://git@git.example.com/me/notes.git")
@@ -119,9 +120,11 @@ def test_nothing_is_offered_after_the_deadline() -> None:
 
 
 def test_certificates_libgit2_refused_are_refused() -> None:
-    assert callbacks(Credentials()).certificate_check(None, True, b"git.example.com") is True
-    with pytest.raises(HostKeyRefused, match=r"TLS certificate of git\.example\.com is not trusted"):
-        callbacks(Credentials()).certificate_check(None, False, b"git.example.com")
+    # A closed loopback port: the certificate cannot be fetched again to name the problem.
+    url = parse_url(f"https://127.0.0.1:{free_port()}/notes.git")
+    assert callbacks(Credentials(), url).certificate_check(None, True, b"127.0.0.1") is True
+    with pytest.raises(HostKeyRefused, match=r"TLS certificate of 127\.0\.0\.1:\d+ refused: not trusted"):
+        callbacks(Credentials(), url).certificate_check(None, False, b"127.0.0.1")
 
 
 def test_an_ssh_host_key_refusal_explains_itself(tmp_path: Path) -> None:
@@ -129,3 +132,56 @@ def test_an_ssh_host_key_refusal_explains_itself(tmp_path: Path) -> None:
     with pytest.raises(HostKeyRefused) as exc:
         cb.certificate_check(None, False, b"git.example.com")
     assert "git.example.com" in str(exc.value)
+
+
+def test_credentials_go_only_to_the_configured_scheme_host_and_port() -> None:
+    creds = Credentials(token="tok-host-bound", username="me")
+    for other in (
+        "https://evil.example.net/me/notes.git",
+        "http://git.example.com/me/notes.git",
+        "https://git.example.com:8443/me/notes.git",
+    ):
+        with pytest.raises(AuthFailed, match="redirected to another host") as caught:
+            callbacks(creds).credentials(other, None, CredentialType.USERPASS_PLAINTEXT)
+        assert "tok-host-bound" not in str(caught.value)
+    # the same endpoint, default port spelled out and host in another case: offered
+    same = callbacks(creds).credentials(
+        "https://GIT.example.com:443/other/path.git", None, CredentialType.USERPASS_PLAINTEXT
+    )
+    assert same.credential_tuple == ("me", "tok-host-bound")
+
+
+@pytest.mark.parametrize(
+    ("url", "allow", "offered"),
+    [
+        ("http://git.example.com/notes.git", False, False),
+        ("http://git.example.com/notes.git", True, True),
+        ("http://127.0.0.1:8080/notes.git", False, True),
+        ("http://localhost/notes.git", False, True),
+        ("http://[::1]:81/notes.git", False, True),
+    ],
+)
+def test_a_token_over_plain_http_needs_loopback_or_the_allow_key(
+    url: str, allow: bool, offered: bool
+) -> None:
+    creds = Credentials(token="tok-plain", username="me", allow_plain_http=allow)
+    cb = callbacks(creds, parse_url(url))
+    if offered:
+        assert cb.credentials(url, None, CredentialType.USERPASS_PLAINTEXT).credential_tuple == (
+            "me",
+            "tok-plain",
+        )
+    else:
+        with pytest.raises(AuthFailed, match=r"plain http://.*auth\.allow_plain_http = true"):
+            cb.credentials(url, None, CredentialType.USERPASS_PLAINTEXT)
+
+
+def test_a_token_as_the_url_user_name_is_never_named_in_what_was_tried() -> None:
+    token = "ghp_" + "t0" * 18
+    cb = callbacks(Credentials(token="tok-env", url_secrets=(token,)))
+    cb.credentials(HTTPS.display, token, CredentialType.USERPASS_PLAINTEXT)
+    with pytest.raises(AuthFailed) as caught:
+        cb.credentials(HTTPS.display, token, CredentialType.USERPASS_PLAINTEXT)
+    assert token not in str(caught.value) and "the URL's user name" in str(caught.value)
+    assert token in Credentials(url_secrets=(token,)).secrets()
+    assert token not in repr(Credentials(url_secrets=(token,)))

@@ -20,6 +20,7 @@ from mdbackup.git.remote_errors import (
     classify,
     error_line,
     parse_url,
+    url_secrets,
 )
 
 # ----------------------------------------------------------------------------- parse_url
@@ -153,3 +154,18 @@ def test_error_line_is_one_bounded_line_without_secrets() -> None:
     long = error_line("x" * (MAX_ERROR_LEN * 2), [])
     assert len(long) == MAX_ERROR_LEN and long.endswith("...")
     assert error_line("fine", ()) == "fine"
+
+
+@pytest.mark.parametrize(
+    ("url", "found"),
+    [
+        ("https://ghp_abcdefghijkl@host/x.git", ("ghp_abcdefghijkl",)),
+        ("https://git@host/x.git", ()),
+        ("https://oauth2:p%40ss@host/x.git", ("p%40ss", "p@ss")),
+        ("https://ghp_abcdefghijkl:x-oauth-basic@host/x.git", ("x-oauth-basic", "ghp_abcdefghijkl")),
+        ("/srv/x.git", ()),
+        ("git@host:x.git", ()),
+    ],
+)
+def test_url_secrets(url: str, found: tuple[str, ...]) -> None:
+    assert url_secrets(url) == found
