@@ -26,8 +26,10 @@ from pathlib import Path
 from typing import Literal
 
 import pygit2
+from pygit2.enums import RepositoryState
 
 from mdbackup.git import layout, leftovers
+from mdbackup.git.index_lock import IndexBusy, IndexFiles
 from mdbackup.git.objects import Entry, RepositoryUnwritable, storing
 from mdbackup.git.repo import busy_reason, git_dir, head_info
 from mdbackup.git.snapshot import Failed, Skipped, snapshot
@@ -106,8 +108,8 @@ class Committer:
     def __init__(self, repo: pygit2.Repository, *, step: Callable[[str], None] = _no_step) -> None:
         self.repo = repo
         self._step = step
-        self._index: pygit2.Index = repo.index
         self._git_dir: Path = git_dir(repo)
+        self._files = IndexFiles(self._git_dir)
 
     def commit_paths(
         self,
@@ -159,21 +161,24 @@ class Committer:
         max_file_size: int,
         started: float,
     ) -> CommitResult | None:
-        """One attempt; None when the branch moved under us (start again from its new head)."""
+        """One attempt; None when HEAD, the branch or the index moved under us (plan again).
+
+        The slow part (reading and hashing every file, writing blobs and trees) runs
+        without any lock. Then `index.lock` is taken and held to the end: HEAD, the
+        branch and the index are looked at again (anything moved: plan again), exactly
+        the planned entries are changed in the fresh index, which is written into the
+        lock; the commit is written, the branch moved by compare-and-swap, and only
+        then the lock renamed over the index (git's own order: a failed branch move
+        leaves the index as it was).
+        """
         repo = self.repo
         reason = busy_reason(repo)
         if reason:
             raise _Busy(reason)
-        branch_ref_name = repo.references["HEAD"].target
-        if repo.head_is_detached or not isinstance(branch_ref_name, str):
-            raise _Refused("HEAD is detached (not on a branch); check out a branch to resume backups")
-        branch = branch_ref_name.removeprefix("refs/heads/")
-        branch_ref = None if repo.head_is_unborn else repo.references[branch_ref_name]
-        parent = None if branch_ref is None else branch_ref.peel(pygit2.Commit)
+        branch_ref_name, parent = _checked_out(repo)
         base_tree = None if parent is None else parent.tree
-
-        index = self._index
-        index.read(force=False)
+        parent_id = None if parent is None else parent.id
+        index = self._files.current()
         if index.conflicts is not None:
             raise _Busy("the index has unresolved conflicts")
 
@@ -183,7 +188,8 @@ class Committer:
             index=index,
             max_file_size=max_file_size,
         )
-        repairs = _index_repairs(index, base_tree, unchanged)
+        tracked = {path: path in index for path in plan}
+        branch = branch_ref_name.removeprefix("refs/heads/")
         if changes:
             self._step("blobs_written")
             with storing("write the tree"):
@@ -193,9 +199,8 @@ class Committer:
                 unchanged += [c.path for c in changes]
                 changes = []
         if not changes:
-            if repairs:
-                with self._marking(branch_ref_name):
-                    self._update_index(index, repairs)
+            # Nothing to commit: the index is not touched (a path staged by the user
+            # whose working tree equals HEAD stays staged, a `git rm --cached` stays).
             return CommitResult(
                 branch=branch,
                 unchanged=tuple(unchanged),
@@ -204,8 +209,27 @@ class Committer:
                 elapsed_ms=_ms_since(started),
             )
 
-        with self._marking(branch_ref_name):
-            self._update_index(index, {**repairs, **plan})
+        try:
+            held = self._files.lock()
+        except IndexBusy as exc:
+            raise _Busy(str(exc)) from exc
+        with held:
+            if repo.state() != RepositoryState.NONE:
+                raise _Busy("a git operation started; will retry")
+            if _checked_out(repo) != (branch_ref_name, parent):
+                return None  # a switch, commit, pull or reset: plan again on what is there now
+            index = held.index
+            if index.conflicts is not None:
+                raise _Busy("the index has unresolved conflicts")
+            if held.changed and any((path in index) != was for path, was in tracked.items()):
+                return None  # a path of ours was staged or unstaged meanwhile: plan again
+            for path, entry in plan.items():
+                if entry is None:
+                    if path in index:
+                        index.remove(path)
+                else:
+                    index.add(pygit2.IndexEntry(path, entry.oid, entry.mode))
+            content_id = held.write()
             self._step("index_written")
             with storing("write the commit"):
                 commit_id = repo.create_commit(
@@ -217,9 +241,20 @@ class Committer:
                     [] if parent is None else [parent.id],
                 )
             self._step("commit_written")
-            if not self._move_branch(branch_ref_name, branch_ref, commit_id):
+            held.note_completion(
+                content_id=content_id, condition={"ref": branch_ref_name, "oid": str(commit_id)}
+            )
+            with self._marking(branch_ref_name, commit_id):
+                if not self._move_branch(branch_ref_name, parent_id, commit_id):
+                    return None
+            if _checked_out(repo)[0] != branch_ref_name:
+                # HEAD went to another branch while we moved this one (the tail of a
+                # `git switch`): take our commit back off the branch no longer checked out.
+                with self._marking(branch_ref_name, parent_id):
+                    self._move_branch(branch_ref_name, commit_id, parent_id)
                 return None
-        self._step("ref_moved")
+            self._step("ref_moved")
+            held.put_in_place()
         return CommitResult(
             commit_id=str(commit_id),
             branch=branch,
@@ -279,46 +314,37 @@ class Committer:
         return plan, changes, unchanged, skipped, failed
 
     @contextmanager
-    def _marking(self, branch_ref_name: str) -> Iterator[None]:
-        """Mark, for as long as it runs, a write that may create git's index lock and the
-        branch's lock (see `mdbackup.git.leftovers`)."""
-        locks = [layout.index_lock(self._git_dir), layout.ref_lock(self._git_dir, branch_ref_name)]
+    def _marking(self, branch_ref_name: str, commit_id: pygit2.Oid | None) -> Iterator[None]:
+        """Mark, for as long as it runs, a branch update that makes libgit2 create the
+        branch's lock holding `commit_id` (see `mdbackup.git.leftovers`)."""
+        locks = [layout.ref_lock(self._git_dir, branch_ref_name)]
+        content = None if commit_id is None else f"{commit_id}\n".encode()
         with ExitStack() as stack:
             try:
-                stack.enter_context(leftovers.writing(layout.state_dir(self._git_dir), locks))
+                stack.enter_context(
+                    leftovers.writing(layout.state_dir(self._git_dir), locks, content=content)
+                )
             except OSError as exc:
                 raise RepositoryUnwritable(f"cannot write to the repository (mark the write): {exc}") from exc
             yield
 
-    def _update_index(self, index: pygit2.Index, plan: _Plan) -> None:
-        """Give the planned paths their planned entries and write the index.
-
-        Raises _Busy when another process holds index.lock (nothing was moved).
-        """
-        for path, entry in plan.items():
-            if entry is None:
-                if path in index:
-                    index.remove(path)
-            else:
-                index.add(pygit2.IndexEntry(path, entry.oid, entry.mode))
-        try:
-            index.write()
-        except (pygit2.GitError, OSError) as exc:
-            index.read(force=True)  # drop our unwritten edits; the next try starts clean
-            if layout.index_lock(self._git_dir).exists() or "index is locked" in str(exc):
-                raise _Busy("another process holds index.lock") from exc
-            raise RepositoryUnwritable(f"cannot write to the repository (write the index): {exc}") from exc
-
-    def _move_branch(self, ref_name: str, ref: pygit2.Reference | None, commit_id: pygit2.Oid) -> bool:
-        """Move the branch to `commit_id` if it still points where it did. False when it moved.
+    def _move_branch(self, ref_name: str, old: pygit2.Oid | None, new: pygit2.Oid | None) -> bool:
+        """Move the branch from `old` (None: unborn) to `new` (None: back to unborn) if it
+        still points at `old`. False when it moved.
 
         Raises _Busy when another process holds the branch's lock.
         """
         try:
-            if ref is None:
-                self.repo.references.create(ref_name, commit_id, force=False)
+            if old is None and new is not None:
+                self.repo.references.create(ref_name, new, force=False)
+                return True
+            ref = self.repo.references.get(ref_name)
+            if ref is None or old is None or ref.target != old:
+                return False
+            if new is None:
+                ref.delete()
             else:
-                ref.set_target(commit_id, "mdbackup: backup commit")
+                ref.set_target(new, "mdbackup: backup commit")
         except pygit2.AlreadyExistsError:
             return False
         except (pygit2.GitError, OSError) as exc:
@@ -343,21 +369,13 @@ def _ms_since(started: float) -> float:
     return round((time.perf_counter() - started) * 1000, 3)
 
 
-def _index_repairs(index: pygit2.Index, base_tree: pygit2.Tree | None, unchanged: Sequence[str]) -> _Plan:
-    """Index entries to put back to HEAD's state for paths whose working tree equals HEAD.
+def _checked_out(repo: pygit2.Repository) -> tuple[str, pygit2.Commit | None]:
+    """The branch HEAD names (`refs/heads/...`) and its commit (None when unborn).
 
-    Only a batch interrupted between writing the index and moving the branch (a
-    crash) leaves such an entry: without this, the abandoned change would stay
-    staged and go into the user's next `git commit`.
+    Raises _Refused on a detached HEAD.
     """
-    repairs: _Plan = {}
-    for path in unchanged:
-        head = tree_entry(base_tree, path)
-        try:
-            entry = index[path]
-            staged: Entry | None = Entry(entry.id, entry.mode)
-        except KeyError:
-            staged = None
-        if staged != head:
-            repairs[path] = head
-    return repairs
+    target = repo.references["HEAD"].target
+    if repo.head_is_detached or not isinstance(target, str):
+        raise _Refused("HEAD is detached (not on a branch); check out a branch to resume backups")
+    ref = repo.references.get(target)
+    return target, None if ref is None else ref.peel(pygit2.Commit)
