@@ -283,15 +283,16 @@ class Committer:
         folders: dict[str, bool] = {}  # folder -> is a real folder (not a link), this pass
         for path in dict.fromkeys(paths):
             old = tree_entry(base_tree, path)
+            in_index = path in index  # git's "tracked" (`git rm --cached` untracks it)
             new = snapshot(
                 self.repo,
                 path,
-                tracked=old is not None or path in index,
+                tracked=in_index,
                 max_file_size=max_file_size,
                 folders=folders,
             )
             if isinstance(new, Skipped):
-                if old is None:
+                if old is None or not in_index:  # `git add -- path` would not stage it
                     skipped.append(path)
                 else:
                     failed[path] = "not a regular file or symlink; left as committed"

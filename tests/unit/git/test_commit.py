@@ -318,3 +318,42 @@ def test_branch_moved_by_someone_else_is_not_rolled_back(repo: Path) -> None:
     files = head_files(repo)
     assert files["user.txt"] == "user\n" and files["a.md"] == "2\n"
     assert git(repo, "log", "--format=%s", "-3").split("\n")[:3] == ["m", "user commit", "m"]
+
+
+def test_store_file_staged_v2_with_v1_in_the_worktree_stays_staged(repo: Path) -> None:
+    """A save that leaves the file as HEAD has it commits nothing and leaves the index
+    alone: the user's staged v2 stays staged (no "repair" to HEAD)."""
+    write(repo, "notes/a.md", "v1\n")
+    commit(repo, ["notes/a.md"])
+    write(repo, "notes/a.md", "v2\n")
+    git(repo, "add", "notes/a.md")
+    write(repo, "notes/a.md", "v1\n")  # the editor saves v1 again
+    result = commit(repo, ["notes/a.md"])
+    assert result.commit_id is None and result.unchanged == ("notes/a.md",)
+    assert git(repo, "show", ":notes/a.md") == "v2\n"
+    assert git(repo, "status", "--porcelain", "notes/a.md") == "MM notes/a.md\n"
+
+
+def test_rm_cached_then_a_save_does_not_re_add_it(repo: Path) -> None:
+    write(repo, "notes/secret.md", "s\n")
+    commit(repo, ["notes/secret.md"])
+    git(repo, "rm", "-q", "--cached", "notes/secret.md")
+    write(repo, "notes/secret.md", "s\n")  # saved again, same content
+    result = commit(repo, ["notes/secret.md"])
+    assert result.commit_id is None
+    assert git(repo, "ls-files", "notes/secret.md") == ""
+    assert git(repo, "status", "--porcelain", "notes/secret.md") == "D  notes/secret.md\n?? notes/secret.md\n"
+
+
+def test_rm_cached_and_ignored_then_an_edit_is_not_committed_nor_re_added(repo: Path) -> None:
+    """As `git add -- notes/secret.md` would: untracked (not in the index) and ignored,
+    so skipped; HEAD keeps what it had, the staged deletion stays the user's."""
+    write(repo, "notes/secret.md", "s\n")
+    commit(repo, ["notes/secret.md"])
+    git(repo, "rm", "-q", "--cached", "notes/secret.md")
+    write(repo, ".gitignore", "secret.md\n")
+    write(repo, "notes/secret.md", "new secret\n")
+    result = commit(repo, ["notes/secret.md"])
+    assert result.skipped == ("notes/secret.md",) and result.commit_id is None
+    assert head_files(repo)["notes/secret.md"] == "s\n"
+    assert git(repo, "ls-files", "notes/secret.md") == ""
