@@ -18,8 +18,9 @@ RepositoryUnwritable, never a per-path "cannot read" and never "busy".
 
 from __future__ import annotations
 
+import os
 import time
-from collections.abc import Callable, Iterator, Mapping, Sequence
+from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from contextlib import ExitStack, contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -109,6 +110,7 @@ class Committer:
         self.repo = repo
         self._step = step
         self._git_dir: Path = git_dir(repo)
+        self._workdir: str = repo.workdir or ""
         self._files = IndexFiles(self._git_dir)
 
     def commit_paths(
@@ -182,6 +184,7 @@ class Committer:
         if index.conflicts is not None:
             raise _Busy("the index has unresolved conflicts")
 
+        seen = _stats(self._workdir, paths)  # before the reads: a later change shows
         plan, changes, unchanged, skipped, failed = self._plan(
             paths,
             base_tree=base_tree,
@@ -223,6 +226,8 @@ class Committer:
                 raise _Busy("the index has unresolved conflicts")
             if held.changed and any((path in index) != was for path, was in tracked.items()):
                 return None  # a path of ours was staged or unstaged meanwhile: plan again
+            if _stats(self._workdir, plan) != {path: seen[path] for path in plan}:
+                return None  # a file changed since it was read (a save, a stash): read it again
             for path, entry in plan.items():
                 if entry is None:
                     if path in index:
@@ -368,6 +373,23 @@ def _clean_text(text: str) -> str:
 
 def _ms_since(started: float) -> float:
     return round((time.perf_counter() - started) * 1000, 3)
+
+
+_StatKey = tuple[int, int, int, int, int] | None
+
+
+def _stats(workdir: str, paths: Iterable[str]) -> dict[str, _StatKey]:
+    """What each path is on disk now (inode, size, mode, mtime, ctime; None when gone):
+    taken before the reads and again under the lock, a difference means it changed."""
+    keys: dict[str, _StatKey] = {}
+    for path in paths:
+        try:
+            st = os.lstat(os.path.join(workdir, path))
+        except OSError:
+            keys[path] = None
+            continue
+        keys[path] = (st.st_ino, st.st_size, st.st_mode, st.st_mtime_ns, st.st_ctime_ns)
+    return keys
 
 
 def _checked_out(repo: pygit2.Repository) -> tuple[str, pygit2.Commit | None]:
