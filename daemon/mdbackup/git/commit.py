@@ -3,13 +3,16 @@
 The commit's tree is HEAD's tree with just the given paths replaced by their
 working-tree content (`mdbackup.git.snapshot` reads each path, `mdbackup.git.trees`
 rewrites only the trees on those paths, so the cost follows the change, not the
-repository). The real index gets entries for exactly those paths (the committed
-blob, no stat data, so a file that changed again since shows as modified) and is
-written BEFORE the branch moves; the branch then moves by compare-and-swap on its
-old target, retried from the top if someone else moved it. The user's other staged
-changes are never touched, and no lock that git owns is ever removed: while the
-index and the branch are written, `mdbackup.git.leftovers` marks the write, so a
-lock left by our own killed process can be told from git's.
+repository). The slow part (reading and hashing every file) runs without any lock;
+then `mdbackup.git.index_lock` takes git's `index.lock` and holds it from a fresh read
+of the index to the rename: HEAD, the branch and the index are checked again (anything
+moved: plan again), exactly the planned entries change (the committed blob, no stat
+data, so a file that changed again since shows as modified), the new index is written
+into the lock, the commit written, the branch moved by compare-and-swap
+(`mdbackup.git.branch`; undone if HEAD went to another branch meanwhile), and only
+then the lock renamed over the index, git's own order. The user's other staged changes
+and flags are never touched, an unchanged path's index entry is never touched, and no
+lock that git owns is ever removed (`mdbackup.git.leftovers` tells ours by identity).
 
 Git being busy and a refusal (detached HEAD) are answers, not errors: they come back
 in the result. A repository that cannot be written (read-only, disk full) raises
@@ -20,8 +23,7 @@ from __future__ import annotations
 
 import os
 import time
-from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
-from contextlib import ExitStack, contextmanager
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Literal
@@ -29,7 +31,7 @@ from typing import Literal
 import pygit2
 from pygit2.enums import RepositoryState
 
-from mdbackup.git import layout, leftovers
+from mdbackup.git import branch
 from mdbackup.git.index_lock import IndexBusy, IndexFiles
 from mdbackup.git.objects import Entry, RepositoryUnwritable, storing
 from mdbackup.git.repo import busy_reason, git_dir, head_info
@@ -249,14 +251,12 @@ class Committer:
             held.note_completion(
                 content_id=content_id, condition={"ref": branch_ref_name, "oid": str(commit_id)}
             )
-            with self._marking(branch_ref_name, commit_id):
-                if not self._move_branch(branch_ref_name, parent_id, commit_id):
-                    return None
+            if not self._move_branch(branch_ref_name, parent_id, commit_id):
+                return None
             if _checked_out(repo)[0] != branch_ref_name:
                 # HEAD went to another branch while we moved this one (the tail of a
                 # `git switch`): take our commit back off the branch no longer checked out.
-                with self._marking(branch_ref_name, parent_id):
-                    self._move_branch(branch_ref_name, commit_id, parent_id)
+                self._move_branch(branch_ref_name, commit_id, parent_id)
                 return None
             self._step("ref_moved")
             held.put_in_place()
@@ -319,47 +319,12 @@ class Committer:
             failed[path] = "changed between a file and a folder while committing; will retry"
         return plan, changes, unchanged, skipped, failed
 
-    @contextmanager
-    def _marking(self, branch_ref_name: str, commit_id: pygit2.Oid | None) -> Iterator[None]:
-        """Mark, for as long as it runs, a branch update that makes libgit2 create the
-        branch's lock holding `commit_id` (see `mdbackup.git.leftovers`)."""
-        locks = [layout.ref_lock(self._git_dir, branch_ref_name)]
-        content = None if commit_id is None else f"{commit_id}\n".encode()
-        with ExitStack() as stack:
-            try:
-                stack.enter_context(
-                    leftovers.writing(layout.state_dir(self._git_dir), locks, content=content)
-                )
-            except OSError as exc:
-                raise RepositoryUnwritable(f"cannot write to the repository (mark the write): {exc}") from exc
-            yield
-
     def _move_branch(self, ref_name: str, old: pygit2.Oid | None, new: pygit2.Oid | None) -> bool:
-        """Move the branch from `old` (None: unborn) to `new` (None: back to unborn) if it
-        still points at `old`. False when it moved.
-
-        Raises _Busy when another process holds the branch's lock.
-        """
+        """`branch.move`; raises _Busy when another process holds the branch's lock."""
         try:
-            if old is None and new is not None:
-                self.repo.references.create(ref_name, new, force=False)
-                return True
-            ref = self.repo.references.get(ref_name)
-            if ref is None or old is None or ref.target != old:
-                return False
-            if new is None:
-                ref.delete()
-            else:
-                ref.set_target(new, "mdbackup: backup commit")
-        except pygit2.AlreadyExistsError:
-            return False
-        except (pygit2.GitError, OSError) as exc:
-            if "old reference value does not match" in str(exc):
-                return False
-            if layout.ref_lock(self._git_dir, ref_name).exists() or "failed to lock file" in str(exc):
-                raise _Busy(f"the branch is locked by another process ({exc})") from exc
-            raise RepositoryUnwritable(f"cannot write to the repository (move the branch): {exc}") from exc
-        return True
+            return branch.move(self.repo, self._git_dir, ref_name, old=old, new=new)
+        except branch.BranchLocked as exc:
+            raise _Busy(str(exc)) from exc
 
 
 def _clean_text(text: str) -> str:
@@ -393,12 +358,8 @@ def _stats(workdir: str, paths: Iterable[str]) -> dict[str, _StatKey]:
 
 
 def _checked_out(repo: pygit2.Repository) -> tuple[str, pygit2.Commit | None]:
-    """The branch HEAD names (`refs/heads/...`) and its commit (None when unborn).
-
-    Raises _Refused on a detached HEAD.
-    """
-    target = repo.references["HEAD"].target
-    if repo.head_is_detached or not isinstance(target, str):
-        raise _Refused("HEAD is detached (not on a branch); check out a branch to resume backups")
-    ref = repo.references.get(target)
-    return target, None if ref is None else ref.peel(pygit2.Commit)
+    """`branch.checked_out`, a detached HEAD raised as _Refused."""
+    try:
+        return branch.checked_out(repo)
+    except branch.Detached as exc:
+        raise _Refused(str(exc)) from exc
