@@ -63,7 +63,10 @@ def git_until_done(repo: Path, *args: str) -> None:
             return
         # git's own compare-and-swap on the branch ("cannot lock ref ... but expected"): the
         # branch moved under the command; git changed nothing, the user runs it again.
-        retry = b"index.lock" in done.stderr or b"cannot lock ref" in done.stderr
+        # `git stash` fails SILENTLY (exit 255, no message) when it cannot take index.lock
+        # for its first refresh, before it saved anything.
+        silent_busy = args[0] == "stash" and not done.stderr.strip()
+        retry = b"index.lock" in done.stderr or b"cannot lock ref" in done.stderr or silent_busy
         if not retry or time.monotonic() > deadline:
             raise AssertionError(f"git {' '.join(args)}: {done.stderr.decode(errors='replace')[:300]}")
         time.sleep(0.01)
