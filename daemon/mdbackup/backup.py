@@ -23,7 +23,7 @@ from mdbackup import logs
 from mdbackup.clock import SYSTEM_CLOCK, Clock, backoff
 from mdbackup.config import Config
 from mdbackup.crashpoints import Step, no_step
-from mdbackup.git import layout, leftovers
+from mdbackup.git import index_lock, layout
 from mdbackup.git import repo as gitrepo
 from mdbackup.git.commit import CommitResult, Committer
 from mdbackup.git.scan import ScanResult, changed_paths
@@ -188,9 +188,11 @@ class Backup:
         paths too), and push. Call it holding the repository lock, before the first
         new event is taken in (`run --once` and the daemon alike). Returns the commit
         pass's report and whether the remote has the local head (True when push is off)."""
-        for lock in leftovers.clear_left_behind(layout.state_dir(self.git_dir)):
+        for cleared in index_lock.clear_left_behind(self.repo):
             self.log.warning(
-                "stale_lock_removed", lock=str(lock), detail="left by an interrupted mdbackup write"
+                "stale_lock_removed" if cleared.action == "removed" else "interrupted_write_completed",
+                lock=str(cleared.lock),
+                detail="left by an interrupted mdbackup write",
             )
         now = self._clock.wall()
         requeued = self._queue.requeue_interrupted(now=now)

@@ -3,13 +3,16 @@
 The commit's tree is HEAD's tree with just the given paths replaced by their
 working-tree content (`mdbackup.git.snapshot` reads each path, `mdbackup.git.trees`
 rewrites only the trees on those paths, so the cost follows the change, not the
-repository). The real index gets entries for exactly those paths (the committed
-blob, no stat data, so a file that changed again since shows as modified) and is
-written BEFORE the branch moves; the branch then moves by compare-and-swap on its
-old target, retried from the top if someone else moved it. The user's other staged
-changes are never touched, and no lock that git owns is ever removed: while the
-index and the branch are written, `mdbackup.git.leftovers` marks the write, so a
-lock left by our own killed process can be told from git's.
+repository). The slow part (reading and hashing every file) runs without any lock;
+then `mdbackup.git.index_lock` takes git's `index.lock` and holds it from a fresh read
+of the index to the rename: HEAD, the branch and the index are checked again (anything
+moved: plan again), exactly the planned entries change (the committed blob, no stat
+data, so a file that changed again since shows as modified), the new index is written
+into the lock, the commit written, the branch moved by compare-and-swap
+(`mdbackup.git.branch`; undone if HEAD went to another branch meanwhile), and only
+then the lock renamed over the index, git's own order. The user's other staged changes
+and flags are never touched, an unchanged path's index entry is never touched, and no
+lock that git owns is ever removed (`mdbackup.git.leftovers` tells ours by identity).
 
 Git being busy and a refusal (detached HEAD) are answers, not errors: they come back
 in the result. A repository that cannot be written (read-only, disk full) raises
@@ -18,16 +21,18 @@ RepositoryUnwritable, never a per-path "cannot read" and never "busy".
 
 from __future__ import annotations
 
+import os
 import time
-from collections.abc import Callable, Iterator, Mapping, Sequence
-from contextlib import ExitStack, contextmanager
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Literal
 
 import pygit2
+from pygit2.enums import RepositoryState
 
-from mdbackup.git import layout, leftovers
+from mdbackup.git import branch
+from mdbackup.git.index_lock import IndexBusy, IndexFiles
 from mdbackup.git.objects import Entry, RepositoryUnwritable, storing
 from mdbackup.git.repo import busy_reason, git_dir, head_info
 from mdbackup.git.snapshot import Failed, Skipped, snapshot
@@ -106,8 +111,9 @@ class Committer:
     def __init__(self, repo: pygit2.Repository, *, step: Callable[[str], None] = _no_step) -> None:
         self.repo = repo
         self._step = step
-        self._index: pygit2.Index = repo.index
         self._git_dir: Path = git_dir(repo)
+        self._workdir: str = repo.workdir or ""
+        self._files = IndexFiles(self._git_dir)
 
     def commit_paths(
         self,
@@ -159,31 +165,36 @@ class Committer:
         max_file_size: int,
         started: float,
     ) -> CommitResult | None:
-        """One attempt; None when the branch moved under us (start again from its new head)."""
+        """One attempt; None when HEAD, the branch or the index moved under us (plan again).
+
+        The slow part (reading and hashing every file, writing blobs and trees) runs
+        without any lock. Then `index.lock` is taken and held to the end: HEAD, the
+        branch and the index are looked at again (anything moved: plan again), exactly
+        the planned entries are changed in the fresh index, which is written into the
+        lock; the commit is written, the branch moved by compare-and-swap, and only
+        then the lock renamed over the index (git's own order: a failed branch move
+        leaves the index as it was).
+        """
         repo = self.repo
         reason = busy_reason(repo)
         if reason:
             raise _Busy(reason)
-        branch_ref_name = repo.references["HEAD"].target
-        if repo.head_is_detached or not isinstance(branch_ref_name, str):
-            raise _Refused("HEAD is detached (not on a branch); check out a branch to resume backups")
-        branch = branch_ref_name.removeprefix("refs/heads/")
-        branch_ref = None if repo.head_is_unborn else repo.references[branch_ref_name]
-        parent = None if branch_ref is None else branch_ref.peel(pygit2.Commit)
+        branch_ref_name, parent = _checked_out(repo)
         base_tree = None if parent is None else parent.tree
-
-        index = self._index
-        index.read(force=False)
+        parent_id = None if parent is None else parent.id
+        index = self._files.current()
         if index.conflicts is not None:
             raise _Busy("the index has unresolved conflicts")
 
+        seen = _stats(self._workdir, paths)  # before the reads: a later change shows
         plan, changes, unchanged, skipped, failed = self._plan(
             paths,
             base_tree=base_tree,
             index=index,
             max_file_size=max_file_size,
         )
-        repairs = _index_repairs(index, base_tree, unchanged)
+        tracked = {path: path in index for path in plan}
+        branch = branch_ref_name.removeprefix("refs/heads/")
         if changes:
             self._step("blobs_written")
             with storing("write the tree"):
@@ -193,9 +204,8 @@ class Committer:
                 unchanged += [c.path for c in changes]
                 changes = []
         if not changes:
-            if repairs:
-                with self._marking(branch_ref_name):
-                    self._update_index(index, repairs)
+            # Nothing to commit: the index is not touched (a path staged by the user
+            # whose working tree equals HEAD stays staged, a `git rm --cached` stays).
             return CommitResult(
                 branch=branch,
                 unchanged=tuple(unchanged),
@@ -204,8 +214,29 @@ class Committer:
                 elapsed_ms=_ms_since(started),
             )
 
-        with self._marking(branch_ref_name):
-            self._update_index(index, {**repairs, **plan})
+        try:
+            held = self._files.lock()
+        except IndexBusy as exc:
+            raise _Busy(str(exc)) from exc
+        with held:
+            if repo.state() != RepositoryState.NONE:
+                raise _Busy("a git operation started; will retry")
+            if _checked_out(repo) != (branch_ref_name, parent):
+                return None  # a switch, commit, pull or reset: plan again on what is there now
+            index = held.index
+            if index.conflicts is not None:
+                raise _Busy("the index has unresolved conflicts")
+            if held.changed and any((path in index) != was for path, was in tracked.items()):
+                return None  # a path of ours was staged or unstaged meanwhile: plan again
+            if _stats(self._workdir, plan) != {path: seen[path] for path in plan}:
+                return None  # a file changed since it was read (a save, a stash): read it again
+            for path, entry in plan.items():
+                if entry is None:
+                    if path in index:
+                        index.remove(path)
+                else:
+                    index.add(pygit2.IndexEntry(path, entry.oid, entry.mode))
+            content_id = held.write()
             self._step("index_written")
             with storing("write the commit"):
                 commit_id = repo.create_commit(
@@ -217,9 +248,18 @@ class Committer:
                     [] if parent is None else [parent.id],
                 )
             self._step("commit_written")
-            if not self._move_branch(branch_ref_name, branch_ref, commit_id):
+            held.note_completion(
+                content_id=content_id, condition={"ref": branch_ref_name, "oid": str(commit_id)}
+            )
+            if not self._move_branch(branch_ref_name, parent_id, commit_id):
                 return None
-        self._step("ref_moved")
+            if _checked_out(repo)[0] != branch_ref_name:
+                # HEAD went to another branch while we moved this one (the tail of a
+                # `git switch`): take our commit back off the branch no longer checked out.
+                self._move_branch(branch_ref_name, commit_id, parent_id)
+                return None
+            self._step("ref_moved")
+            held.put_in_place()
         return CommitResult(
             commit_id=str(commit_id),
             branch=branch,
@@ -248,15 +288,16 @@ class Committer:
         folders: dict[str, bool] = {}  # folder -> is a real folder (not a link), this pass
         for path in dict.fromkeys(paths):
             old = tree_entry(base_tree, path)
+            in_index = path in index  # git's "tracked" (`git rm --cached` untracks it)
             new = snapshot(
                 self.repo,
                 path,
-                tracked=old is not None or path in index,
+                tracked=in_index,
                 max_file_size=max_file_size,
                 folders=folders,
             )
             if isinstance(new, Skipped):
-                if old is None:
+                if old is None or not in_index:  # `git add -- path` would not stage it
                     skipped.append(path)
                 else:
                     failed[path] = "not a regular file or symlink; left as committed"
@@ -278,56 +319,12 @@ class Committer:
             failed[path] = "changed between a file and a folder while committing; will retry"
         return plan, changes, unchanged, skipped, failed
 
-    @contextmanager
-    def _marking(self, branch_ref_name: str) -> Iterator[None]:
-        """Mark, for as long as it runs, a write that may create git's index lock and the
-        branch's lock (see `mdbackup.git.leftovers`)."""
-        locks = [layout.index_lock(self._git_dir), layout.ref_lock(self._git_dir, branch_ref_name)]
-        with ExitStack() as stack:
-            try:
-                stack.enter_context(leftovers.writing(layout.state_dir(self._git_dir), locks))
-            except OSError as exc:
-                raise RepositoryUnwritable(f"cannot write to the repository (mark the write): {exc}") from exc
-            yield
-
-    def _update_index(self, index: pygit2.Index, plan: _Plan) -> None:
-        """Give the planned paths their planned entries and write the index.
-
-        Raises _Busy when another process holds index.lock (nothing was moved).
-        """
-        for path, entry in plan.items():
-            if entry is None:
-                if path in index:
-                    index.remove(path)
-            else:
-                index.add(pygit2.IndexEntry(path, entry.oid, entry.mode))
+    def _move_branch(self, ref_name: str, old: pygit2.Oid | None, new: pygit2.Oid | None) -> bool:
+        """`branch.move`; raises _Busy when another process holds the branch's lock."""
         try:
-            index.write()
-        except (pygit2.GitError, OSError) as exc:
-            index.read(force=True)  # drop our unwritten edits; the next try starts clean
-            if layout.index_lock(self._git_dir).exists() or "index is locked" in str(exc):
-                raise _Busy("another process holds index.lock") from exc
-            raise RepositoryUnwritable(f"cannot write to the repository (write the index): {exc}") from exc
-
-    def _move_branch(self, ref_name: str, ref: pygit2.Reference | None, commit_id: pygit2.Oid) -> bool:
-        """Move the branch to `commit_id` if it still points where it did. False when it moved.
-
-        Raises _Busy when another process holds the branch's lock.
-        """
-        try:
-            if ref is None:
-                self.repo.references.create(ref_name, commit_id, force=False)
-            else:
-                ref.set_target(commit_id, "mdbackup: backup commit")
-        except pygit2.AlreadyExistsError:
-            return False
-        except (pygit2.GitError, OSError) as exc:
-            if "old reference value does not match" in str(exc):
-                return False
-            if layout.ref_lock(self._git_dir, ref_name).exists() or "failed to lock file" in str(exc):
-                raise _Busy(f"the branch is locked by another process ({exc})") from exc
-            raise RepositoryUnwritable(f"cannot write to the repository (move the branch): {exc}") from exc
-        return True
+            return branch.move(self.repo, self._git_dir, ref_name, old=old, new=new)
+        except branch.BranchLocked as exc:
+            raise _Busy(str(exc)) from exc
 
 
 def _clean_text(text: str) -> str:
@@ -343,21 +340,26 @@ def _ms_since(started: float) -> float:
     return round((time.perf_counter() - started) * 1000, 3)
 
 
-def _index_repairs(index: pygit2.Index, base_tree: pygit2.Tree | None, unchanged: Sequence[str]) -> _Plan:
-    """Index entries to put back to HEAD's state for paths whose working tree equals HEAD.
+_StatKey = tuple[int, int, int, int, int] | None
 
-    Only a batch interrupted between writing the index and moving the branch (a
-    crash) leaves such an entry: without this, the abandoned change would stay
-    staged and go into the user's next `git commit`.
-    """
-    repairs: _Plan = {}
-    for path in unchanged:
-        head = tree_entry(base_tree, path)
+
+def _stats(workdir: str, paths: Iterable[str]) -> dict[str, _StatKey]:
+    """What each path is on disk now (inode, size, mode, mtime, ctime; None when gone):
+    taken before the reads and again under the lock, a difference means it changed."""
+    keys: dict[str, _StatKey] = {}
+    for path in paths:
         try:
-            entry = index[path]
-            staged: Entry | None = Entry(entry.id, entry.mode)
-        except KeyError:
-            staged = None
-        if staged != head:
-            repairs[path] = head
-    return repairs
+            st = os.lstat(os.path.join(workdir, path))
+        except OSError:
+            keys[path] = None
+            continue
+        keys[path] = (st.st_ino, st.st_size, st.st_mode, st.st_mtime_ns, st.st_ctime_ns)
+    return keys
+
+
+def _checked_out(repo: pygit2.Repository) -> tuple[str, pygit2.Commit | None]:
+    """`branch.checked_out`, a detached HEAD raised as _Refused."""
+    try:
+        return branch.checked_out(repo)
+    except branch.Detached as exc:
+        raise _Refused(str(exc)) from exc

@@ -24,6 +24,17 @@ def lock_path(git_dir: Path) -> Path:
     return state_dir(git_dir) / "lock"
 
 
+def index_file(git_dir: Path) -> Path:
+    """git's index (`<git dir>/index`)."""
+    return git_dir / "index"
+
+
+def index_copy(git_dir: Path) -> Path:
+    """mdbackup's working copy of the index (`<git dir>/mdbackup/index.next`), written by
+    libgit2 and copied into `index.lock` while we hold it."""
+    return state_dir(git_dir) / "index.next"
+
+
 def index_lock(git_dir: Path) -> Path:
     """git's lock on the index (`<git dir>/index.lock`)."""
     return git_dir / "index.lock"

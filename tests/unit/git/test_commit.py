@@ -163,31 +163,45 @@ def test_branch_that_keeps_moving_is_busy(repo: Path, monkeypatch: pytest.Monkey
     assert result.commit_id is None and git(repo, "rev-parse", "HEAD") == head
 
 
-def test_steps_are_reported_in_order_and_the_write_is_marked(repo: Path) -> None:
-    """The step callback sees each step; while the index and branch are written, the
-    leftovers marker lists exactly git's index lock and the branch's lock."""
-    marker = repo / ".git/mdbackup/writing"
-    seen: list[tuple[str, list[str] | None]] = []
+def test_steps_are_reported_in_order_and_the_lock_is_held_from_index_to_rename(repo: Path) -> None:
+    """The step callback sees each step. From the index write to the branch move,
+    index.lock is held and is our claimed file (recorded before it existed), the index in
+    place is untouched (git's order: new index in the lock, commit, branch, rename)."""
+    git_dir = (repo / ".git").resolve()
+    lock, own = git_dir / "index.lock", git_dir / "mdbackup/claims/index.lock"
+    seen: list[tuple[str, bool, bool, str]] = []
 
     def step(name: str) -> None:
-        seen.append((name, marker.read_text().splitlines() if marker.exists() else None))
+        ours = lock.exists() and own.exists() and os.path.samefile(lock, own)
+        staged = git(repo, "ls-files", "--", "a.md").strip()
+        seen.append((name, lock.exists(), ours, staged))
 
     committer = Committer(open_repository(repo), step=step)
     write(repo, "a.md", "x\n")
+    head = git(repo, "rev-parse", "HEAD").strip()
+    moved: list[str] = []
+    original = step
+
+    def step_and_head(name: str) -> None:
+        original(name)
+        moved.append(git(repo, "rev-parse", "HEAD").strip())
+
+    committer._step = step_and_head
     committer.commit_paths(["a.md"], message=lambda c: "m", author=SIG, committer=SIG, max_file_size=10**6)
-    git_dir = (repo / ".git").resolve()
-    locks = [str(git_dir / "index.lock"), str(git_dir / "refs/heads/main.lock")]
     assert seen == [
-        ("blobs_written", None),
-        ("tree_written", None),
-        ("index_written", locks),
-        ("commit_written", locks),
-        ("ref_moved", None),
+        ("blobs_written", False, False, ""),
+        ("tree_written", False, False, ""),
+        ("index_written", True, True, ""),
+        ("commit_written", True, True, ""),
+        ("ref_moved", True, True, ""),
     ]
+    assert moved[:4] == [head] * 4 and moved[4] != head
+    assert not lock.exists() and not own.exists()
+    assert git(repo, "status", "--porcelain") == ""
     seen.clear()
     committer.commit_paths(["a.md"], message=lambda c: "m", author=SIG, committer=SIG, max_file_size=10**6)
     assert seen == []  # nothing to commit: no step, no write
-    assert not marker.exists()
+    assert not (git_dir / "mdbackup/writing").exists()
 
 
 def test_message_gets_the_changes(repo: Path) -> None:
@@ -304,3 +318,42 @@ def test_branch_moved_by_someone_else_is_not_rolled_back(repo: Path) -> None:
     files = head_files(repo)
     assert files["user.txt"] == "user\n" and files["a.md"] == "2\n"
     assert git(repo, "log", "--format=%s", "-3").split("\n")[:3] == ["m", "user commit", "m"]
+
+
+def test_store_file_staged_v2_with_v1_in_the_worktree_stays_staged(repo: Path) -> None:
+    """A save that leaves the file as HEAD has it commits nothing and leaves the index
+    alone: the user's staged v2 stays staged (no "repair" to HEAD)."""
+    write(repo, "notes/a.md", "v1\n")
+    commit(repo, ["notes/a.md"])
+    write(repo, "notes/a.md", "v2\n")
+    git(repo, "add", "notes/a.md")
+    write(repo, "notes/a.md", "v1\n")  # the editor saves v1 again
+    result = commit(repo, ["notes/a.md"])
+    assert result.commit_id is None and result.unchanged == ("notes/a.md",)
+    assert git(repo, "show", ":notes/a.md") == "v2\n"
+    assert git(repo, "status", "--porcelain", "notes/a.md") == "MM notes/a.md\n"
+
+
+def test_rm_cached_then_a_save_does_not_re_add_it(repo: Path) -> None:
+    write(repo, "notes/secret.md", "s\n")
+    commit(repo, ["notes/secret.md"])
+    git(repo, "rm", "-q", "--cached", "notes/secret.md")
+    write(repo, "notes/secret.md", "s\n")  # saved again, same content
+    result = commit(repo, ["notes/secret.md"])
+    assert result.commit_id is None
+    assert git(repo, "ls-files", "notes/secret.md") == ""
+    assert git(repo, "status", "--porcelain", "notes/secret.md") == "D  notes/secret.md\n?? notes/secret.md\n"
+
+
+def test_rm_cached_and_ignored_then_an_edit_is_not_committed_nor_re_added(repo: Path) -> None:
+    """As `git add -- notes/secret.md` would: untracked (not in the index) and ignored,
+    so skipped; HEAD keeps what it had, the staged deletion stays the user's."""
+    write(repo, "notes/secret.md", "s\n")
+    commit(repo, ["notes/secret.md"])
+    git(repo, "rm", "-q", "--cached", "notes/secret.md")
+    write(repo, ".gitignore", "secret.md\n")
+    write(repo, "notes/secret.md", "new secret\n")
+    result = commit(repo, ["notes/secret.md"])
+    assert result.skipped == ("notes/secret.md",) and result.commit_id is None
+    assert head_files(repo)["notes/secret.md"] == "s\n"
+    assert git(repo, "ls-files", "notes/secret.md") == ""

@@ -1,0 +1,222 @@
+"""The real index, read and written under git's own `index.lock` discipline.
+
+Git updates `.git/index` by creating `index.lock` (O_CREAT|O_EXCL), reading the
+index, writing the new one into the lock, and renaming the lock over the index.
+Whoever holds the lock is the only writer; a reader always sees a whole index.
+libgit2's `Index.write()` takes the lock only for the write itself, so a read-modify-
+write through `repo.index` silently overwrites a `git add` made in between. Here the
+lock is held from the read to the rename:
+
+    with IndexFiles(git_dir, state_dir) as files:      # one per Committer
+        index = files.current()                        # unlocked, for planning
+        held = files.lock()                            # raises IndexBusy when held
+        index = held.index                             # fresh under the lock
+        ... change exactly our entries ...
+        content_id = held.write()                      # into index.lock, fsynced
+        held.put_in_place() / held.roll_back()
+
+The lock is taken with `leftovers.claim` (its identity recorded before it exists),
+so a lock left by our killed process can be told from git's. The in-memory index
+is a standalone `pygit2.Index` over a copy in our state folder (`index.next`); it
+is re-read only when `.git/index` is not the very file we last read or wrote
+(inode, size, times and the SHA-1 trailer compared), so an unchanged index costs a
+`stat`, not a read. Entries never touched keep their flags (skip-worktree, ...).
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import shutil
+from collections.abc import Mapping
+from dataclasses import dataclass
+from pathlib import Path
+
+import pygit2
+
+from mdbackup.git import layout, leftovers
+from mdbackup.git.objects import RepositoryUnwritable
+
+
+class IndexBusy(Exception):
+    """Another process holds `index.lock`: nothing was changed."""
+
+
+@dataclass(frozen=True)
+class IndexIdentity:
+    """Which index file is on disk: a different one has a different value."""
+
+    dev: int
+    ino: int
+    size: int
+    mtime_ns: int
+    ctime_ns: int
+    trailer: bytes
+
+
+def _identity(fd: int) -> IndexIdentity:
+    st = os.fstat(fd)
+    trailer = os.pread(fd, 20, st.st_size - 20) if st.st_size >= 20 else b""
+    return IndexIdentity(st.st_dev, st.st_ino, st.st_size, st.st_mtime_ns, st.st_ctime_ns, trailer)
+
+
+class IndexFiles:
+    """The repository's index as this process knows it, and the way to lock it."""
+
+    def __init__(self, git_dir: Path) -> None:
+        self._path = layout.index_file(git_dir)
+        self._lock = layout.index_lock(git_dir)
+        self._state = layout.state_dir(git_dir)
+        self._copy = layout.index_copy(git_dir)
+        self._index: pygit2.Index | None = None
+        self._known: IndexIdentity | None = None  # of the file `_index` mirrors
+
+    def current(self) -> pygit2.Index:
+        """The index as it is on disk now (re-read only when the file changed).
+
+        Not locked: use it to plan, then check under `lock()` that it still holds.
+        Raises RepositoryUnwritable when our copy cannot be written.
+        """
+        try:
+            fd = os.open(self._path, os.O_RDONLY | os.O_CLOEXEC)
+        except FileNotFoundError:
+            if self._index is None or self._known is not None:
+                self._load(None)
+            assert self._index is not None
+            return self._index
+        try:
+            known = _identity(fd)
+            if self._index is None or known != self._known or not any(known.trailer):
+                self._load(fd)
+                self._known = known
+        finally:
+            os.close(fd)
+        assert self._index is not None
+        return self._index
+
+    def forget(self) -> None:
+        """Drop the in-memory index (after a change that was not written)."""
+        self._index = None
+        self._known = None
+
+    def lock(self) -> HeldIndex:
+        """Take `index.lock` and read the index fresh under it.
+
+        Raises IndexBusy when the lock exists; RepositoryUnwritable when it cannot be
+        created or our state folder cannot be written.
+        """
+        try:
+            claim = leftovers.claim(self._state, self._lock)
+        except FileExistsError as exc:
+            raise IndexBusy("another process holds index.lock") from exc
+        except OSError as exc:
+            raise RepositoryUnwritable(f"cannot write to the repository (lock the index): {exc}") from exc
+        try:
+            before = self._known
+            index = self.current()
+        except BaseException:
+            leftovers.finish(claim, into=None)
+            raise
+        return HeldIndex(self, claim, index, changed=before != self._known)
+
+    def _load(self, fd: int | None) -> None:
+        """Read the index file open at `fd` (None: there is none yet) through our copy."""
+        self._index = None
+        self._known = None
+        try:
+            self._state.mkdir(parents=True, exist_ok=True)
+            with contextlib.suppress(FileNotFoundError):
+                os.unlink(self._copy)
+            if fd is not None:
+                with open(self._copy, "wb") as out, os.fdopen(os.dup(fd), "rb") as src:
+                    src.seek(0)
+                    shutil.copyfileobj(src, out, 1 << 20)
+            self._index = pygit2.Index(str(self._copy))
+        except (OSError, pygit2.GitError) as exc:
+            raise RepositoryUnwritable(f"cannot write to the repository (read the index): {exc}") from exc
+
+    def _written(self, identity: IndexIdentity) -> None:
+        """Our index is now the one in place, with this identity."""
+        self._known = identity
+
+
+class HeldIndex:
+    """`index.lock`, held by us; `index` is the index read under it."""
+
+    def __init__(
+        self, files: IndexFiles, claim: leftovers.Claim, index: pygit2.Index, *, changed: bool
+    ) -> None:
+        self._files = files
+        self._claim = claim
+        self.index = index
+        self.changed = changed  # the index on disk is not the one `current()` gave before
+        self._released = False
+
+    def write(self) -> str:
+        """Write the changed index into the lock and fsync it; returns its content id
+        (the SHA-1 trailer). The index in place is unchanged until `put_in_place`."""
+        try:
+            self.index.write()  # libgit2 writes our copy (index.next)
+            fd = self._claim.fd
+            os.ftruncate(fd, 0)
+            with open(self._files._copy, "rb") as src:
+                offset = 0
+                while chunk := src.read(1 << 20):
+                    offset += os.pwrite(fd, chunk, offset)
+            os.fsync(fd)
+            trailer = os.pread(fd, 20, offset - 20) if offset >= 20 else b""
+        except (OSError, pygit2.GitError) as exc:
+            raise RepositoryUnwritable(f"cannot write to the repository (write the index): {exc}") from exc
+        return trailer.hex()
+
+    def note_completion(self, *, content_id: str, condition: dict[str, str]) -> None:
+        """From now on a crash leaves a lock the next start renames into place when
+        `condition` holds (see `leftovers.clear_left_behind`)."""
+        try:
+            leftovers.note_completion(
+                self._claim, target=self._files._path, content_id=content_id, condition=condition
+            )
+        except OSError as exc:
+            raise RepositoryUnwritable(f"cannot write to the repository (mark the write): {exc}") from exc
+
+    def put_in_place(self) -> None:
+        """Rename the lock over the index: the new index takes effect, the lock is released."""
+        self._released = True
+        fd = os.dup(self._claim.fd)  # our file, whatever its name becomes
+        try:
+            leftovers.finish(self._claim, into=self._files._path)
+            identity = _identity(fd)  # after the rename: it changes the file's ctime
+        except OSError as exc:
+            self._files.forget()
+            raise RepositoryUnwritable(f"cannot write to the repository (replace the index): {exc}") from exc
+        finally:
+            os.close(fd)
+        self._files._written(identity)
+
+    def roll_back(self) -> None:
+        """Remove the lock; the index in place was never changed. Idempotent."""
+        if self._released:
+            return
+        self._released = True
+        self._files.forget()  # our in-memory edits were not written
+        leftovers.finish(self._claim, into=None)
+
+    def __enter__(self) -> HeldIndex:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.roll_back()
+
+
+def clear_left_behind(repo: pygit2.Repository) -> list[leftovers.Cleared]:
+    """At start (holding mdbackup's repository lock): finish or roll back what a killed
+    process of ours left. A complete new index whose commit is on its branch is put in
+    place (the commit happened; without it the user's next `git commit` would revert the
+    backup); any other lock of ours is removed; git's are never touched."""
+
+    def branch_points_at(condition: Mapping[str, str]) -> bool:
+        ref = repo.references.get(condition.get("ref", ""))
+        return ref is not None and str(ref.target) == condition.get("oid")
+
+    git_dir = Path(repo.path).resolve()
+    return leftovers.clear_left_behind(layout.state_dir(git_dir), condition_holds=branch_points_at)
