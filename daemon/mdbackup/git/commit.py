@@ -26,8 +26,10 @@ from pathlib import Path
 from typing import Literal
 
 import pygit2
+from pygit2.enums import FileMode
 
 from mdbackup.git import layout, leftovers
+from mdbackup.git.names import refusal
 from mdbackup.git.objects import Entry, RepositoryUnwritable, storing
 from mdbackup.git.repo import busy_reason, git_dir, head_info
 from mdbackup.git.snapshot import Failed, Skipped, snapshot
@@ -246,15 +248,22 @@ class Committer:
         skipped: list[str] = []
         failed: dict[str, str] = {}
         folders: dict[str, bool] = {}  # folder -> is a real folder (not a link), this pass
+        unwritable: RepositoryUnwritable | None = None
+        stored = False
         for path in dict.fromkeys(paths):
             old = tree_entry(base_tree, path)
-            new = snapshot(
-                self.repo,
-                path,
-                tracked=old is not None or path in index,
-                max_file_size=max_file_size,
-                folders=folders,
-            )
+            try:
+                new = _path_snapshot(
+                    self.repo, path, old, index, max_file_size=max_file_size, folders=folders
+                )
+            except RepositoryUnwritable as exc:
+                unwritable = unwritable or exc
+                failed[path] = str(exc)
+                continue
+            except (pygit2.GitError, OSError, ValueError) as exc:
+                failed[path] = f"cannot commit this path: {exc}"  # one path's failure is its own
+                continue
+            stored = True
             if isinstance(new, Skipped):
                 if old is None:
                     skipped.append(path)
@@ -270,6 +279,8 @@ class Committer:
                 plan[path] = new
                 kind: ChangeKind = "deleted" if new is None else ("added" if old is None else "modified")
                 changes.append(PathChange(path, kind))
+        if unwritable is not None and not stored:
+            raise unwritable  # no path could be stored: the repository itself is unwritable
         for path in file_folder_clashes(plan):
             # A file at `a` and files under `a/` in one snapshot: `a` changed between its
             # read and theirs. Leave it out this time; its retry sees what it is now.
@@ -328,6 +339,30 @@ class Committer:
                 raise _Busy(f"the branch is locked by another process ({exc})") from exc
             raise RepositoryUnwritable(f"cannot write to the repository (move the branch): {exc}") from exc
         return True
+
+
+def _path_snapshot(
+    repo: pygit2.Repository,
+    path: str,
+    old: Entry | None,
+    index: pygit2.Index,
+    *,
+    max_file_size: int,
+    folders: dict[str, bool],
+) -> Entry | Skipped | Failed | None:
+    """`snapshot` of one path, with git's name rules applied: a path git would refuse
+    (see `mdbackup.git.names`) is Failed and never reaches a tree."""
+    reason = refusal(path, FileMode.BLOB)
+    if reason is not None:
+        return Failed(reason)
+    new = snapshot(
+        repo, path, tracked=old is not None or path in index, max_file_size=max_file_size, folders=folders
+    )
+    if isinstance(new, Entry):
+        reason = refusal(path, new.mode)
+        if reason is not None:
+            return Failed(reason)
+    return new
 
 
 def _clean_text(text: str) -> str:

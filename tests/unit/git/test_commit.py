@@ -304,3 +304,46 @@ def test_branch_moved_by_someone_else_is_not_rolled_back(repo: Path) -> None:
     files = head_files(repo)
     assert files["user.txt"] == "user\n" and files["a.md"] == "2\n"
     assert git(repo, "log", "--format=%s", "-3").split("\n")[:3] == ["m", "user commit", "m"]
+
+
+@pytest.mark.parametrize("folder", [".GIT", ".Git", "git~1", ".git.", ".git ", ".g\u200cit"])
+def test_a_name_git_refuses_fails_alone_and_the_rest_commits(repo: Path, folder: str) -> None:
+    write(repo, f"notes/{folder}/x.md", "bad\n")
+    write(repo, "notes/good.md", "good\n")
+    result = commit(repo, [f"notes/{folder}/x.md", "notes/good.md"])
+    assert [c.path for c in result.changes] == ["notes/good.md"]
+    assert "git would refuse" in result.failed[f"notes/{folder}/x.md"]
+    assert set(head_files(repo)) == {"README.txt", "notes/good.md"}
+    git(repo, "fsck", "--strict")
+
+
+def test_a_symlinked_gitmodules_fails_alone(repo: Path) -> None:
+    os.symlink("elsewhere", repo / ".gitmodules")
+    write(repo, "notes/good.md", "good\n")
+    result = commit(repo, [".gitmodules", "notes/good.md"])
+    assert "symbolic link" in result.failed[".gitmodules"]
+    assert set(head_files(repo)) == {"README.txt", "notes/good.md"}
+
+
+@pytest.mark.parametrize(
+    "error", [pygit2.GitError("injected"), OSError(5, "injected"), ValueError("injected")]
+)
+def test_one_paths_failure_never_fails_the_others(
+    repo: Path, monkeypatch: pytest.MonkeyPatch, error: Exception
+) -> None:
+    import mdbackup.git.commit as commit_module
+
+    real = commit_module.snapshot
+
+    def failing(repo_: pygit2.Repository, path: str, **kwargs: object):  # type: ignore[no-untyped-def]
+        if path.endswith("bad.md"):
+            raise error
+        return real(repo_, path, **kwargs)  # type: ignore[arg-type]
+
+    monkeypatch.setattr(commit_module, "snapshot", failing)
+    for name in ("a.md", "bad.md", "b.md"):
+        write(repo, f"notes/{name}", name)
+    result = commit(repo, ["notes/a.md", "notes/bad.md", "notes/b.md"])
+    assert "injected" in result.failed["notes/bad.md"]
+    assert sorted(c.path for c in result.changes) == ["notes/a.md", "notes/b.md"]
+    assert git(repo, "status", "--porcelain", "notes/a.md", "notes/b.md") == ""
