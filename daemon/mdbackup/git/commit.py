@@ -23,30 +23,18 @@ from collections.abc import Callable, Iterator, Mapping, Sequence
 from contextlib import ExitStack, contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Literal
 
 import pygit2
-from pygit2.enums import FileMode
 
 from mdbackup.git import layout, leftovers
-from mdbackup.git.names import refusal
 from mdbackup.git.objects import Entry, RepositoryUnwritable, storing
+from mdbackup.git.planning import ChangeKind, PathChange, plan_paths
 from mdbackup.git.repo import busy_reason, git_dir, head_info
-from mdbackup.git.snapshot import Failed, Skipped, snapshot
-from mdbackup.git.trees import file_folder_clashes, rewrite_tree, tree_entry
+from mdbackup.git.trees import rewrite_tree, tree_entry
 
 __all__ = ["ChangeKind", "CommitResult", "Committer", "PathChange", "RepositoryUnwritable"]
 
-ChangeKind = Literal["added", "modified", "deleted"]
 _CAS_RETRIES = 5
-
-
-@dataclass(frozen=True)
-class PathChange:
-    """One path of a commit (repository-relative) and what happened to it."""
-
-    path: str
-    kind: ChangeKind
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -241,53 +229,15 @@ class Committer:
         max_file_size: int,
     ) -> tuple[_Plan, list[PathChange], list[str], list[str], dict[str, str]]:
         """Snapshot every path (each once) and sort it into planned change, unchanged,
-        skipped or failed."""
-        plan: _Plan = {}
-        changes: list[PathChange] = []
-        unchanged: list[str] = []
-        skipped: list[str] = []
-        failed: dict[str, str] = {}
-        folders: dict[str, bool] = {}  # folder -> is a real folder (not a link), this pass
-        unwritable: RepositoryUnwritable | None = None
-        stored = False
-        for path in dict.fromkeys(paths):
-            old = tree_entry(base_tree, path)
-            try:
-                new = _path_snapshot(
-                    self.repo, path, old, index, max_file_size=max_file_size, folders=folders
-                )
-            except RepositoryUnwritable as exc:
-                unwritable = unwritable or exc
-                failed[path] = str(exc)
-                continue
-            except (pygit2.GitError, OSError, ValueError) as exc:
-                failed[path] = f"cannot commit this path: {exc}"  # one path's failure is its own
-                continue
-            stored = True
-            if isinstance(new, Skipped):
-                if old is None:
-                    skipped.append(path)
-                else:
-                    failed[path] = "not a regular file or symlink; left as committed"
-                continue
-            if isinstance(new, Failed):
-                failed[path] = new.reason
-                continue
-            if new == old:
-                unchanged.append(path)
-            else:
-                plan[path] = new
-                kind: ChangeKind = "deleted" if new is None else ("added" if old is None else "modified")
-                changes.append(PathChange(path, kind))
-        if unwritable is not None and not stored:
-            raise unwritable  # no path could be stored: the repository itself is unwritable
-        for path in file_folder_clashes(plan):
-            # A file at `a` and files under `a/` in one snapshot: `a` changed between its
-            # read and theirs. Leave it out this time; its retry sees what it is now.
-            del plan[path]
-            changes = [c for c in changes if c.path != path]
-            failed[path] = "changed between a file and a folder while committing; will retry"
-        return plan, changes, unchanged, skipped, failed
+        skipped or failed (see `mdbackup.git.planning`)."""
+        planned = plan_paths(self.repo, paths, base_tree=base_tree, index=index, max_file_size=max_file_size)
+        return (
+            dict(planned.plan),
+            list(planned.changes),
+            list(planned.unchanged),
+            list(planned.skipped),
+            dict(planned.failed),
+        )
 
     @contextmanager
     def _marking(self, branch_ref_name: str) -> Iterator[None]:
@@ -339,30 +289,6 @@ class Committer:
                 raise _Busy(f"the branch is locked by another process ({exc})") from exc
             raise RepositoryUnwritable(f"cannot write to the repository (move the branch): {exc}") from exc
         return True
-
-
-def _path_snapshot(
-    repo: pygit2.Repository,
-    path: str,
-    old: Entry | None,
-    index: pygit2.Index,
-    *,
-    max_file_size: int,
-    folders: dict[str, bool],
-) -> Entry | Skipped | Failed | None:
-    """`snapshot` of one path, with git's name rules applied: a path git would refuse
-    (see `mdbackup.git.names`) is Failed and never reaches a tree."""
-    reason = refusal(path, FileMode.BLOB)
-    if reason is not None:
-        return Failed(reason)
-    new = snapshot(
-        repo, path, tracked=old is not None or path in index, max_file_size=max_file_size, folders=folders
-    )
-    if isinstance(new, Entry):
-        reason = refusal(path, new.mode)
-        if reason is not None:
-            return Failed(reason)
-    return new
 
 
 def _clean_text(text: str) -> str:
