@@ -21,7 +21,14 @@ from pygit2.enums import FileMode
 
 from mdbackup.git.names import refusal
 from mdbackup.git.objects import Entry, RepositoryUnwritable
-from mdbackup.git.shapes import Boundaries, CoreSettings, core_settings, index_entry_info
+from mdbackup.git.shapes import (
+    Boundaries,
+    CoreSettings,
+    SparseCone,
+    core_settings,
+    index_entry_info,
+    sparse_cone,
+)
 from mdbackup.git.snapshot import Failed, Skipped, snapshot
 from mdbackup.git.trees import file_folder_clashes, tree_entry
 
@@ -60,6 +67,7 @@ class _Shape:
 
     boundaries: Boundaries
     core: CoreSettings
+    cone: SparseCone | None
     folders: dict[str, bool]  # folder -> is a real folder (not a link), this pass
 
 
@@ -84,9 +92,11 @@ def plan_paths(
     failed: dict[str, str] = {}
     unwritable: RepositoryUnwritable | None = None
     stored = False
+    core = core_settings(repo)
     shape = _Shape(
         boundaries=Boundaries(repo.workdir or "", base_tree, index),
-        core=core_settings(repo),
+        core=core,
+        cone=sparse_cone(repo, core),
         folders={},
     )
     for path in dict.fromkeys(paths):
@@ -150,6 +160,8 @@ def _path_snapshot(
     info = index_entry_info(index, path)
     if info is not None and info.skip_worktree:
         return _NOT_OURS
+    if info is None and shape.cone is not None and not shape.cone.contains(path):
+        return _NOT_OURS  # outside the sparse cone: git add refuses it
     new = snapshot(
         repo,
         path,

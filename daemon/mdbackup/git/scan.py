@@ -23,7 +23,7 @@ from dataclasses import dataclass
 import pygit2
 from pygit2.enums import FileMode
 
-from mdbackup.git.shapes import core_settings, git_mode, index_entry_info
+from mdbackup.git.shapes import core_settings, git_mode, index_entry_info, sparse_cone
 
 
 @dataclass(frozen=True)
@@ -51,6 +51,7 @@ def changed_paths(
     head = _head_entries(repo, store_prefix)
     index = repo.index
     core = core_settings(repo)
+    cone = sparse_cone(repo, core)
     index_written_ns = _mtime_ns(os.path.join(repo.path, "index"))
     seen: set[str] = set()
     changed: list[str] = []
@@ -61,6 +62,8 @@ def changed_paths(
         seen.add(path)
         known = head.get(path)
         if known is None:
+            if cone is not None and path not in index and not cone.contains(path):
+                continue  # outside the sparse cone: git add refuses it
             if path in index or not path_is_ignored(repo, path):
                 changed.append(path)
             continue

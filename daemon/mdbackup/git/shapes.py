@@ -7,6 +7,9 @@ core settings shape an entry (reads the repository's git config, never mdbackup'
   stays a gitlink.
 - An index entry flagged skip-worktree (sparse checkout puts every path outside its
   cone there) is never committed as deleted or changed, and keeps its flag.
+- With a cone-mode sparse checkout (`core.sparseCheckout`, `core.sparseCheckoutCone`),
+  a path outside the cone that the index does not have is not ours either: `git add`
+  refuses it. (Non-cone patterns are not read: only the skip-worktree flags count.)
 - `core.fileMode = false` keeps the index's mode for a regular file (a chmod is never
   committed), `core.symlinks = false` keeps a link entry a link when the working tree
   has a plain file there, exactly as git's `ce_mode_from_stat` does.
@@ -21,6 +24,9 @@ from dataclasses import dataclass
 import pygit2
 from pygit2.enums import FileMode
 
+from mdbackup.git import layout
+from mdbackup.git.repo import git_dir
+
 # git_index_entry.flags_extended: GIT_INDEX_ENTRY_SKIP_WORKTREE (libgit2's index.h).
 _SKIP_WORKTREE = 1 << 14
 
@@ -32,6 +38,7 @@ class CoreSettings:
     file_mode: bool = True
     symlinks: bool = True
     ignore_case: bool = False
+    sparse_cone: bool = False
 
 
 def core_settings(repo: pygit2.Repository) -> CoreSettings:
@@ -48,7 +55,48 @@ def core_settings(repo: pygit2.Repository) -> CoreSettings:
         file_mode=flag("core.filemode", True),
         symlinks=flag("core.symlinks", True),
         ignore_case=flag("core.ignorecase", False),
+        sparse_cone=flag("core.sparsecheckout", False) and flag("core.sparsecheckoutcone", True),
     )
+
+
+@dataclass(frozen=True)
+class SparseCone:
+    """A cone-mode sparse checkout: folders whose whole subtree is in (`recursive`) and
+    folders only whose own files are in (`parents`); files at the top are always in."""
+
+    recursive: frozenset[str]
+    parents: frozenset[str]
+
+    def contains(self, path: str) -> bool:
+        """True when the file `path` is inside the cone."""
+        folder, _, _name = path.rpartition("/")
+        if not folder or folder in self.parents or folder in self.recursive:
+            return True
+        slash = folder.find("/")
+        while slash != -1:
+            if folder[:slash] in self.recursive:
+                return True
+            slash = folder.find("/", slash + 1)
+        return False
+
+
+def sparse_cone(repo: pygit2.Repository, core: CoreSettings) -> SparseCone | None:
+    """The cone of a cone-mode sparse checkout, or None when there is none (or the
+    patterns file cannot be read: then only the skip-worktree flags count)."""
+    if not core.sparse_cone:
+        return None
+    try:
+        lines = layout.sparse_checkout(git_dir(repo)).read_text(encoding="utf-8").splitlines()
+    except (OSError, UnicodeDecodeError):
+        return None
+    included: set[str] = set()
+    parents: set[str] = set()
+    for line in (raw.strip() for raw in lines):
+        if line.startswith("!/") and line.endswith("/*/"):
+            parents.add(line[2:-3])
+        elif line.startswith("/") and line.endswith("/") and line not in ("/*/",):
+            included.add(line[1:-1])
+    return SparseCone(recursive=frozenset(included - parents), parents=frozenset(parents & included))
 
 
 @dataclass(frozen=True)

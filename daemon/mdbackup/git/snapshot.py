@@ -22,7 +22,7 @@ from dataclasses import dataclass
 import pygit2
 from pygit2.enums import FileMode
 
-from mdbackup.git.attributes import DriverFailed, clean, driver_for
+from mdbackup.git.attributes import DriverFailed, apply_filter_list, clean, driver_for
 from mdbackup.git.objects import Entry, RepositoryUnwritable, storing
 from mdbackup.git.scan import path_is_ignored
 from mdbackup.git.shapes import CoreSettings, git_mode
@@ -197,7 +197,7 @@ def _file_blob(
         try:
             data = clean(driver, workdir=_workdir(repo), path=path, data=data)
             if filters is not None:
-                data = filters.apply_to_buffer(data)
+                data = apply_filter_list(filters, data)
         except DriverFailed as exc:
             raise _Failed(str(exc)) from exc
         except pygit2.GitError as exc:

@@ -124,3 +124,11 @@ def test_clean_without_a_command(tmp_path: Path) -> None:
             path="a.md",
             data=b"d",
         )
+
+
+def test_binary_content_survives_the_driver_and_the_built_in_filters(upper: Path) -> None:
+    """pygit2's FilterList.apply_to_buffer cut the content at its first NUL byte."""
+    git(upper, "config", "core.autocrlf", "true")
+    write(upper, "notes/bin.md", b"\x00binary\r\n")
+    commit(upper, ["notes/bin.md"])
+    assert git(upper, "rev-parse", "HEAD:notes/bin.md").strip() == git_would_store(upper, "notes/bin.md")

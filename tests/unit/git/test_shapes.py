@@ -165,3 +165,18 @@ def test_core_settings_and_index_flags(repo: Path) -> None:
     info = index_entry_info(r.index, "README.txt")
     assert info is not None and info.skip_worktree and info.mode == FileMode.BLOB
     assert index_entry_info(r.index, "nothing") is None
+
+
+def test_a_new_file_outside_the_sparse_cone_is_not_added(repo: Path) -> None:
+    write(repo, "notes/sub/a.md", "a\n")
+    write(repo, "other/b.md", "b\n")
+    commit(repo, ["notes/sub/a.md", "other/b.md"])
+    git(repo, "update-index", "-q", "--refresh")
+    git(repo, "sparse-checkout", "set", "--cone", "notes/sub")
+    write(repo, "notes/top.md", "in: a parent folder's own file\n")
+    write(repo, "notes/sub/deep/in.md", "in: under a cone folder\n")
+    write(repo, "notes/ign/out.md", "out\n")
+    write(repo, "other/c.md", "out\n")
+    result = commit(repo, ["notes/top.md", "notes/sub/deep/in.md", "notes/ign/out.md", "other/c.md"])
+    assert sorted(c.path for c in result.changes) == ["notes/sub/deep/in.md", "notes/top.md"]
+    assert sorted(result.skipped) == ["notes/ign/out.md", "other/c.md"]
