@@ -26,7 +26,6 @@ import time
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Literal
 
 import pygit2
 from pygit2.enums import RepositoryState
@@ -34,22 +33,13 @@ from pygit2.enums import RepositoryState
 from mdbackup.git import branch
 from mdbackup.git.index_lock import IndexBusy, IndexFiles
 from mdbackup.git.objects import Entry, RepositoryUnwritable, storing
+from mdbackup.git.planning import ChangeKind, PathChange, plan_paths
 from mdbackup.git.repo import busy_reason, git_dir, head_info
-from mdbackup.git.snapshot import Failed, Skipped, snapshot
-from mdbackup.git.trees import file_folder_clashes, rewrite_tree, tree_entry
+from mdbackup.git.trees import rewrite_tree
 
 __all__ = ["ChangeKind", "CommitResult", "Committer", "PathChange", "RepositoryUnwritable"]
 
-ChangeKind = Literal["added", "modified", "deleted"]
 _CAS_RETRIES = 5
-
-
-@dataclass(frozen=True)
-class PathChange:
-    """One path of a commit (repository-relative) and what happened to it."""
-
-    path: str
-    kind: ChangeKind
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -279,45 +269,15 @@ class Committer:
         max_file_size: int,
     ) -> tuple[_Plan, list[PathChange], list[str], list[str], dict[str, str]]:
         """Snapshot every path (each once) and sort it into planned change, unchanged,
-        skipped or failed."""
-        plan: _Plan = {}
-        changes: list[PathChange] = []
-        unchanged: list[str] = []
-        skipped: list[str] = []
-        failed: dict[str, str] = {}
-        folders: dict[str, bool] = {}  # folder -> is a real folder (not a link), this pass
-        for path in dict.fromkeys(paths):
-            old = tree_entry(base_tree, path)
-            in_index = path in index  # git's "tracked" (`git rm --cached` untracks it)
-            new = snapshot(
-                self.repo,
-                path,
-                tracked=in_index,
-                max_file_size=max_file_size,
-                folders=folders,
-            )
-            if isinstance(new, Skipped):
-                if old is None or not in_index:  # `git add -- path` would not stage it
-                    skipped.append(path)
-                else:
-                    failed[path] = "not a regular file or symlink; left as committed"
-                continue
-            if isinstance(new, Failed):
-                failed[path] = new.reason
-                continue
-            if new == old:
-                unchanged.append(path)
-            else:
-                plan[path] = new
-                kind: ChangeKind = "deleted" if new is None else ("added" if old is None else "modified")
-                changes.append(PathChange(path, kind))
-        for path in file_folder_clashes(plan):
-            # A file at `a` and files under `a/` in one snapshot: `a` changed between its
-            # read and theirs. Leave it out this time; its retry sees what it is now.
-            del plan[path]
-            changes = [c for c in changes if c.path != path]
-            failed[path] = "changed between a file and a folder while committing; will retry"
-        return plan, changes, unchanged, skipped, failed
+        skipped or failed (see `mdbackup.git.planning`)."""
+        planned = plan_paths(self.repo, paths, base_tree=base_tree, index=index, max_file_size=max_file_size)
+        return (
+            dict(planned.plan),
+            list(planned.changes),
+            list(planned.unchanged),
+            list(planned.skipped),
+            dict(planned.failed),
+        )
 
     def _move_branch(self, ref_name: str, old: pygit2.Oid | None, new: pygit2.Oid | None) -> bool:
         """`branch.move`; raises _Busy when another process holds the branch's lock."""

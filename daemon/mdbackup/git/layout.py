@@ -43,3 +43,8 @@ def index_lock(git_dir: Path) -> Path:
 def ref_lock(git_dir: Path, ref_name: str) -> Path:
     """git's lock on a loose reference, e.g. `refs/heads/main` -> `<git dir>/refs/heads/main.lock`."""
     return git_dir / f"{ref_name}.lock"
+
+
+def sparse_checkout(git_dir: Path) -> Path:
+    """git's sparse-checkout patterns (`<git dir>/info/sparse-checkout`)."""
+    return git_dir / "info" / "sparse-checkout"

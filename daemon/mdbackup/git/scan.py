@@ -4,6 +4,10 @@ Walks only the store folder and only HEAD's subtree for it, so the cost follows
 the store, not the repository. A file is hashed only when the index's stat data
 does not vouch for it (same size and mtime as when the index entry was written,
 and the entry's blob is HEAD's), the way git itself avoids rehashing.
+
+Like git's own walk it never enters a folder that is another repository (it holds
+`.git`, a folder or a file), never reports a skip-worktree entry (sparse checkout)
+and compares modes as `git add` would give them (core.fileMode, core.symlinks).
 """
 
 from __future__ import annotations
@@ -18,6 +22,8 @@ from dataclasses import dataclass
 
 import pygit2
 from pygit2.enums import FileMode
+
+from mdbackup.git.shapes import core_settings, git_mode, index_entry_info, sparse_cone
 
 
 @dataclass(frozen=True)
@@ -44,6 +50,8 @@ def changed_paths(
     started = time.perf_counter()
     head = _head_entries(repo, store_prefix)
     index = repo.index
+    core = core_settings(repo)
+    cone = sparse_cone(repo, core)
     index_written_ns = _mtime_ns(os.path.join(repo.path, "index"))
     seen: set[str] = set()
     changed: list[str] = []
@@ -54,15 +62,21 @@ def changed_paths(
         seen.add(path)
         known = head.get(path)
         if known is None:
+            if cone is not None and path not in index and not cone.contains(path):
+                continue  # outside the sparse cone: git add refuses it
             if path in index or not path_is_ignored(repo, path):
                 changed.append(path)
             continue
-        if _index_vouches(index, path, st, known, index_written_ns=index_written_ns):
+        info = index_entry_info(index, path)
+        if info is not None and info.skip_worktree:
+            continue  # sparse checkout: never ours to commit
+        mode = git_mode(st.st_mode, None if info is None else info.mode, core)
+        if _index_vouches(index, path, st, known, mode=mode, index_written_ns=index_written_ns):
             continue
         hashed += 1
-        if _content_entry(repo, path, st) != known:
+        if _content_entry(repo, path, st, mode) != known:
             changed.append(path)
-    changed.extend(p for p in head if p not in seen and wants(p))
+    changed.extend(p for p in head if p not in seen and wants(p) and not _skip_worktree(index, p))
     return ScanResult(
         changed=tuple(sorted(changed)),
         files_seen=len(seen),
@@ -149,9 +163,11 @@ def _walk(
                 st = entry.stat(follow_symlinks=False)
             except OSError:
                 continue
+            if entry.name == ".git":
+                continue  # this repository's own, or (below the root) another repository's
             if stat.S_ISDIR(st.st_mode):
-                if entry.name != ".git" and wants_dir(rel):
-                    stack.append(rel)
+                if wants_dir(rel) and not os.path.lexists(os.path.join(entry.path, ".git")):
+                    stack.append(rel)  # a folder holding .git is another repository: not entered
             elif stat.S_ISREG(st.st_mode) or stat.S_ISLNK(st.st_mode):
                 yield rel, st
 
@@ -162,6 +178,7 @@ def _index_vouches(
     st: os.stat_result,
     known: tuple[pygit2.Oid, int],
     *,
+    mode: int,
     index_written_ns: int,
 ) -> bool:
     """True when the index entry is HEAD's blob and its stat data matches the file.
@@ -177,7 +194,7 @@ def _index_vouches(
     if centry == ffi.NULL:
         return False
     oid = pygit2.Oid(raw=bytes(ffi.buffer(ffi.addressof(centry, "id"))[:]))
-    if oid != known[0] or centry.mode != known[1] or _git_mode(st) != known[1]:
+    if oid != known[0] or centry.mode != known[1] or mode != known[1]:
         return False  # a chmod changes only the mode (and ctime), never size or mtime
     mtime_ns = centry.mtime.seconds * 1_000_000_000 + centry.mtime.nanoseconds
     ctime_ns = centry.ctime.seconds * 1_000_000_000 + centry.ctime.nanoseconds
@@ -192,13 +209,6 @@ def _index_vouches(
     return st.st_mtime_ns < index_written_ns
 
 
-def _git_mode(st: os.stat_result) -> int:
-    """The mode git records for a file with this lstat."""
-    if stat.S_ISLNK(st.st_mode):
-        return FileMode.LINK
-    return FileMode.BLOB_EXECUTABLE if st.st_mode & stat.S_IXUSR else FileMode.BLOB
-
-
 def _mtime_ns(path: str) -> int:
     try:
         return os.stat(path).st_mtime_ns
@@ -206,11 +216,17 @@ def _mtime_ns(path: str) -> int:
         return 0
 
 
-def _content_entry(repo: pygit2.Repository, path: str, st: os.stat_result) -> tuple[pygit2.Oid, int]:
+def _skip_worktree(index: pygit2.Index, path: str) -> bool:
+    info = index_entry_info(index, path)
+    return info is not None and info.skip_worktree
+
+
+def _content_entry(
+    repo: pygit2.Repository, path: str, st: os.stat_result, mode: int
+) -> tuple[pygit2.Oid, int]:
     full = os.path.join(repo.workdir, path)
     if stat.S_ISLNK(st.st_mode):
         return pygit2.hash(os.readlink(os.fsencode(full))), FileMode.LINK
-    mode = _git_mode(st)
     try:
         return pygit2.hashfile(full), mode
     except (OSError, pygit2.GitError):

@@ -6,8 +6,10 @@ reason. Hostile input: a file is read once through a descriptor that follows no
 link and never blocks (one snapshot of a growing file; a FIFO or link swapped in
 is looked at again), a path beyond a symbolic link is gone (as for git, the link
 is never followed), and a file that became a folder is gone (its files are paths
-of their own). Reads no config; git's filters (core.autocrlf, .gitattributes)
-apply as libgit2 knows them.
+of their own). Reads no mdbackup config; git's filters apply as `git add` applies
+them: a configured filter driver's clean command first (`mdbackup.git.attributes`),
+then libgit2's built-in ones (core.autocrlf, eol, ident); the mode follows
+core.fileMode and core.symlinks (`mdbackup.git.shapes.git_mode`).
 """
 
 from __future__ import annotations
@@ -20,8 +22,12 @@ from dataclasses import dataclass
 import pygit2
 from pygit2.enums import FileMode
 
+from mdbackup.git.attributes import DriverFailed, apply_filter_list, clean, driver_for
 from mdbackup.git.objects import Entry, RepositoryUnwritable, storing
 from mdbackup.git.scan import path_is_ignored
+from mdbackup.git.shapes import CoreSettings, git_mode
+
+_GIT_DEFAULTS = CoreSettings()
 
 _READ_ATTEMPTS = 3  # a file that changes type or size under the read is looked at again
 _READ_CHUNK = 1 << 20
@@ -30,7 +36,10 @@ _READ_CHUNK = 1 << 20
 @dataclass(frozen=True)
 class Skipped:
     """Not a path we back up: untracked and ignored by .gitignore, or neither a regular
-    file nor a symlink (a FIFO, a socket, a device)."""
+    file nor a symlink (a FIFO, a socket, a device). `not_ours` says it is another
+    repository's or outside the sparse checkout (left alone whatever HEAD has)."""
+
+    not_ours: bool = False
 
 
 @dataclass(frozen=True)
@@ -53,6 +62,8 @@ def snapshot(
     tracked: bool,
     max_file_size: int,
     folders: dict[str, bool] | None = None,
+    existing_mode: int | None = None,
+    core: CoreSettings = _GIT_DEFAULTS,
 ) -> Snapshot:
     """The working-tree content of the repository-relative `path`, stored as a blob.
 
@@ -68,13 +79,27 @@ def snapshot(
     blocking, so the blob is one snapshot of its bytes even while it grows; a file
     swapped for another, a link or a FIFO under the read is looked at again.
     `folders` caches which folders on the way are real folders: share one dict
-    across the paths of one pass, never across passes.
+    across the paths of one pass, never across passes. `existing_mode` is the index
+    entry's mode and `core` the repository's core settings: with core.fileMode or
+    core.symlinks false they decide the mode as git does.
+
+    A configured filter driver's clean command runs on the content first; a required
+    driver that is missing or fails is Failed (naming the driver), and nothing of the
+    raw content is stored.
 
     Raises RepositoryUnwritable when the blob cannot be stored (read-only
     repository, disk full); never for a problem of the path itself.
     """
     try:
-        return _snapshot(repo, path, tracked=tracked, max_file_size=max_file_size, folders=folders)
+        return _snapshot(
+            repo,
+            path,
+            tracked=tracked,
+            max_file_size=max_file_size,
+            folders=folders,
+            existing_mode=existing_mode,
+            core=core,
+        )
     except _Skip:
         return SKIPPED
     except _Failed as exc:
@@ -107,6 +132,8 @@ def _snapshot(
     tracked: bool,
     max_file_size: int,
     folders: dict[str, bool] | None,
+    existing_mode: int | None,
+    core: CoreSettings,
 ) -> Entry | None:
     """`snapshot`, with Skipped and Failed raised as _Skip and _Failed."""
     workdir = _workdir(repo)
@@ -147,8 +174,7 @@ def _snapshot(
             continue
         if oid is None:
             return None  # deleted while we read it: a deletion
-        mode = FileMode.BLOB_EXECUTABLE if st.st_mode & stat.S_IXUSR else FileMode.BLOB
-        return Entry(oid, mode)
+        return Entry(oid, FileMode(git_mode(st.st_mode, existing_mode, core)))
     raise _Failed("the file kept changing while being read; will retry")
 
 
@@ -161,7 +187,25 @@ def _file_blob(
         filters = repo.load_filter_list(os.fsencode(path))  # type: ignore[arg-type]
         libgit2_reads = filters is not None
     except (pygit2.GitError, OSError):
+        filters = None
         libgit2_reads = True  # let libgit2 decide below
+    driver = driver_for(repo, path)
+    if driver is not None:  # git runs the driver's clean command first, then its built-in filters
+        data = _read_regular(full, max_file_size, expected=st)
+        if data is None:
+            return None
+        try:
+            data = clean(driver, workdir=_workdir(repo), path=path, data=data)
+            if filters is not None:
+                data = apply_filter_list(filters, data)
+        except DriverFailed as exc:
+            raise _Failed(str(exc)) from exc
+        except pygit2.GitError as exc:
+            raise _Failed(f"git's filters failed on the output of filter {driver.name!r}: {exc}") from exc
+        if not _real_folders_on_the_way(_workdir(repo), path, {}):
+            raise _Changed(path)
+        with storing("store the file"):
+            return repo.create_blob(data)
     if not libgit2_reads:  # no core.autocrlf/.gitattributes filter applies: read it ourselves
         data = _read_regular(full, max_file_size, expected=st)
         if data is None:

@@ -93,3 +93,31 @@ def test_path_is_ignored_takes_names_that_are_not_utf8(repo: Path) -> None:
     assert path_is_ignored(r, "notes/x.tmp") and not path_is_ignored(r, "notes/x.md")
     odd = b"notes/caf\xe9".decode("utf-8", "surrogateescape")
     assert path_is_ignored(r, odd + ".tmp") and not path_is_ignored(r, odd + ".md")
+
+
+def test_a_nested_repository_or_linked_worktree_is_never_entered(repo: Path, store: Path) -> None:
+    committed(repo, {"notes/a.md": "a\n"})
+    nested = store / "inner"
+    nested.mkdir()
+    git(nested, "init", "-q")
+    (nested / "x.md").write_text("not ours\n")
+    git(repo, "worktree", "add", "-q", "notes/wt", "-b", "side")
+    (store / "wt" / "y.md").write_text("not ours either\n")
+    assert scan(repo).changed == ()
+
+
+def test_skip_worktree_entries_are_never_reported(repo: Path, store: Path) -> None:
+    committed(repo, {"notes/a.md": "a\n", "notes/b.md": "b\n"})
+    git(repo, "update-index", "--skip-worktree", "notes/a.md", "notes/b.md")
+    (store / "a.md").write_text("local edit\n")
+    (store / "b.md").unlink()
+    assert scan(repo).changed == ()
+
+
+def test_file_mode_false_ignores_a_chmod(repo: Path, store: Path) -> None:
+    committed(repo, {"notes/a.md": "a\n"})
+    git(repo, "config", "core.fileMode", "false")
+    os.chmod(store / "a.md", 0o755)
+    assert scan(repo).changed == ()
+    git(repo, "config", "core.fileMode", "true")
+    assert scan(repo).changed == ("notes/a.md",)

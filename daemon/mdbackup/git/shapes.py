@@ -1,0 +1,184 @@
+"""Repository shapes: what of the working tree is not ours to commit, and how git's own
+core settings shape an entry (reads the repository's git config, never mdbackup's).
+
+- A folder that is itself a repository (it holds `.git`, a folder or a file: a nested
+  repository, a submodule, a linked worktree) and a gitlink of HEAD or the index are
+  never entered: nothing under them is a path of this repository, and the gitlink
+  stays a gitlink.
+- An index entry flagged skip-worktree (sparse checkout puts every path outside its
+  cone there) is never committed as deleted or changed, and keeps its flag.
+- With a cone-mode sparse checkout (`core.sparseCheckout`, `core.sparseCheckoutCone`),
+  a path outside the cone that the index does not have is not ours either: `git add`
+  refuses it. (Non-cone patterns are not read: only the skip-worktree flags count.)
+- `core.fileMode = false` keeps the index's mode for a regular file (a chmod is never
+  committed), `core.symlinks = false` keeps a link entry a link when the working tree
+  has a plain file there, exactly as git's `ce_mode_from_stat` does.
+"""
+
+from __future__ import annotations
+
+import os
+import stat
+from dataclasses import dataclass
+
+import pygit2
+from pygit2.enums import FileMode
+
+from mdbackup.git import layout
+from mdbackup.git.repo import git_dir
+
+# git_index_entry.flags_extended: GIT_INDEX_ENTRY_SKIP_WORKTREE (libgit2's index.h).
+_SKIP_WORKTREE = 1 << 14
+
+
+@dataclass(frozen=True, kw_only=True)
+class CoreSettings:
+    """git's `core.fileMode`, `core.symlinks` and `core.ignoreCase`, with git's defaults."""
+
+    file_mode: bool = True
+    symlinks: bool = True
+    ignore_case: bool = False
+    sparse_cone: bool = False
+
+
+def core_settings(repo: pygit2.Repository) -> CoreSettings:
+    """The repository's core settings as git reads them (local, global and system config)."""
+    config = repo.config
+
+    def flag(key: str, default: bool) -> bool:
+        try:
+            return config.get_bool(key)
+        except (KeyError, pygit2.GitError, ValueError):
+            return default
+
+    return CoreSettings(
+        file_mode=flag("core.filemode", True),
+        symlinks=flag("core.symlinks", True),
+        ignore_case=flag("core.ignorecase", False),
+        sparse_cone=flag("core.sparsecheckout", False) and flag("core.sparsecheckoutcone", True),
+    )
+
+
+@dataclass(frozen=True)
+class SparseCone:
+    """A cone-mode sparse checkout: folders whose whole subtree is in (`recursive`) and
+    folders only whose own files are in (`parents`); files at the top are always in."""
+
+    recursive: frozenset[str]
+    parents: frozenset[str]
+
+    def contains(self, path: str) -> bool:
+        """True when the file `path` is inside the cone."""
+        folder, _, _name = path.rpartition("/")
+        if not folder or folder in self.parents or folder in self.recursive:
+            return True
+        slash = folder.find("/")
+        while slash != -1:
+            if folder[:slash] in self.recursive:
+                return True
+            slash = folder.find("/", slash + 1)
+        return False
+
+
+def sparse_cone(repo: pygit2.Repository, core: CoreSettings) -> SparseCone | None:
+    """The cone of a cone-mode sparse checkout, or None when there is none (or the
+    patterns file cannot be read: then only the skip-worktree flags count)."""
+    if not core.sparse_cone:
+        return None
+    try:
+        lines = layout.sparse_checkout(git_dir(repo)).read_text(encoding="utf-8").splitlines()
+    except (OSError, UnicodeDecodeError):
+        return None
+    included: set[str] = set()
+    parents: set[str] = set()
+    for line in (raw.strip() for raw in lines):
+        if line.startswith("!/") and line.endswith("/*/"):
+            parents.add(line[2:-3])
+        elif line.startswith("/") and line.endswith("/") and line not in ("/*/",):
+            included.add(line[1:-1])
+    return SparseCone(recursive=frozenset(included - parents), parents=frozenset(parents & included))
+
+
+@dataclass(frozen=True)
+class IndexEntryInfo:
+    """What the index says about one path: its mode and whether it is skip-worktree."""
+
+    mode: int
+    skip_worktree: bool
+
+
+def index_entry_info(index: pygit2.Index, path: str) -> IndexEntryInfo | None:
+    """The stage-0 index entry of `path` (mode and skip-worktree flag), or None.
+
+    Reads the flags through pygit2's cffi binding: the Python IndexEntry has none.
+    """
+    ffi, lib = pygit2.ffi, pygit2.C
+    raw_index = getattr(index, "_index", None)
+    if raw_index is None:
+        return None
+    centry = lib.git_index_get_bypath(raw_index, os.fsencode(path), 0)
+    if centry == ffi.NULL:
+        return None
+    return IndexEntryInfo(mode=int(centry.mode), skip_worktree=bool(centry.flags_extended & _SKIP_WORKTREE))
+
+
+def git_mode(st_mode: int, existing: int | None, core: CoreSettings) -> int:
+    """The mode `git add` gives a file with this lstat mode (git's ce_mode_from_stat).
+
+    `existing` is the index entry's mode (None when the path is not in the index).
+    """
+    if stat.S_ISLNK(st_mode):
+        return FileMode.LINK
+    if not core.symlinks and existing == FileMode.LINK:
+        return FileMode.LINK
+    if not core.file_mode:
+        if existing in (FileMode.BLOB, FileMode.BLOB_EXECUTABLE):
+            return existing
+        return FileMode.BLOB
+    return FileMode.BLOB_EXECUTABLE if st_mode & stat.S_IXUSR else FileMode.BLOB
+
+
+class Boundaries:
+    """Answers, for one pass, whether a path lies inside another repository.
+
+    `tree` (HEAD's tree, or None) and `index` give the gitlinks; the working tree gives
+    the folders holding `.git`. Share one instance across the paths of one pass only.
+    """
+
+    def __init__(self, workdir: str, tree: pygit2.Tree | None, index: pygit2.Index) -> None:
+        self._workdir = workdir
+        self._tree = tree
+        self._index = index
+        self._known: dict[str, str | None] = {}
+
+    def owner(self, path: str) -> str | None:
+        """The folder at or above `path` that is another repository, or None when `path`
+        belongs to this one. `path` itself counts when it is a gitlink."""
+        if self._is_gitlink(path):
+            return path
+        slash = path.find("/")
+        while slash != -1:
+            folder = path[:slash]
+            if self._folder_is_repository(folder):
+                return folder
+            slash = path.find("/", slash + 1)
+        return None
+
+    def _folder_is_repository(self, folder: str) -> bool:
+        known = self._known.get(folder, "")
+        if known != "":
+            return known is not None
+        found = self._is_gitlink(folder) or os.path.lexists(os.path.join(self._workdir, folder, ".git"))
+        self._known[folder] = folder if found else None
+        return found
+
+    def _is_gitlink(self, path: str) -> bool:
+        info = index_entry_info(self._index, path)
+        if info is not None and info.mode == FileMode.COMMIT:
+            return True
+        if self._tree is None:
+            return False
+        try:
+            return bool(self._tree[path].filemode == FileMode.COMMIT)
+        except KeyError:
+            return False
