@@ -217,7 +217,6 @@ def kernel_holders(path: Path, *, proc_locks: Path = PROC_LOCKS) -> frozenset[in
         return frozenset()
     except OSError:
         return None
-    device = f"{os.major(st.st_dev):02x}:{os.minor(st.st_dev):02x}:{st.st_ino}"
     pids: set[int] = set()
     for line in table.splitlines():
         fields = line.split()
@@ -225,7 +224,7 @@ def kernel_holders(path: Path, *, proc_locks: Path = PROC_LOCKS) -> frozenset[in
             continue
         if len(fields) < 6 or fields[1] != "FLOCK" or fields[3] != "WRITE":
             continue
-        if _same_file(fields[5], device):
+        if _inode(fields[5]) == st.st_ino:
             try:
                 pid = int(fields[4])
             except ValueError:
@@ -235,18 +234,14 @@ def kernel_holders(path: Path, *, proc_locks: Path = PROC_LOCKS) -> frozenset[in
     return frozenset(pids)
 
 
-def _same_file(field: str, device: str) -> bool:
-    """True when `/proc/locks`' `MAJOR:MINOR:INODE` field names `device` (hex widths vary)."""
+def _inode(field: str) -> int | None:
+    """The inode of `/proc/locks`' `MAJOR:MINOR:INODE` field. The device is not compared:
+    on overlay file systems the table names the underlying device, `stat` the overlay's
+    (the holder must still be the pid the lock file names, so a stray match changes nothing)."""
     try:
-        major, minor, inode = field.split(":")
-        want_major, want_minor, want_inode = device.split(":")
-        return (int(major, 16), int(minor, 16), int(inode)) == (
-            int(want_major, 16),
-            int(want_minor, 16),
-            int(want_inode),
-        )
-    except ValueError:
-        return False
+        return int(field.rsplit(":", 1)[1])
+    except (IndexError, ValueError):
+        return None
 
 
 def signal_holder(path: Path, signum: int, *, proc_locks: Path = PROC_LOCKS) -> Signalled:
