@@ -8,6 +8,7 @@ from pathlib import Path
 
 import pytest
 
+from tests.support import secrets
 from tests.support.daemon import FAST, Daemon
 from tests.support.git import init_repo
 from tests.support.wait import wait_until
@@ -106,3 +107,17 @@ def no_leaked_threads():
         thread.join(timeout=5)
     still = [t.name for t in leaked if t.is_alive()]
     assert not still, f"threads leaked: {still}"
+
+
+@pytest.hookimpl(hookwrapper=True)
+def pytest_runtest_makereport(item: pytest.Item, call: pytest.CallInfo[None]):  # type: ignore[no-untyped-def]
+    """No registered test secret may appear in what any test captured (stdout, stderr, log
+    records): a leak anywhere in the suite fails the test that saw it."""
+    outcome = yield
+    report = outcome.get_result()
+    if report.when != "call" or not report.passed:
+        return
+    found = secrets.leaked(report.capstdout + report.capstderr + report.caplog)
+    if found:
+        report.outcome = "failed"
+        report.longrepr = f"secret(s) {found} appeared in the captured output of {item.nodeid}"

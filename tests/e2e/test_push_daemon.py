@@ -13,6 +13,7 @@ import pytest
 from tests.support.cli import config_file, isolated_env, mdbackup
 from tests.support.daemon import Daemon
 from tests.support.git import git, head_files, init_repo
+from tests.support.secrets import register
 from tests.support.servers import init_bare, remote_ref
 from tests.support.wait import wait_until
 
@@ -203,7 +204,7 @@ def test_ssh_push_with_key_and_host_verification(repo, home, store, ssh_server) 
 
 
 def test_a_token_as_the_url_user_name_never_appears_anywhere(repo, home, store, http_server) -> None:
-    token = "ghp_" + "q9" * 18
+    token = register("ghp_" + "q9" * 18)
     git(repo, "remote", "add", "origin", http_server.url.replace("http://", f"http://{token}@"))
     config = push_config() + '[auth]\ntoken_env = "TEST_TOKEN"\n'
     env = {**write_config(home, repo, config), "TEST_TOKEN": "wrong-" + http_server.token}

@@ -9,6 +9,7 @@ was when pygit2 was imported; the `git_home` fixture points
 from __future__ import annotations
 
 import base64
+import json
 import dataclasses
 import os
 import shutil
@@ -24,6 +25,7 @@ from mdbackup.git import push as push_mod
 from mdbackup.git.credentials import Credentials
 from mdbackup.git.push import PushResult, check_remote, push_branch
 from mdbackup.git.remote_errors import Diverged, parse_url
+from tests.support.secrets import register
 from tests.support.servers import (  # fixtures ssh_server, http_server: conftest
     init_bare,
     remote_ref,
@@ -261,7 +263,8 @@ def test_push_marks_the_tracking_ref_lock_while_it_writes(tmp_path: Path, monkey
 
     monkeypatch.setattr(pygit2.Repository, "create_reference_direct", spy)
     assert push(repo).ok
-    assert seen == [f"{lock}\n"] and not marker.exists()
+    assert [json.loads(line)["lock"] for text in seen for line in text.splitlines()] == [str(lock)]
+    assert not marker.exists()
 
     commit(repo, {"b.md": "b\n"})
     lock.write_text("held by someone else\n")
@@ -636,7 +639,7 @@ def test_a_redirect_to_another_host_gets_no_token(
 
 
 def test_a_token_as_the_url_user_name_is_scrubbed_from_errors(http_server, git_home, tmp_path):
-    token = "ghp_" + "x7" * 18
+    token = register("ghp_" + "x7" * 18)
     url = http_server.url.replace("http://", f"http://{token}@")
     repo = make_clone(tmp_path / "w", url)
     creds = http_creds(http_server, token="wrong-" + http_server.token)

@@ -10,6 +10,8 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
+from tests.support import secrets
+
 ROOT = Path(__file__).resolve().parents[2]  # the checkout
 PYTHONPATH = f"{ROOT / 'daemon'}{os.pathsep}{ROOT}"  # the package (src layout), `tests` and `bench`
 
@@ -73,4 +75,5 @@ def mdbackup(
         timeout=timeout,
         stdin=subprocess.DEVNULL,
     )
+    secrets.assert_clean(proc.stdout + proc.stderr, where=f"the output of mdbackup {' '.join(args)}")
     return Result(proc.returncode, proc.stdout, proc.stderr)

@@ -13,6 +13,7 @@ from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import IO
 
+from tests.support import secrets
 from tests.support.cli import ROOT, isolated_env
 from tests.support.git import git
 from tests.support.notify import NotifySocket
@@ -161,11 +162,13 @@ class Daemon:
         self._close_log()
 
     def close(self) -> None:
-        """Never leak a process or a descriptor: kill if alive, close the log and the socket."""
+        """Never leak a process or a descriptor: kill if alive, close the log and the socket.
+        Then check that no registered secret appears anywhere in the daemon's log."""
         if self.proc is not None:
             self.kill()
         self._close_log()
         self.notify.close()
+        secrets.assert_clean(self.log(), where=f"the daemon log {self.log_path}")
 
     def _close_log(self) -> None:
         if self._log is not None and not self._log.closed:

@@ -35,6 +35,7 @@ from typing import Any
 
 import pytest
 
+from tests.support import secrets as test_secrets
 from tests.support.wait import WaitTimeout, wait_until
 
 SSHD = "/usr/sbin/sshd"
@@ -216,7 +217,7 @@ def ssh_server(tmp_path_factory) -> Iterator[SSHServer]:
 
     host_key, host_pub = keygen(tmp / "ssh_host_ed25519_key", comment="test-host")
     client_key, client_pub = keygen(tmp / "id_client")
-    passphrase = "correct horse battery " + secrets.token_hex(4)
+    passphrase = test_secrets.register("correct horse battery " + secrets.token_hex(4))
     pass_key, pass_pub = keygen(tmp / "id_passphrase", passphrase=passphrase)
     unauth_key, unauth_pub = keygen(tmp / "id_unauthorized")
     authorized = tmp / "authorized_keys"
@@ -552,7 +553,7 @@ def serve_git_http(
     Stopped and joined on exit."""
     bare = init_bare(root / "remote.git")
     username = "tester"
-    token = "tok-" + secrets.token_hex(16)
+    token = test_secrets.register("tok-" + secrets.token_hex(16))
     server = _GitHTTPServer(("127.0.0.1", 0), root, username, token)
     server.tls = tls
     port = server.server_address[1]
