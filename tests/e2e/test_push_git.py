@@ -9,8 +9,8 @@ was when pygit2 was imported; the `git_home` fixture points
 from __future__ import annotations
 
 import base64
-import json
 import dataclasses
+import json
 import os
 import shutil
 import subprocess
