@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import socket
 from collections.abc import Iterable
-from dataclasses import dataclass, replace
+from dataclasses import dataclass
 from datetime import datetime
 from functools import partial
 from pathlib import Path
@@ -31,11 +31,14 @@ from mdbackup.inbox import Drained
 from mdbackup.message import renderer
 from mdbackup.patterns import StoreFilter
 from mdbackup.pushing import Pusher, RemoteCheck
+from mdbackup.reading import Snapshot, daemon_config, open_state, take_snapshot
 from mdbackup.schedule import DEGRADED_RESCAN, PATH_RETRY_MAX, PATH_RETRY_MIN, BusyBackoff, batch_deadline
-from mdbackup.state.db import StateDB, StateMissing, StateOwnedElsewhere
-from mdbackup.state.queue import FORGET, SUCCESS, Batch, Outcome, PathQueue, PathRow
-from mdbackup.state.repository import DaemonConfig, PushState, PushTarget, RepositoryState
+from mdbackup.state.db import StateDB
+from mdbackup.state.queue import FORGET, SUCCESS, Batch, Outcome, PathQueue
+from mdbackup.state.repository import RepositoryState
 from mdbackup.statuses import PathStatus
+
+__all__ = ["ERRORS", "Backup", "PassReport", "RepositoryFacts", "Snapshot", "Tick"]
 
 ERRORS: tuple[type[Exception], ...] = (pygit2.GitError, OSError, peewee.DatabaseError)
 """What a `Backup` call may raise when git, the disk or the state database fails unexpectedly."""
@@ -60,21 +63,6 @@ class Tick:
 
     scanned: bool
     next_at: float | None
-
-
-@dataclass(frozen=True)
-class Snapshot:
-    """What `status` shows, read at one moment."""
-
-    paused: bool
-    counts: dict[str, int]
-    rows: tuple[PathRow, ...]
-    last_backup_at: float | None
-    head: gitrepo.HeadInfo
-    push: PushState
-    push_target: PushTarget  # what this process's config would use
-    ahead: int | None  # computed from the refs now, for the recorded (else own) remote and branch
-    daemon: DaemonConfig | None  # the effective config the last daemon recorded
 
 
 @dataclass(frozen=True)
@@ -122,34 +110,15 @@ class Backup:
         read_only: bool = False,
         repair: bool = True,
     ) -> Backup:
-        """Open the configured repository and its state database.
-
-        The database must belong to this repository (raises StateOwnedElsewhere when
-        another repository's is configured). `read_only` (for `status`): opened with
-        SQLite's `mode=ro`, nothing is created, written or moved aside, and a missing,
-        locked, unreadable or foreign database raises StateUnavailable; only the
-        reading methods (`snapshot`, `paused`) may then be called. Without `repair` (the
-        caller does not hold the repository lock) a damaged database raises StateCorrupt
-        instead of being moved aside.
-        """
+        """Open the configured repository and its state database (`reading.open_state`:
+        owned by this repository; `read_only` for `status`; `repair` only under the lock)."""
         repo = gitrepo.open_repository(config.repo)
         git_dir = gitrepo.git_dir(repo)
         path = layout.db_path(git_dir, config.state.db)
-        if read_only:
-            try:
-                state = StateDB(path, read_only=True)
-            except StateMissing as exc:  # nothing recorded yet: show an empty state
-                empty = StateDB(Path(":memory:"))
-                backup = cls(config=config, repo=repo, state=empty, clock=clock, step=step)
-                backup.state_note = str(exc)
-                return backup
-            owner = state.owner()
-            if owner is not None and owner != str(git_dir.resolve()) and Path(owner).is_dir():
-                state.close()
-                raise StateOwnedElsewhere(path, owner=str(git_dir.resolve()), other=owner)
-        else:
-            state = StateDB(path, owner=str(git_dir.resolve()), repair=repair)
-        return cls(config=config, repo=repo, state=state, clock=clock, step=step)
+        opened = open_state(git_dir, path, read_only=read_only, repair=repair)
+        backup = cls(config=config, repo=repo, state=opened.state, clock=clock, step=step)
+        backup.state_note = opened.note
+        return backup
 
     def reconfigure(self, config: Config) -> None:
         """Use `config` (for the same repository) from now on."""
@@ -167,20 +136,18 @@ class Backup:
             config=config, repo=self.repo, state=self._repository, clock=self._clock, step=self._step
         )
         self._schedule_rescan(degraded=False)
-        if self._serving_pid is not None:
-            self.record_daemon(pid=self._serving_pid)
+        self._record_daemon()
 
     def serving(self, *, pid: int) -> None:
         """This process is the daemon: record its effective config now and on every
         `reconfigure`, for `status`."""
         self._serving_pid = pid
-        self.record_daemon(pid=pid)
+        self._record_daemon()
 
-    @staticmethod
-    def locate(config: Config) -> Path:
-        """The git dir of the configured repository (where its lock lives), without
-        opening the state database. Raises NotAWorkTree."""
-        return gitrepo.git_dir(gitrepo.open_repository(config.repo))
+    def _record_daemon(self) -> None:
+        if self._serving_pid is not None:
+            config = daemon_config(self.config, pid=self._serving_pid, at=self._clock.wall())
+            self._repository.record_daemon(config)
 
     @property
     def git_dir(self) -> Path:
@@ -414,37 +381,14 @@ class Backup:
         return self._queue.retry_failed(now=self._clock.wall()), self._repository.retry_push()
 
     def snapshot(self, *, all_paths: bool) -> Snapshot:
-        """What `status` shows, read in one transaction; `ahead` is counted from the refs
-        now, toward the remote and branch the last pushing process recorded (else this
-        process's config)."""
-        with self._state.db.atomic():
-            push = self._repository.push_state()
-            snapshot = Snapshot(
-                paused=self._repository.paused(),
-                counts=self._queue.counts(),
-                rows=tuple(self._queue.rows(include_success=all_paths)),
-                last_backup_at=self._queue.last_backup_at(),
-                head=gitrepo.head_info(self.repo),
-                push=push,
-                push_target=self._pusher.target(),
-                ahead=None,
-                daemon=self._repository.daemon(),
-            )
-        remote = push.remote if push.enabled is not None else None
-        branch = push.branch if push.enabled is not None else None
-        ahead = self._pusher.ahead(remote=remote, branch=branch)
-        return replace(snapshot, ahead=ahead)
-
-    def record_daemon(self, *, pid: int) -> None:
-        """A daemon runs with this config (at start and after a reload): status shows it."""
-        self._repository.record_daemon(
-            DaemonConfig(
-                pid=pid,
-                source=str(self.config.source) if self.config.source else None,
-                store=self.config.store_prefix or ".",
-                push_enabled=self.config.push.enabled,
-                recorded_at=self._clock.wall(),
-            )
+        """What `status` shows (see `reading.take_snapshot`)."""
+        return take_snapshot(
+            state=self._state,
+            queue=self._queue,
+            repository=self._repository,
+            repo=self.repo,
+            pusher=self._pusher,
+            all_paths=all_paths,
         )
 
     def repository_facts(self) -> RepositoryFacts:

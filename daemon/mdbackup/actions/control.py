@@ -18,6 +18,7 @@ import sys
 from collections.abc import Callable
 from typing import TypeVar
 
+from mdbackup import reading
 from mdbackup.actions.common import wake_daemon
 from mdbackup.backup import ERRORS, Backup
 from mdbackup.config import Config
@@ -40,7 +41,7 @@ def _change(config: Config, change: Callable[[Backup], T]) -> tuple[T, int | Non
     """Apply `change` to the state database in the order above; (its result, the pid
     of a daemon that was woken)."""
     try:
-        git_dir = Backup.locate(config)
+        git_dir = reading.locate(config)
     except NotAWorkTree as exc:
         raise _Refused(ExitCode.USAGE, f"--repo: {exc}") from exc
     try:

@@ -8,7 +8,7 @@ import shutil
 import sys
 from pathlib import Path
 
-from mdbackup import crashpoints, logs
+from mdbackup import crashpoints, logs, reading
 from mdbackup.backup import ERRORS, Backup
 from mdbackup.config import Config, Overrides
 from mdbackup.exitcodes import ExitCode
@@ -24,7 +24,7 @@ def run(config: Config, args: argparse.Namespace) -> int:
     here creates, writes or moves aside the database while another process runs."""
     transport.configure(ca_file=os.environ.get("SSL_CERT_FILE"), ca_dir=os.environ.get("SSL_CERT_DIR"))
     try:
-        git_dir = Backup.locate(config)
+        git_dir = reading.locate(config)
     except NotAWorkTree as exc:
         print(f"mdbackup: --repo: {exc}", file=sys.stderr)
         return ExitCode.USAGE
