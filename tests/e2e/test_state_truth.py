@@ -7,11 +7,12 @@ from __future__ import annotations
 
 import os
 import sqlite3
+import subprocess
+import sys
 import time
 from pathlib import Path
 
-from mdbackup.lock import RepositoryLock
-from tests.support.cli import config_file, mdbackup
+from tests.support.cli import config_file, isolated_env, mdbackup
 from tests.support.git import git, head_files, init_repo
 from tests.support.servers import init_bare, remote_ref
 from tests.support.wait import wait_until
@@ -20,6 +21,16 @@ from tests.support.wait import wait_until
 def env_for(home: Path, repo: Path, text: str = "", *, store: str = "notes") -> dict[str, str]:
     return {"MDBACKUP_CONFIG": str(config_file(home, repo, text, store=store))}
 
+
+HOLD_LOCK = """
+import signal, sys
+from mdbackup.lock import RepositoryLock
+signal.signal(signal.SIGUSR1, signal.SIG_IGN)  # a daemon starting up, not yet listening
+lock = RepositoryLock.acquire(__import__("pathlib").Path(sys.argv[1]))
+print("locked", flush=True)
+sys.stdin.read()
+lock.release()
+"""
 
 PUSH = "[push]\nenabled = true\nretry_min = 1\nretry_max = 2\n"
 
@@ -144,10 +155,18 @@ def test_commands_never_open_the_database_before_the_lock(repo: Path, home: Path
         Path(f"{db}{suffix}").unlink(missing_ok=True)
     db.write_bytes(b"not a database, for the lock holder to deal with\n" * 100)
     before = db.read_bytes()
-    lock = RepositoryLock.acquire(state_dir(repo) / "lock")
+    holder = subprocess.Popen(
+        [sys.executable, "-c", HOLD_LOCK, str(state_dir(repo) / "lock")],
+        stdin=subprocess.PIPE,
+        stdout=subprocess.PIPE,
+        env=isolated_env(home),
+        text=True,
+    )
     try:
+        assert holder.stdout is not None and holder.stdout.readline().strip() == "locked"
         once = mdbackup("--once", cwd=repo, home=home, env=env)
-        assert once.code == 75 and str(os.getpid()) in once.err, once
+        assert once.code == 75 and str(holder.pid) in once.err, once
+        assert db.read_bytes() == before, "--once moved the lock holder's database aside"
         for args in (("retry",), ("pause",), ("resume",), ("status",), ("status", "--json")):
             result = mdbackup(*args, cwd=repo, home=home, env=env)
             assert result.code == 1 and len(result.err.strip().splitlines()) == 1, (args, result)
@@ -155,7 +174,7 @@ def test_commands_never_open_the_database_before_the_lock(repo: Path, home: Path
         assert db.read_bytes() == before
         assert not list(state_dir(repo).glob("state.db.corrupt-*"))
     finally:
-        lock.release()
+        holder.communicate(input="", timeout=10)  # stdin closed: it releases and exits
     assert mdbackup("--once", cwd=repo, home=home, env=env).code == 0  # the lock holder rebuilds it
     assert len(list(state_dir(repo).glob("state.db.corrupt-*"))) == 1
 
