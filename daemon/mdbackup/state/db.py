@@ -203,9 +203,8 @@ class StateDB:
                 raise StateLocked(f"{self.path}: locked by another process: {exc}") from exc
             raise StateUnavailable(f"{self.path}: cannot read the state database: {exc}") from exc
         if problem is not None:
-            raise StateUnavailable(
-                f"{self.path}: {problem}; the next `mdbackup run` moves it aside and rebuilds it"
-            )
+            fix = "adds them" if problem.startswith("older") else "moves it aside and rebuilds it"
+            raise StateUnavailable(f"{self.path}: {problem}; the next `mdbackup run` {fix}")
 
     def _open(self) -> None:
         self.db = pw.SqliteDatabase(
