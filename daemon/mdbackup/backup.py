@@ -31,11 +31,14 @@ from mdbackup.inbox import Drained
 from mdbackup.message import renderer
 from mdbackup.patterns import StoreFilter
 from mdbackup.pushing import Pusher, RemoteCheck
+from mdbackup.reading import Snapshot, daemon_config, open_state, take_snapshot
 from mdbackup.schedule import DEGRADED_RESCAN, PATH_RETRY_MAX, PATH_RETRY_MIN, BusyBackoff, batch_deadline
 from mdbackup.state.db import StateDB
-from mdbackup.state.queue import FORGET, SUCCESS, Batch, Outcome, PathQueue, PathRow
-from mdbackup.state.repository import PushState, RepositoryState
+from mdbackup.state.queue import FORGET, SUCCESS, Batch, Outcome, PathQueue
+from mdbackup.state.repository import RepositoryState
 from mdbackup.statuses import PathStatus
+
+__all__ = ["ERRORS", "Backup", "PassReport", "RepositoryFacts", "Snapshot", "Tick"]
 
 ERRORS: tuple[type[Exception], ...] = (pygit2.GitError, OSError, peewee.DatabaseError)
 """What a `Backup` call may raise when git, the disk or the state database fails unexpectedly."""
@@ -60,18 +63,6 @@ class Tick:
 
     scanned: bool
     next_at: float | None
-
-
-@dataclass(frozen=True)
-class Snapshot:
-    """What `status` shows, read at one moment."""
-
-    paused: bool
-    counts: dict[str, int]
-    rows: tuple[PathRow, ...]
-    last_backup_at: float | None
-    head: gitrepo.HeadInfo
-    push: PushState
 
 
 @dataclass(frozen=True)
@@ -105,14 +96,29 @@ class Backup:
         self._last_deferral: str | None = None
         self._busy = BusyBackoff()
         self._next_rescan: float | None = None
+        self.state_note: str | None = None  # why the state shown is empty (read-only open)
+        self._serving_pid: int | None = None  # set by `serving`: reconfigure records the config
         self.reconfigure(config)
 
     @classmethod
-    def open(cls, config: Config, *, clock: Clock = SYSTEM_CLOCK, step: Step = no_step) -> Backup:
-        """Open the configured repository and its state database."""
+    def open(
+        cls,
+        config: Config,
+        *,
+        clock: Clock = SYSTEM_CLOCK,
+        step: Step = no_step,
+        read_only: bool = False,
+        repair: bool = True,
+    ) -> Backup:
+        """Open the configured repository and its state database (`reading.open_state`:
+        owned by this repository; `read_only` for `status`; `repair` only under the lock)."""
         repo = gitrepo.open_repository(config.repo)
-        state = StateDB(layout.db_path(gitrepo.git_dir(repo), config.state.db))
-        return cls(config=config, repo=repo, state=state, clock=clock, step=step)
+        git_dir = gitrepo.git_dir(repo)
+        path = layout.db_path(git_dir, config.state.db)
+        opened = open_state(git_dir, path, read_only=read_only, repair=repair)
+        backup = cls(config=config, repo=repo, state=opened.state, clock=clock, step=step)
+        backup.state_note = opened.note
+        return backup
 
     def reconfigure(self, config: Config) -> None:
         """Use `config` (for the same repository) from now on."""
@@ -130,6 +136,18 @@ class Backup:
             config=config, repo=self.repo, state=self._repository, clock=self._clock, step=self._step
         )
         self._schedule_rescan(degraded=False)
+        self._record_daemon()
+
+    def serving(self, *, pid: int) -> None:
+        """This process is the daemon: record its effective config now and on every
+        `reconfigure`, for `status`."""
+        self._serving_pid = pid
+        self._record_daemon()
+
+    def _record_daemon(self) -> None:
+        if self._serving_pid is not None:
+            config = daemon_config(self.config, pid=self._serving_pid, at=self._clock.wall())
+            self._repository.record_daemon(config)
 
     @property
     def git_dir(self) -> Path:
@@ -365,14 +383,14 @@ class Backup:
         return self._queue.retry_failed(now=self._clock.wall()), self._repository.retry_push()
 
     def snapshot(self, *, all_paths: bool) -> Snapshot:
-        """What `status` shows."""
-        return Snapshot(
-            paused=self._repository.paused(),
-            counts=self._queue.counts(),
-            rows=tuple(self._queue.rows(include_success=all_paths)),
-            last_backup_at=self._queue.last_backup_at(),
-            head=gitrepo.head_info(self.repo),
-            push=self._repository.push_state(),
+        """What `status` shows (see `reading.take_snapshot`)."""
+        return take_snapshot(
+            state=self._state,
+            queue=self._queue,
+            repository=self._repository,
+            repo=self.repo,
+            pusher=self._pusher,
+            all_paths=all_paths,
         )
 
     def repository_facts(self) -> RepositoryFacts:

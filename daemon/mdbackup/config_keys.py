@@ -36,6 +36,9 @@ from mdbackup.config_values import (
 
 MAX_SECONDS = 365 * 24 * 3600
 """Upper bound of every duration key (one year): larger values overflow timers."""
+MAX_FILE_SIZE_LIMIT = 1 << 31
+"""store.max_file_size's upper bound (2 GiB): blobs are streamed, but a backup of markdown
+has no use for more and the index records sizes in 32 bits."""
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -92,8 +95,8 @@ KEYS: Mapping[str, Mapping[str, Key]] = {
         "max_file_size": Key(
             kind=byte_count,
             default=10485760,
-            checks=(above(0),),
-            doc='bytes; a larger file is not committed and its status is "failed"',
+            checks=(above(0), at_most(MAX_FILE_SIZE_LIMIT)),
+            doc='bytes, at most 2 GiB; a larger file is not committed and its status is "failed"',
         ),
     },
     "watch": {

@@ -4,6 +4,12 @@ Owned and called by `Backup` only. Push state is the repository's, apart from th
 paths (see `mdbackup.state.repository`); a failed push is retried with backoff from
 `push.retry_min` to `push.retry_max` seconds, and a retry pushes whatever the
 remote lacks, whether or not anything new was committed.
+
+What the pusher uses (push on/off, remote, remote branch) is recorded with the push
+state, so `status` shows what the pushing process did, not its own config. The local
+head the remote was last known to have is recorded too: while the push is `success`,
+the pusher looks every `push.retry_min` seconds whether the branch moved (a commit
+made by hand) and pushes it.
 """
 
 from __future__ import annotations
@@ -21,9 +27,9 @@ from mdbackup.crashpoints import Step
 from mdbackup.git import push as gitpush
 from mdbackup.git import transport
 from mdbackup.git.credentials import Credentials
-from mdbackup.git.history import commits_ahead
+from mdbackup.git.history import commits_ahead, ref_commit
 from mdbackup.git.repo import head_info
-from mdbackup.state.repository import RepositoryState
+from mdbackup.state.repository import PushTarget, RepositoryState
 from mdbackup.statuses import PushStatus
 
 RemoteCheck = gitpush.PushResult
@@ -66,10 +72,28 @@ class Pusher:
         self._state = state
         self._clock = clock
         self._step = step
+        self._next_head_check = clock.wall() + config.push.retry_min
         self.log = logs.get()
         # A token in the remote URL's user part is a secret from the start: before any
         # connection, any log line, any state written.
         logs.redact(*gitpush.remote_url_secrets(repo, self._push.remote))
+
+    def target(self) -> PushTarget:
+        """What this pusher uses: push on/off, the remote and the remote branch."""
+        return PushTarget(enabled=self._push.enabled, remote=self._push.remote, branch=self._branches()[1])
+
+    def _record_target(self, *, always: bool = False) -> None:
+        """Record the target with the push state when it differs from the recorded one."""
+        target = self.target()
+        state = self._state.push_state()
+        recorded = PushTarget(enabled=bool(state.enabled), remote=state.remote or "", branch=state.branch)
+        if always or state.enabled is None or recorded != target:
+            self._state.record_push_target(target, at=self._clock.wall())
+
+    def _local_head(self) -> str | None:
+        local = self._branches()[0]
+        oid = ref_commit(self._repo, f"refs/heads/{local}") if local else None
+        return None if oid is None else str(oid)
 
     def _branches(self) -> tuple[str | None, str | None]:
         """(local branch, remote branch); None when HEAD is detached."""
@@ -90,17 +114,26 @@ class Pusher:
             return 0.0
         if state.status is PushStatus.FAILED:
             return state.next_attempt_at or 0.0
-        return None
+        return self._next_head_check  # success: look whether the branch moved by hand
 
     def push_if_due(self, *, force: bool = False, timeout: float | None = None) -> bool:
         """Push when due (or at once when `force`); True when the remote has our head."""
+        self._record_target()
         if not self._push.enabled:
             if self._state.push_state().status is not PushStatus.DISABLED:
                 self._state.mark_push_disabled()
             return True
         due = self.deadline()
-        if not force and (due is None or due > self._clock.wall()):
+        now = self._clock.wall()
+        if not force and (due is None or due > now):
             return self._state.push_state().status is PushStatus.SUCCESS
+        state = self._state.push_state()
+        if not force and state.status is PushStatus.SUCCESS:
+            self._next_head_check = now + self._push.retry_min
+            if state.head == self._local_head():
+                return True
+            self.log.info("push_head_moved", detail="the branch moved since the last push (a commit by hand)")
+            self._state.mark_push_pending(ahead=self._ahead())
         return self._push_now(timeout=timeout)
 
     def _push_now(self, *, timeout: float | None) -> bool:
@@ -112,6 +145,7 @@ class Pusher:
         if self._repo.head_is_unborn:
             self._state.mark_pushed(at=None)
             return True
+        head = self._local_head()
         self._step("push_started")
         result = gitpush.push_branch(
             self._repo,
@@ -126,7 +160,8 @@ class Pusher:
         self._step("push_done")
         if result.warning:
             self.log.warning("push_warning", warning=result.warning)
-        self._state.mark_pushed(at=self._clock.wall())
+        self._state.mark_pushed(at=self._clock.wall(), head=head)
+        self._record_target(always=True)
         if result.commits:
             self.log.info(
                 "push",
@@ -146,15 +181,24 @@ class Pusher:
             next_attempt_at=self._clock.wall() + retry_in,
             ahead=self._ahead(),
         )
+        self._record_target(always=True)
         self.log.warning("push_failed", error=error, kind=kind, attempts=attempts, retry_in_s=retry_in)
         return False
 
-    def _ahead(self) -> int | None:
+    def ahead(self, *, remote: str | None = None, branch: str | None = None) -> int | None:
+        """Commits of the local branch that `remote`'s tracking branch `branch` lacks (default:
+        this pusher's), counted from the refs now."""
+        return self._ahead(remote=remote, branch=branch)
+
+    def _ahead(self, *, remote: str | None = None, branch: str | None = None) -> int | None:
         local, remote_branch = self._branches()
+        remote_branch = branch or remote_branch
         if local is None or remote_branch is None:
             return None
         return commits_ahead(
-            self._repo, local_branch=local, tracking_ref=f"refs/remotes/{self._push.remote}/{remote_branch}"
+            self._repo,
+            local_branch=local,
+            tracking_ref=f"refs/remotes/{remote or self._push.remote}/{remote_branch}",
         )
 
     def summary(self) -> str | None:

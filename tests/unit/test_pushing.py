@@ -112,8 +112,33 @@ def test_a_commit_makes_a_push_due_and_it_lands(world: World, repo: Path, bare: 
     assert remote_head(bare) == git(repo, "rev-parse", "HEAD").strip()
     state = world.state.push_state()
     assert (state.status, state.last_push_at, state.ahead) == (PushStatus.SUCCESS, world.clock.now, 0)
-    assert world.pusher.deadline() is None and world.pusher.summary() == "success"
+    # success: the pusher only looks again, every retry_min, whether the branch moved by hand
+    assert world.pusher.deadline() == world.clock.now + 5 and world.pusher.summary() == "success"
+    assert (state.enabled, state.remote, state.branch, state.recorded_at) == (
+        True,
+        "origin",
+        "main",
+        world.clock.now,
+    )
     assert world.pusher.check().remote_before == remote_head(bare)
+
+
+def test_push_state_goes_stale_a_manual_commit_is_pushed_within_retry_min(
+    world: World, repo: Path, store: Path, bare: Path
+) -> None:
+    """Why: "Push state goes stale": after a commit by hand the daemon pushed it only with
+    its own next commit."""
+    git(repo, "remote", "add", "origin", str(bare))
+    assert world.pusher.push_if_due(force=True) is True
+    (store / "by-hand.md").write_text("by hand\n")
+    git(repo, "add", "-A")
+    git(repo, "commit", "-q", "-m", "by hand")
+    assert world.pusher.push_if_due() is True and remote_head(bare) != git(repo, "rev-parse", "HEAD").strip()
+    world.clock.now += 5  # one retry_min later: due, and the moved head is pushed
+    assert world.pusher.deadline() is not None and world.pusher.deadline() <= world.clock.now
+    assert world.pusher.push_if_due() is True
+    assert remote_head(bare) == git(repo, "rev-parse", "HEAD").strip()
+    assert world.state.push_state().head == remote_head(bare)
 
 
 def test_a_failed_push_backs_off_then_retries(world: World, repo: Path, bare: Path) -> None:

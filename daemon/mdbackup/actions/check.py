@@ -1,7 +1,9 @@
 """`check`: validate the config, open the repository, reach the remote; commits nothing.
 
 Exit 0 when everything is fine, 1 when something is not (each line says what and
-how to fix it); a config error has already exited 2 before this runs.
+how to fix it); a config error has already exited 2 before this runs. The state
+database is opened read-only (a missing one is fine: nothing recorded yet); one that
+belongs to another repository is a configuration error (2).
 """
 
 from __future__ import annotations
@@ -15,14 +17,21 @@ from mdbackup.exitcodes import ExitCode
 from mdbackup.git import repo as gitrepo
 from mdbackup.git import transport
 from mdbackup.logs import scrub
+from mdbackup.state.db import StateOwnedElsewhere, StateUnavailable
 
 
 def check(config: Config, _args: argparse.Namespace) -> int:
     print(f"config: ok ({config.source or 'defaults'})")
     try:
-        backup = Backup.open(config)
+        backup = Backup.open(config, read_only=True)  # check changes nothing, the database neither
     except gitrepo.NotAWorkTree as exc:
         print(f"repository: {exc}")
+        return ExitCode.FAILED
+    except StateOwnedElsewhere as exc:
+        print(f"state: [state] db: {exc}")
+        return ExitCode.USAGE
+    except StateUnavailable as exc:
+        print(f"state: {exc}")
         return ExitCode.FAILED
     try:
         return _check_repository(backup)

@@ -8,7 +8,7 @@ import shutil
 import sys
 from pathlib import Path
 
-from mdbackup import crashpoints, logs
+from mdbackup import crashpoints, logs, reading
 from mdbackup.backup import ERRORS, Backup
 from mdbackup.config import Config, Overrides
 from mdbackup.exitcodes import ExitCode
@@ -16,14 +16,40 @@ from mdbackup.git import transport
 from mdbackup.git.layout import lock_path
 from mdbackup.git.repo import NotAWorkTree
 from mdbackup.lock import LockBusy, RepositoryLock
+from mdbackup.state.db import StateOwnedElsewhere
 
 
 def run(config: Config, args: argparse.Namespace) -> int:
+    """Take the repository lock first, then open the state database under it: nothing
+    here creates, writes or moves aside the database while another process runs."""
     transport.configure(ca_file=os.environ.get("SSL_CERT_FILE"), ca_dir=os.environ.get("SSL_CERT_DIR"))
+    try:
+        git_dir = reading.locate(config)
+    except NotAWorkTree as exc:
+        print(f"mdbackup: --repo: {exc}", file=sys.stderr)
+        return ExitCode.USAGE
+    try:
+        lock = RepositoryLock.acquire(lock_path(git_dir))
+    except LockBusy as exc:
+        print(f"mdbackup: {exc}", file=sys.stderr)
+        return ExitCode.BUSY
+    except OSError as exc:
+        print(f"mdbackup: cannot take the lock {lock_path(git_dir)}: {exc}", file=sys.stderr)
+        return ExitCode.FAILED
+    try:
+        return _run_locked(config, args)
+    finally:
+        lock.release()
+
+
+def _run_locked(config: Config, args: argparse.Namespace) -> int:
     try:
         backup = Backup.open(config, step=crashpoints.from_environ(os.environ))
     except NotAWorkTree as exc:
         print(f"mdbackup: --repo: {exc}", file=sys.stderr)
+        return ExitCode.USAGE
+    except StateOwnedElsewhere as exc:
+        print(f"mdbackup: [state] db: {exc}", file=sys.stderr)
         return ExitCode.USAGE
     except ERRORS as exc:  # full disk, read-only .git, ...
         print(
@@ -32,24 +58,14 @@ def run(config: Config, args: argparse.Namespace) -> int:
         )
         return ExitCode.FAILED
     try:
-        lock = RepositoryLock.acquire(lock_path(backup.git_dir))
-    except LockBusy as exc:
-        print(f"mdbackup: {exc}", file=sys.stderr)
-        backup.close()
-        return ExitCode.BUSY
-    except OSError as exc:
-        print(f"mdbackup: cannot take the lock {lock_path(backup.git_dir)}: {exc}", file=sys.stderr)
-        backup.close()
-        return ExitCode.FAILED
-    try:
         if args.once:
             return run_once(backup)
         from mdbackup.service import Service  # the long-running parts only when needed
 
+        backup.serving(pid=os.getpid())
         overrides = Overrides(repo=args.repo, store=args.store, push=args.push)
         return Service(backup, config_path=config.source, overrides=overrides).run()
     finally:
-        lock.release()
         backup.close()
 
 

@@ -2,18 +2,31 @@
 
 `--json` prints the contract's shape; exit 0 when nothing failed, 1 when a path or
 the push is failed.
+
+Read-only: the state database is opened with SQLite's `mode=ro` and never created,
+written or moved aside. A missing database shows an empty state (with a note on
+stderr); a locked one exits 75 and an unreadable or foreign one 1 (2 when it belongs
+to another repository), each with one line on stderr.
+
+What is shown is the truth of the processes that act: while a daemon runs, its
+recorded effective config (store, push on/off, where it came from); the push state
+with the remote and branch the last pushing process used and when; `ahead` counted
+from the refs now, so a commit made by hand shows as `pending`.
 """
 
 from __future__ import annotations
 
 import argparse
 import json
+import sys
 from typing import Any
 
 from mdbackup.actions.common import daemon_pid, iso_utc
-from mdbackup.backup import Backup
+from mdbackup.backup import ERRORS, Backup, Snapshot
 from mdbackup.config import Config
 from mdbackup.exitcodes import ExitCode
+from mdbackup.state.db import StateLocked, StateOwnedElsewhere, StateUnavailable
+from mdbackup.state.repository import DaemonConfig
 from mdbackup.statuses import PathStatus, PushStatus
 
 
@@ -23,12 +36,16 @@ def report(backup: Backup, *, all_paths: bool) -> dict[str, Any]:
     snapshot = backup.snapshot(all_paths=all_paths)
     head = snapshot.head
     pid = daemon_pid(backup)
-    push = snapshot.push
-    push_status = push.status if config.push.enabled else PushStatus.DISABLED
+    daemon = snapshot.daemon if snapshot.daemon is not None and snapshot.daemon.pid == pid else None
     return {
         "repo": str(config.repo),
-        "store": config.store_prefix or ".",
+        "store": daemon.store if daemon else (config.store_prefix or "."),
         "daemon": {"running": pid is not None, "pid": pid},
+        "config": {
+            "source": (daemon.source if daemon else (str(config.source) if config.source else None)),
+            "from": "daemon" if daemon else "this command",
+            "recorded_at": iso_utc(daemon.recorded_at) if daemon else None,
+        },
         "paused": snapshot.paused,
         "counts": snapshot.counts,
         "paths": [
@@ -45,16 +62,35 @@ def report(backup: Backup, *, all_paths: bool) -> dict[str, Any]:
         ],
         "head": {"branch": head.branch, "commit": head.commit},
         "last_backup_at": iso_utc(snapshot.last_backup_at),
-        "push": {
-            "enabled": config.push.enabled,
-            "remote": config.push.remote,
-            "branch": config.push.branch or head.branch,
-            "status": push_status.value,
-            "ahead": push.ahead if config.push.enabled else None,
-            "last_push_at": iso_utc(push.last_push_at),
-            "last_error": push.last_error if config.push.enabled else None,
-            "next_attempt_at": iso_utc(push.next_attempt_at) if config.push.enabled else None,
-        },
+        "push": _push(snapshot, daemon),
+    }
+
+
+def _push(snapshot: Snapshot, daemon: DaemonConfig | None) -> dict[str, Any]:
+    """The push as the last pushing process recorded it (a running daemon's setting wins
+    for on/off; this command's config only when nothing was recorded), `ahead` from the
+    refs now."""
+    push = snapshot.push
+    own = snapshot.push_target
+    recorded = push.enabled is not None
+    enabled = daemon.push_enabled if daemon else (bool(push.enabled) if recorded else own.enabled)
+    remote = push.remote if recorded and push.remote else own.remote
+    branch = (push.branch if recorded else own.branch) or snapshot.head.branch
+    status = push.status if enabled else PushStatus.DISABLED
+    ahead = snapshot.ahead if enabled else None
+    if enabled and status in (PushStatus.SUCCESS, PushStatus.DISABLED) and ahead:
+        status = PushStatus.PENDING  # a commit the pusher has not seen yet (made by hand)
+    return {
+        "enabled": enabled,
+        "remote": remote,
+        "branch": branch,
+        "status": status.value,
+        "ahead": ahead,
+        "last_push_at": iso_utc(push.last_push_at),
+        "last_error": push.last_error if status is PushStatus.FAILED else None,
+        "next_attempt_at": iso_utc(push.next_attempt_at) if status is PushStatus.FAILED else None,
+        "recorded_at": iso_utc(push.recorded_at),
+        "recorded_by": "daemon" if daemon else ("last pushing process" if recorded else "this command"),
     }
 
 
@@ -110,10 +146,29 @@ def _push_line(push: dict[str, Any]) -> str:
 
 
 def status(config: Config, args: argparse.Namespace) -> int:
-    backup = Backup.open(config)
+    try:
+        backup = Backup.open(config, read_only=True)
+    except StateOwnedElsewhere as exc:
+        print(f"mdbackup: [state] db: {exc}", file=sys.stderr)
+        return ExitCode.USAGE
+    except StateLocked as exc:
+        print(f"mdbackup: {exc}; try again later", file=sys.stderr)
+        return ExitCode.BUSY
+    except StateUnavailable as exc:
+        print(f"mdbackup: {exc}", file=sys.stderr)
+        return ExitCode.FAILED
     try:
         doc = report(backup, all_paths=args.all)
+    except ERRORS as exc:  # locked or damaged after it opened
+        print(f"mdbackup: cannot read the state database: {_one_line(exc)}", file=sys.stderr)
+        return ExitCode.BUSY if "locked" in str(exc).lower() else ExitCode.FAILED
     finally:
         backup.close()
+    if backup.state_note:
+        print(f"mdbackup: {backup.state_note}", file=sys.stderr)
     print(json.dumps(doc, indent=2) if args.json else render_text(doc))
     return exit_code(doc)
+
+
+def _one_line(exc: BaseException) -> str:
+    return " ".join(str(exc).split())

@@ -8,12 +8,20 @@ and the entry's blob is HEAD's), the way git itself avoids rehashing.
 Like git's own walk it never enters a folder that is another repository (it holds
 `.git`, a folder or a file), never reports a skip-worktree entry (sparse checkout)
 and compares modes as `git add` would give them (core.fileMode, core.symlinks).
+
+Nothing here can block or swallow a path: a file is hashed through a descriptor
+opened with O_NOFOLLOW and O_NONBLOCK and checked with fstat (a FIFO, device or link
+swapped in after the walk's lstat is reported changed, never waited on), in bounded
+chunks; a folder or file the walk cannot read for any reason but having vanished (a
+path longer than PATH_MAX, no permission, ...) is reported changed, so the commit
+looks at it and records it `failed` with the reason.
 """
 
 from __future__ import annotations
 
 import ctypes
 import functools
+import hashlib
 import os
 import stat
 import time
@@ -57,6 +65,9 @@ def changed_paths(
     changed: list[str] = []
     hashed = 0
     for path, st in _walk(repo.workdir, store_prefix, wants_dir):
+        if st is None:  # unreadable: the commit says why
+            changed.append(path)
+            continue
         if not wants(path):
             continue
         seen.add(path)
@@ -147,21 +158,29 @@ def _head_entries(repo: pygit2.Repository, prefix: str) -> dict[str, tuple[pygit
 
 def _walk(
     workdir: str, prefix: str, wants_dir: Callable[[str], bool]
-) -> Iterator[tuple[str, os.stat_result]]:
-    """Files and links under the store folder: (repo-relative path, lstat)."""
+) -> Iterator[tuple[str, os.stat_result | None]]:
+    """Files and links under the store folder: (repo-relative path, lstat). A folder or
+    entry that cannot be read (other than vanished) comes with None instead of lstat."""
     stack = [prefix]
     while stack:
         rel_dir = stack.pop()
         try:
             with os.scandir(os.path.join(workdir, rel_dir)) as it:
                 entries = list(it)
+        except (FileNotFoundError, NotADirectoryError):
+            continue  # vanished: its tracked files show as deleted
         except OSError:
-            continue  # vanished or unreadable folder: its tracked files show as deleted
+            if rel_dir != prefix:
+                yield rel_dir, None  # too long a path, no permission, ...
+            continue
         for entry in entries:
             rel = f"{rel_dir}/{entry.name}" if rel_dir else entry.name
             try:
                 st = entry.stat(follow_symlinks=False)
+            except (FileNotFoundError, NotADirectoryError):
+                continue
             except OSError:
+                yield rel, None
                 continue
             if entry.name == ".git":
                 continue  # this repository's own, or (below the root) another repository's
@@ -221,13 +240,46 @@ def _skip_worktree(index: pygit2.Index, path: str) -> bool:
     return info is not None and info.skip_worktree
 
 
+_UNREADABLE = pygit2.Oid(hex="0" * 40)  # differs from every blob: the commit looks again
+_HASH_CHUNK = 1 << 20
+
+
 def _content_entry(
     repo: pygit2.Repository, path: str, st: os.stat_result, mode: int
 ) -> tuple[pygit2.Oid, int]:
     full = os.path.join(repo.workdir, path)
     if stat.S_ISLNK(st.st_mode):
-        return pygit2.hash(os.readlink(os.fsencode(full))), FileMode.LINK
+        try:
+            return pygit2.hash(os.readlink(os.fsencode(full))), FileMode.LINK
+        except OSError:
+            return _UNREADABLE, FileMode.LINK
+    return hash_file(full) or _UNREADABLE, mode
+
+
+def hash_file(full: str) -> pygit2.Oid | None:
+    """The blob id of the regular file at `full` (its raw bytes, as `pygit2.hashfile`),
+    read in bounded chunks through a descriptor that follows no link and never blocks.
+
+    None when it is not a regular file now (a FIFO, device or link swapped in), cannot
+    be read, or changed size while being read.
+    """
     try:
-        return pygit2.hashfile(full), mode
-    except (OSError, pygit2.GitError):
-        return pygit2.Oid(hex="0" * 40), mode  # unreadable: let the commit report why
+        fd = os.open(full, os.O_RDONLY | os.O_NOFOLLOW | os.O_NONBLOCK | os.O_CLOEXEC)
+    except OSError:
+        return None
+    try:
+        opened = os.fstat(fd)
+        if not stat.S_ISREG(opened.st_mode):
+            return None
+        digest = hashlib.sha1(f"blob {opened.st_size}\0".encode(), usedforsecurity=False)
+        size = 0
+        while chunk := os.read(fd, _HASH_CHUNK):
+            size += len(chunk)
+            if size > opened.st_size:
+                return None
+            digest.update(chunk)
+    except OSError:
+        return None
+    finally:
+        os.close(fd)
+    return pygit2.Oid(raw=digest.digest()) if size == opened.st_size else None

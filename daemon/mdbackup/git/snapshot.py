@@ -15,9 +15,12 @@ core.fileMode and core.symlinks (`mdbackup.git.shapes.git_mode`).
 from __future__ import annotations
 
 import errno
+import io
 import os
 import stat
+from collections.abc import Callable
 from dataclasses import dataclass
+from typing import Any
 
 import pygit2
 from pygit2.enums import FileMode
@@ -191,7 +194,7 @@ def _file_blob(
         libgit2_reads = True  # let libgit2 decide below
     driver = driver_for(repo, path)
     if driver is not None:  # git runs the driver's clean command first, then its built-in filters
-        data = _read_regular(full, max_file_size, expected=st)
+        data = _read_whole(full, max_file_size, expected=st)
         if data is None:
             return None
         try:
@@ -207,13 +210,13 @@ def _file_blob(
         with storing("store the file"):
             return repo.create_blob(data)
     if not libgit2_reads:  # no core.autocrlf/.gitattributes filter applies: read it ourselves
-        data = _read_regular(full, max_file_size, expected=st)
-        if data is None:
-            return None
-        if not _real_folders_on_the_way(_workdir(repo), path, {}):
-            raise _Changed(path)  # a folder became a link while we read
-        with storing("store the file"):
-            return repo.create_blob(data)
+        workdir = _workdir(repo)
+
+        def folders_still_real() -> None:
+            if not _real_folders_on_the_way(workdir, path, {}):
+                raise _Changed(path)  # a folder became a link while we read
+
+        return _read_regular(full, max_file_size, expected=st, repo=repo, check=folders_still_real)
     # Filters apply: libgit2 reads and filters the file itself.
     try:
         oid = repo.create_blob_fromworkdir(path)
@@ -233,13 +236,24 @@ def _file_blob(
     return oid
 
 
-def _read_regular(full: str, limit: int, *, expected: os.stat_result | None = None) -> bytes | None:
-    """The bytes of the regular file at `full`, read once up to its end; None when it is gone.
+def _read_regular(
+    full: str,
+    limit: int,
+    *,
+    expected: os.stat_result | None = None,
+    repo: pygit2.Repository,
+    check: Callable[[], None] = lambda: None,
+) -> pygit2.Oid | None:
+    """Store the bytes of the regular file at `full` as a blob, streamed (memory per file
+    bounded by one chunk, whatever its size); None when it is gone.
 
     Opened with O_NOFOLLOW and O_NONBLOCK: a link swapped in is not followed and a
     FIFO swapped in does not block; a file that is not the `expected` one (replaced
-    since its lstat) is not read either (all three raise _Changed). Raises _Failed
-    when it cannot be read or grows past `limit` bytes.
+    since its lstat) is not read either (all three raise _Changed). The blob is the
+    file's first `st_size` bytes (fstat when opened): one snapshot of a growing file;
+    one that shrank under the read raises _Changed. `check` runs after the last byte,
+    before the blob is stored (it raises _Changed to store nothing). Raises _Failed when
+    it cannot be read or is over `limit` bytes.
     """
     flags = os.O_RDONLY | os.O_NOFOLLOW | os.O_NONBLOCK | os.O_CLOEXEC
     try:
@@ -251,24 +265,99 @@ def _read_regular(full: str, limit: int, *, expected: os.stat_result | None = No
             raise _Changed(full) from exc
         raise _Failed(f"cannot read: {exc.strerror}") from exc
     try:
-        opened = os.fstat(fd)
+        try:
+            opened = os.fstat(fd)
+        except OSError as exc:
+            raise _Failed(f"cannot read: {exc.strerror}") from exc
         replaced = expected is not None and (
             (opened.st_dev, opened.st_ino) != (expected.st_dev, expected.st_ino)
         )
         if not stat.S_ISREG(opened.st_mode) or replaced:
             raise _Changed(full)
+        if opened.st_size > limit:
+            raise _Failed(f"file grew over store.max_file_size ({limit}) while being read")
+        reader = _FileReader(fd, opened.st_size, full, check)
+        try:
+            return repo.create_blob_fromiobase(reader)
+        except (pygit2.GitError, OSError) as exc:
+            reason = _stream_failure(repo, exc)
+            raise RepositoryUnwritable(f"cannot write to the repository (store the file): {reason}") from exc
+    finally:
+        os.close(fd)
+
+
+def _read_whole(full: str, limit: int, *, expected: os.stat_result) -> bytes | None:
+    """The bytes of the regular file at `full` (for a clean filter, which needs them all);
+    None when it is gone. Opened as `_read_regular` opens it (no link followed, no FIFO
+    waited on, the `expected` file only); raises _Changed/_Failed as it does."""
+    flags = os.O_RDONLY | os.O_NOFOLLOW | os.O_NONBLOCK | os.O_CLOEXEC
+    try:
+        fd = os.open(full, flags)
+    except (FileNotFoundError, NotADirectoryError):
+        return None
+    except OSError as exc:
+        if exc.errno in (errno.ELOOP, errno.EISDIR, errno.ENXIO, errno.EWOULDBLOCK):
+            raise _Changed(full) from exc
+        raise _Failed(f"cannot read: {exc.strerror}") from exc
+    try:
+        opened = os.fstat(fd)
+        if not stat.S_ISREG(opened.st_mode) or (opened.st_dev, opened.st_ino) != (
+            expected.st_dev,
+            expected.st_ino,
+        ):
+            raise _Changed(full)
+        if opened.st_size > limit:
+            raise _Failed(f"file grew over store.max_file_size ({limit}) while being read")
         chunks: list[bytes] = []
-        size = 0
-        while chunk := os.read(fd, _READ_CHUNK):
-            size += len(chunk)
-            if size > limit:
-                raise _Failed(f"file grew over store.max_file_size ({limit}) while being read")
+        size = 0  # one snapshot: the first st_size bytes, even of a file still growing
+        while size < opened.st_size and (chunk := os.read(fd, min(_READ_CHUNK, opened.st_size - size))):
             chunks.append(chunk)
+            size += len(chunk)
+        return b"".join(chunks)
     except OSError as exc:
         raise _Failed(f"cannot read: {exc.strerror}") from exc
     finally:
         os.close(fd)
-    return b"".join(chunks)
+
+
+def _stream_failure(repo: pygit2.Repository, exc: BaseException) -> str:
+    """Why a streamed blob could not be stored: libgit2's stream often says only "no
+    error", so a full or read-only file system is named from statvfs."""
+    try:
+        fs = os.statvfs(repo.path)
+    except OSError:
+        return str(exc)
+    if fs.f_flag & os.ST_RDONLY:
+        return f"{os.strerror(errno.EROFS)} ({exc})"
+    if fs.f_bavail * fs.f_frsize < 2 * _READ_CHUNK:
+        return f"{os.strerror(errno.ENOSPC)} ({exc})"
+    return str(exc)
+
+
+class _FileReader(io.RawIOBase):
+    """The first `size` bytes of the open file `fd`, a chunk at a time, for libgit2's blob
+    stream; runs `check` at the end (before the blob is stored)."""
+
+    def __init__(self, fd: int, size: int, full: str, check: Callable[[], None]) -> None:
+        super().__init__()
+        self._fd, self._left, self._full, self._check = fd, size, full, check
+
+    def readable(self) -> bool:
+        return True
+
+    def readinto(self, buffer: Any) -> int:
+        if self._left == 0:
+            self._check()
+            return 0
+        try:
+            chunk = os.read(self._fd, min(len(buffer), self._left, _READ_CHUNK))
+        except OSError as exc:
+            raise _Failed(f"cannot read: {exc.strerror}") from exc
+        if not chunk:
+            raise _Changed(self._full)  # shrank under the read
+        self._left -= len(chunk)
+        buffer[: len(chunk)] = chunk
+        return len(chunk)
 
 
 def _real_folders_on_the_way(workdir: str, path: str, known: dict[str, bool]) -> bool:

@@ -22,6 +22,31 @@ class PushState:
     next_attempt_at: float | None
     attempts: int
     ahead: int | None
+    enabled: bool | None = None  # as the last pushing process had it (None: none recorded)
+    remote: str | None = None
+    branch: str | None = None
+    head: str | None = None  # the local head the remote was last known to have
+    recorded_at: float | None = None
+
+
+@dataclass(frozen=True)
+class PushTarget:
+    """What a pushing process uses: push on/off, the remote and the remote branch."""
+
+    enabled: bool
+    remote: str
+    branch: str | None
+
+
+@dataclass(frozen=True)
+class DaemonConfig:
+    """A running daemon's effective config, as it recorded it at start or reload."""
+
+    pid: int
+    source: str | None
+    store: str
+    push_enabled: bool
+    recorded_at: float
 
 
 class RepositoryState:
@@ -54,6 +79,43 @@ class RepositoryState:
             next_attempt_at=r.push_next_attempt_at,
             attempts=r.push_attempts,
             ahead=r.push_ahead,
+            enabled=None if r.push_enabled is None else bool(r.push_enabled),
+            remote=r.push_remote,
+            branch=r.push_branch,
+            head=r.push_head,
+            recorded_at=r.push_recorded_at,
+        )
+
+    def record_push_target(self, target: PushTarget, *, at: float) -> None:
+        """The pushing process uses `target` (recorded whenever it pushes or decides not to)."""
+        self._update(
+            push_enabled=target.enabled,
+            push_remote=target.remote,
+            push_branch=target.branch,
+            push_recorded_at=at,
+        )
+
+    def record_daemon(self, daemon: DaemonConfig) -> None:
+        """A daemon started (or reloaded) with this effective config."""
+        self._update(
+            daemon_pid=daemon.pid,
+            daemon_source=daemon.source,
+            daemon_store=daemon.store,
+            daemon_push_enabled=daemon.push_enabled,
+            daemon_recorded_at=daemon.recorded_at,
+        )
+
+    def daemon(self) -> DaemonConfig | None:
+        """The effective config the last daemon recorded, or None."""
+        r = self._R.get_by_id(1)
+        if r.daemon_pid is None or r.daemon_store is None or r.daemon_recorded_at is None:
+            return None
+        return DaemonConfig(
+            pid=r.daemon_pid,
+            source=r.daemon_source,
+            store=r.daemon_store,
+            push_enabled=bool(r.daemon_push_enabled),
+            recorded_at=r.daemon_recorded_at,
         )
 
     def mark_push_disabled(self) -> None:
@@ -69,10 +131,11 @@ class RepositoryState:
                 (R.id == 1) & (R.push_status != PushStatus.FAILED.value)
             ).execute()
 
-    def mark_pushed(self, *, at: float | None) -> None:
-        """The remote has the local head (`at`: when a push put it there; None when nothing
-        needed pushing)."""
+    def mark_pushed(self, *, at: float | None, head: str | None = None) -> None:
+        """The remote has the local head `head` (`at`: when a push put it there; None when
+        nothing needed pushing)."""
         columns: dict[str, object] = {
+            "push_head": head,
             "push_status": PushStatus.SUCCESS.value,
             "push_last_error": None,
             "push_next_attempt_at": None,

@@ -3,11 +3,16 @@
 from __future__ import annotations
 
 import os
+import subprocess
+import sys
 import time
 from pathlib import Path
 
+import pytest
+
 from mdbackup.git.repo import open_repository
 from mdbackup.git.scan import changed_paths, path_is_ignored
+from tests.support.cli import ROOT
 from tests.support.git import git
 
 
@@ -121,3 +126,56 @@ def test_file_mode_false_ignores_a_chmod(repo: Path, store: Path) -> None:
     assert scan(repo).changed == ()
     git(repo, "config", "core.fileMode", "true")
     assert scan(repo).changed == ("notes/a.md",)
+
+
+FIFO_SCAN = """
+import os, sys
+sys.path[:0] = [{daemon!r}, {root!r}]
+from mdbackup.git.repo import open_repository
+from mdbackup.git.scan import changed_paths
+
+def wants(path):
+    full = os.path.join({repo!r}, path)
+    if path == "notes/a.md" and not os.path.exists(full + ".swapped"):
+        open(full + ".swapped", "w").close()
+        os.unlink(full)
+        os.mkfifo(full)  # swapped in after the walk's lstat, before the hash
+    return path.endswith(".md")
+
+result = changed_paths(open_repository({repo!r}), store_prefix="notes", wants=wants, wants_dir=lambda p: True)
+print(",".join(result.changed))
+"""
+
+
+def test_a_fifo_swapped_in_for_a_committed_file_does_not_block_the_scan(repo: Path, store: Path) -> None:
+    """Why: a FIFO swapped in for a committed file blocked the scan for ever (pygit2.hashfile
+    opens it blocking). Run in a child: the old code hangs there, not in the test process."""
+    committed(repo, {"notes/a.md": "a\n", "notes/b.md": "b\n"})
+    (store / "a.md").write_text("changed, so the index does not vouch for it\n")
+    code = FIFO_SCAN.format(daemon=str(ROOT / "daemon"), root=str(ROOT), repo=str(repo))
+    child = subprocess.Popen([sys.executable, "-c", code], stdout=subprocess.PIPE, text=True)
+    try:
+        out, _ = child.communicate(timeout=20)
+    except subprocess.TimeoutExpired:
+        child.kill()
+        child.communicate()
+        pytest.fail("the scan blocked on a FIFO")
+    assert child.returncode == 0 and out.strip() == "notes/a.md"
+
+
+def test_an_unreadable_folder_is_reported_not_swallowed(repo: Path, store: Path) -> None:
+    """A folder the walk cannot read (here: its path is longer than PATH_MAX) is reported
+    changed, so the commit records it failed with the reason."""
+    name = "d" * 200
+    fd = os.open(store, os.O_RDONLY)
+    try:
+        for _ in range(22):
+            os.mkdir(name, dir_fd=fd)
+            nxt = os.open(name, os.O_RDONLY, dir_fd=fd)
+            os.close(fd)
+            fd = nxt
+        os.close(os.open("deep.md", os.O_WRONLY | os.O_CREAT, 0o644, dir_fd=fd))
+    finally:
+        os.close(fd)
+    changed = scan(repo).changed
+    assert len(changed) == 1 and changed[0].startswith(f"notes/{name}/") and len(changed[0]) > 4000

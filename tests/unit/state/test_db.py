@@ -8,7 +8,16 @@ from pathlib import Path
 import peewee
 import pytest
 
-from mdbackup.state.db import StateDB, is_corruption, path_from_db, path_to_db
+from mdbackup.state.db import (
+    ADDED_COLUMNS,
+    StateCorrupt,
+    StateDB,
+    StateOwnedElsewhere,
+    StateUnavailable,
+    is_corruption,
+    path_from_db,
+    path_to_db,
+)
 
 
 @pytest.mark.parametrize(
@@ -83,3 +92,40 @@ def test_is_corruption_tells_damage_from_other_errors(tmp_path: Path) -> None:
         assert is_corruption(chained)
     assert not is_corruption(sqlite3.OperationalError("database is locked"))
     assert not is_corruption(OSError(28, "No space left on device"))
+
+
+def test_an_older_database_gets_the_new_columns_and_keeps_its_rows(tmp_path: Path) -> None:
+    path = tmp_path / "state.db"
+    StateDB(path).close()
+    conn = sqlite3.connect(path)
+    for column in ADDED_COLUMNS["repository"]:  # as the first release made it
+        conn.execute(f"ALTER TABLE repository DROP COLUMN {column}")
+    conn.execute("UPDATE repository SET paused = 1")
+    conn.commit()
+    conn.close()
+    with pytest.raises(StateUnavailable, match="older schema"):
+        StateDB(path, read_only=True)
+    db = StateDB(path, owner=str(tmp_path))
+    try:
+        assert db.moved_aside is None
+        row = db.RepoRecord.get_by_id(1)
+        assert (row.paused, row.owner, row.push_enabled) == (True, str(tmp_path), None)
+    finally:
+        db.close()
+
+
+def test_without_repair_a_damaged_file_is_left_where_it_is(tmp_path: Path) -> None:
+    path = tmp_path / "state.db"
+    path.write_bytes(b"garbage" * 1000)
+    with pytest.raises(StateCorrupt):
+        StateDB(path, repair=False)
+    assert path.read_bytes() == b"garbage" * 1000 and list(tmp_path.iterdir()) == [path]
+
+
+def test_a_database_owned_by_another_existing_repository_is_refused(tmp_path: Path) -> None:
+    first, second = tmp_path / "first.git", tmp_path / "second.git"
+    first.mkdir(), second.mkdir()
+    StateDB(tmp_path / "state.db", owner=str(first)).close()
+    with pytest.raises(StateOwnedElsewhere) as caught:
+        StateDB(tmp_path / "state.db", owner=str(second))
+    assert (caught.value.owner, caught.value.other) == (str(second), str(first))
