@@ -168,7 +168,12 @@ class Boundaries:
         known = self._known.get(folder, "")
         if known != "":
             return known is not None
-        found = self._is_gitlink(folder) or os.path.lexists(os.path.join(self._workdir, folder, ".git"))
+        full = os.path.join(self._workdir, folder)
+        try:
+            real_folder = stat.S_ISDIR(os.lstat(full).st_mode)  # beyond a link is nobody's: never followed
+        except OSError:
+            real_folder = False
+        found = self._is_gitlink(folder) or (real_folder and os.path.lexists(os.path.join(full, ".git")))
         self._known[folder] = folder if found else None
         return found
 

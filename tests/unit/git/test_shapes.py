@@ -180,3 +180,14 @@ def test_a_new_file_outside_the_sparse_cone_is_not_added(repo: Path) -> None:
     result = commit(repo, ["notes/top.md", "notes/sub/deep/in.md", "notes/ign/out.md", "other/c.md"])
     assert sorted(c.path for c in result.changes) == ["notes/sub/deep/in.md", "notes/top.md"]
     assert sorted(result.skipped) == ["notes/ign/out.md", "other/c.md"]
+
+
+def test_a_link_to_a_repository_is_not_taken_for_a_nested_one(repo: Path) -> None:
+    write(repo, "d/x.md", "committed\n")
+    commit(repo, ["d/x.md"])
+    (repo / "d" / "x.md").unlink()
+    (repo / "d").rmdir()
+    os.symlink(".", repo / "d")  # d/.git is the repository's own .git, through a link
+    result = commit(repo, ["d/x.md", "d"])
+    assert ls_tree(repo, "d").startswith("120000 ")
+    assert sorted(c.path for c in result.changes) == ["d", "d/x.md"]
