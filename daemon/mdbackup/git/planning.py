@@ -27,6 +27,7 @@ from mdbackup.git.shapes import (
     SparseCone,
     core_settings,
     index_entry_info,
+    is_skipped,
     sparse_cone,
 )
 from mdbackup.git.snapshot import Failed, Skipped, snapshot
@@ -158,7 +159,7 @@ def _path_snapshot(
     if shape.boundaries.owner(path) is not None:
         return _NOT_OURS
     info = index_entry_info(index, path)
-    if info is not None and info.skip_worktree:
+    if is_skipped(info, shape.core, repo.workdir or "", path):
         return _NOT_OURS
     if info is None and shape.cone is not None and not shape.cone.contains(path):
         return _NOT_OURS  # outside the sparse cone: git add refuses it

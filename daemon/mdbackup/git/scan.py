@@ -31,7 +31,7 @@ from dataclasses import dataclass
 import pygit2
 from pygit2.enums import FileMode
 
-from mdbackup.git.shapes import core_settings, git_mode, index_entry_info, sparse_cone
+from mdbackup.git.shapes import core_settings, git_mode, index_entry_info, is_skipped, sparse_cone
 
 
 @dataclass(frozen=True)
@@ -79,8 +79,8 @@ def changed_paths(
                 changed.append(path)
             continue
         info = index_entry_info(index, path)
-        if info is not None and info.skip_worktree:
-            continue  # sparse checkout: never ours to commit
+        if is_skipped(info, core, repo.workdir, path):
+            continue  # skip-worktree: never ours to commit
         mode = git_mode(st.st_mode, None if info is None else info.mode, core)
         if _index_vouches(index, path, st, known, mode=mode, index_written_ns=index_written_ns):
             continue

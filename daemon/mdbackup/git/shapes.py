@@ -39,6 +39,7 @@ class CoreSettings:
     symlinks: bool = True
     ignore_case: bool = False
     sparse_cone: bool = False
+    sparse_clears_present: bool = False  # core.sparseCheckout without sparse.expectFilesOutsideOfPatterns
 
 
 def core_settings(repo: pygit2.Repository) -> CoreSettings:
@@ -56,7 +57,18 @@ def core_settings(repo: pygit2.Repository) -> CoreSettings:
         symlinks=flag("core.symlinks", True),
         ignore_case=flag("core.ignorecase", False),
         sparse_cone=flag("core.sparsecheckout", False) and flag("core.sparsecheckoutcone", True),
+        sparse_clears_present=flag("core.sparsecheckout", False)
+        and not flag("sparse.expectfilesoutsideofpatterns", False),
     )
+
+
+def is_skipped(info: IndexEntryInfo | None, core: CoreSettings, workdir: str, path: str) -> bool:
+    """True when the index entry is skip-worktree as git sees it: in a sparse checkout
+    git (2.37+) clears the flag of an entry whose file is present in the working tree
+    (unless sparse.expectFilesOutsideOfPatterns), and then `git add` stages it."""
+    if info is None or not info.skip_worktree:
+        return False
+    return not (core.sparse_clears_present and os.path.lexists(os.path.join(workdir, path)))
 
 
 @dataclass(frozen=True)
@@ -168,7 +180,12 @@ class Boundaries:
         known = self._known.get(folder, "")
         if known != "":
             return known is not None
-        found = self._is_gitlink(folder) or os.path.lexists(os.path.join(self._workdir, folder, ".git"))
+        full = os.path.join(self._workdir, folder)
+        try:
+            real_folder = stat.S_ISDIR(os.lstat(full).st_mode)  # beyond a link is nobody's: never followed
+        except OSError:
+            real_folder = False
+        found = self._is_gitlink(folder) or (real_folder and os.path.lexists(os.path.join(full, ".git")))
         self._known[folder] = folder if found else None
         return found
 

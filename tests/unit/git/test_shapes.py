@@ -180,3 +180,32 @@ def test_a_new_file_outside_the_sparse_cone_is_not_added(repo: Path) -> None:
     result = commit(repo, ["notes/top.md", "notes/sub/deep/in.md", "notes/ign/out.md", "other/c.md"])
     assert sorted(c.path for c in result.changes) == ["notes/sub/deep/in.md", "notes/top.md"]
     assert sorted(result.skipped) == ["notes/ign/out.md", "other/c.md"]
+
+
+def test_a_link_to_a_repository_is_not_taken_for_a_nested_one(repo: Path) -> None:
+    write(repo, "d/x.md", "committed\n")
+    commit(repo, ["d/x.md"])
+    (repo / "d" / "x.md").unlink()
+    (repo / "d").rmdir()
+    os.symlink(".", repo / "d")  # d/.git is the repository's own .git, through a link
+    result = commit(repo, ["d/x.md", "d"])
+    assert ls_tree(repo, "d").startswith("120000 ")
+    assert sorted(c.path for c in result.changes) == ["d", "d/x.md"]
+
+
+def test_in_a_sparse_checkout_a_file_back_in_the_working_tree_is_committed_as_git_does(repo: Path) -> None:
+    """git 2.37+ clears the skip-worktree flag of a present file in a sparse checkout
+    (sparse.expectFilesOutsideOfPatterns unset) and `git add` stages it."""
+    write(repo, "notes/ign/f.md", "v1\n")
+    write(repo, "notes/sub/a.md", "a\n")
+    commit(repo, ["notes/ign/f.md", "notes/sub/a.md"])
+    git(repo, "update-index", "-q", "--refresh")
+    git(repo, "sparse-checkout", "set", "--cone", "notes/sub")
+    write(repo, "notes/ign/f.md", "v2\n")
+    result = commit(repo, ["notes/ign/f.md"])
+    assert [c.path for c in result.changes] == ["notes/ign/f.md"]
+    assert head_files(repo)["notes/ign/f.md"] == "v2\n"
+    git(repo, "config", "sparse.expectFilesOutsideOfPatterns", "true")
+    git(repo, "update-index", "--skip-worktree", "notes/ign/f.md")
+    write(repo, "notes/ign/f.md", "v3\n")
+    assert commit(repo, ["notes/ign/f.md"]).commit_id is None
