@@ -30,12 +30,19 @@ from mdbackup.git.scan import ScanResult, changed_paths
 from mdbackup.inbox import Drained
 from mdbackup.message import renderer
 from mdbackup.patterns import StoreFilter
-from mdbackup.pushing import Pusher, RemoteCheck
+from mdbackup.pushing import Pusher
+from mdbackup.reporting import Reporting
 from mdbackup.schedule import DEGRADED_RESCAN, PATH_RETRY_MAX, PATH_RETRY_MIN, BusyBackoff, batch_deadline
 from mdbackup.state.db import StateDB
-from mdbackup.state.queue import FORGET, SUCCESS, Batch, Outcome, PathQueue, PathRow
-from mdbackup.state.repository import PushState, RepositoryState
+from mdbackup.state.queue import FORGET, SUCCESS, Batch, Outcome, PathQueue
+from mdbackup.state.repository import RepositoryState
 from mdbackup.statuses import PathStatus
+
+HOOKS_NOT_RUN = (
+    "git's commit hooks are not run for backup commits: they are made with libgit2, which runs no "
+    "hooks, and a hook that asks questions or fails would stop backups; run your checks in CI or "
+    "on push instead"
+)
 
 ERRORS: tuple[type[Exception], ...] = (pygit2.GitError, OSError, peewee.DatabaseError)
 """What a `Backup` call may raise when git, the disk or the state database fails unexpectedly."""
@@ -62,27 +69,7 @@ class Tick:
     next_at: float | None
 
 
-@dataclass(frozen=True)
-class Snapshot:
-    """What `status` shows, read at one moment."""
-
-    paused: bool
-    counts: dict[str, int]
-    rows: tuple[PathRow, ...]
-    last_backup_at: float | None
-    head: gitrepo.HeadInfo
-    push: PushState
-
-
-@dataclass(frozen=True)
-class RepositoryFacts:
-    """What `check` says about the repository."""
-
-    head: gitrepo.HeadInfo
-    busy: str | None
-
-
-class Backup:
+class Backup(Reporting):
     """The backup of one repository, as configured."""
 
     def __init__(
@@ -130,6 +117,23 @@ class Backup:
             config=config, repo=self.repo, state=self._repository, clock=self._clock, step=self._step
         )
         self._schedule_rescan(degraded=False)
+
+    def reload(self, config: Config) -> None:
+        """A reloaded config for the same repository: use it, and drop what it no longer wants."""
+        self.reconfigure(config)
+        self.forget_unwanted()
+
+    def forget_unwanted(self) -> int:
+        """Drop the recorded paths the config in force no longer wants (excluded, ignored
+        by a new include, ...): they are never committed and `status` stops counting them."""
+        unwanted = [
+            row.path for row in self._queue.rows(include_success=True) if not self.filter.wants(row.path)
+        ]
+        if unwanted:
+            self.log.info(
+                "paths_dropped", paths=len(unwanted), reason="the configuration no longer wants them"
+            )
+        return self._queue.forget(unwanted)
 
     @property
     def git_dir(self) -> Path:
@@ -197,6 +201,10 @@ class Backup:
         if self.config.commit.enabled:
             self._queue.enable_disabled(now=now)
         self.log.info("starting", requeued=requeued, store=self.config.store_prefix or ".")
+        hooks = gitrepo.commit_hooks(self.repo)
+        if hooks:
+            self.log.warning("hooks_not_run", hooks=list(hooks), detail=HOOKS_NOT_RUN)
+        self.forget_unwanted()
         self.scan(reason=reason)
         report = self.commit_now(failed_too=True)
         return report, self._pusher.push_if_due(force=True)
@@ -274,6 +282,14 @@ class Backup:
         return report
 
     def _commit(self, batch: Batch) -> tuple[dict[str, Outcome], PassReport]:
+        dropped = {path for path in batch.paths if not self.filter.wants(path)}
+        if dropped:  # recorded under a config that wanted them; the one in force does not
+            self.log.info(
+                "paths_dropped", paths=len(dropped), reason="the configuration no longer wants them"
+            )
+            kept = Batch(tuple(item for item in batch.items if item.path not in dropped))
+            outcomes, report = self._commit(kept) if kept else ({}, PassReport())
+            return {**outcomes, **dict.fromkeys(dropped, FORGET)}, report
         try:
             result = self._committer.commit_paths(
                 batch.paths,
@@ -338,45 +354,3 @@ class Backup:
         return gitrepo.signature(
             self.repo, name=commit.author_name, email=commit.author_email, hostname=socket.gethostname()
         )
-
-    # -- what the commands read and change ----------------------------------------------
-
-    def status_line(self) -> str:
-        """A few words for systemd's STATUS= line."""
-        counts = self._queue.counts()
-        last = self._queue.last_backup_at()
-        when = datetime.fromtimestamp(last).strftime("%H:%M") if last else "never"
-        text = f"{counts['pending']} pending, {counts['failed']} failed, last backup {when}"
-        push = self._pusher.summary()
-        if push:
-            text += f", push {push}"
-        return ("paused; " + text) if self._repository.paused() else text
-
-    def paused(self) -> bool:
-        return self._repository.paused()
-
-    def set_paused(self, paused: bool) -> None:
-        self._repository.set_paused(paused)
-
-    def retry_now(self) -> tuple[int, bool]:
-        """Failed paths and a failed push become due now: (paths, whether the push was failed)."""
-        return self._queue.retry_failed(now=self._clock.wall()), self._repository.retry_push()
-
-    def snapshot(self, *, all_paths: bool) -> Snapshot:
-        """What `status` shows."""
-        return Snapshot(
-            paused=self._repository.paused(),
-            counts=self._queue.counts(),
-            rows=tuple(self._queue.rows(include_success=all_paths)),
-            last_backup_at=self._queue.last_backup_at(),
-            head=gitrepo.head_info(self.repo),
-            push=self._repository.push_state(),
-        )
-
-    def repository_facts(self) -> RepositoryFacts:
-        """The checked-out branch and whether git is busy now (for `check`)."""
-        return RepositoryFacts(head=gitrepo.head_info(self.repo), busy=gitrepo.busy_reason(self.repo))
-
-    def check_remote(self) -> RemoteCheck:
-        """Reach the remote with the configured credentials; changes nothing."""
-        return self._pusher.check()

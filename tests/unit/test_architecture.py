@@ -37,8 +37,8 @@ ROOMS: dict[str, tuple[tuple[str, ...], tuple[str, ...]]] = {
     "scheduling": (("worker",), ("backup", "inbox", "watcher", "clock", "config", "logs")),
     "watching": (("watcher",), ("inbox", "patterns", "logs")),
     "orchestration": (
-        ("backup", "pushing", "schedule"),
-        ("state", "git", "config", *LEAVES, "schedule", "pushing"),
+        ("backup", "reporting", "pushing", "schedule"),
+        ("state", "git", "config", *LEAVES, "schedule", "pushing", "reporting"),
     ),
     "state": (("state",), ("state", "statuses", "logs")),
     "git": (("git",), ("git", "redact")),
@@ -46,7 +46,12 @@ ROOMS: dict[str, tuple[tuple[str, ...], tuple[str, ...]]] = {
     "leaves": (LEAVES, LEAVES),
 }
 THIRD_PARTY_OWNERS = {
-    "pygit2": ("git", "backup", "pushing"),  # orchestration holds the Repository and names its errors
+    "pygit2": (
+        "git",
+        "backup",
+        "reporting",
+        "pushing",
+    ),  # orchestration holds the Repository and names its errors
     "peewee": ("state", "backup"),  # backup names the database's errors
     "watchdog": ("watcher",),
 }

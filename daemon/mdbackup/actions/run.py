@@ -14,7 +14,7 @@ from mdbackup.config import Config, Overrides
 from mdbackup.exitcodes import ExitCode
 from mdbackup.git import transport
 from mdbackup.git.layout import lock_path
-from mdbackup.git.repo import NotAWorkTree
+from mdbackup.git.repo import NotAWorkTree, UnsupportedRepository
 from mdbackup.lock import LockBusy, RepositoryLock
 
 
@@ -24,6 +24,9 @@ def run(config: Config, args: argparse.Namespace) -> int:
         backup = Backup.open(config, step=crashpoints.from_environ(os.environ))
     except NotAWorkTree as exc:
         print(f"mdbackup: --repo: {exc}", file=sys.stderr)
+        return ExitCode.USAGE
+    except UnsupportedRepository as exc:
+        print(f"mdbackup: {exc}", file=sys.stderr)
         return ExitCode.USAGE
     except ERRORS as exc:  # full disk, read-only .git, ...
         print(

@@ -32,3 +32,13 @@ def index_lock(git_dir: Path) -> Path:
 def ref_lock(git_dir: Path, ref_name: str) -> Path:
     """git's lock on a loose reference, e.g. `refs/heads/main` -> `<git dir>/refs/heads/main.lock`."""
     return git_dir / f"{ref_name}.lock"
+
+
+def common_dir(git_dir: Path) -> Path:
+    """The repository's common git directory: `git_dir` itself, or for a linked worktree the
+    main repository's (named by the `commondir` file), where refs and hooks live."""
+    try:
+        named = (git_dir / "commondir").read_text().strip()
+    except OSError:
+        return git_dir
+    return (git_dir / named).resolve() if named else git_dir
