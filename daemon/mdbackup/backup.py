@@ -9,6 +9,7 @@ database and the injected clock.
 
 from __future__ import annotations
 
+import os
 import socket
 from collections.abc import Iterable
 from dataclasses import dataclass
@@ -30,15 +31,22 @@ from mdbackup.git.scan import ScanResult, changed_paths
 from mdbackup.inbox import Drained
 from mdbackup.message import renderer
 from mdbackup.patterns import StoreFilter
-from mdbackup.pushing import Pusher, RemoteCheck
-from mdbackup.reading import Snapshot, daemon_config, open_state, take_snapshot
+from mdbackup.pushing import Pusher
+from mdbackup.reading import daemon_config, open_state
+from mdbackup.reporting import Reporting
 from mdbackup.schedule import DEGRADED_RESCAN, PATH_RETRY_MAX, PATH_RETRY_MIN, BusyBackoff, batch_deadline
 from mdbackup.state.db import StateDB
 from mdbackup.state.queue import FORGET, SUCCESS, Batch, Outcome, PathQueue
 from mdbackup.state.repository import RepositoryState
 from mdbackup.statuses import PathStatus
 
-__all__ = ["ERRORS", "Backup", "PassReport", "RepositoryFacts", "Snapshot", "Tick"]
+__all__ = ["ERRORS", "HOOKS_NOT_RUN", "Backup", "PassReport", "Tick"]
+
+HOOKS_NOT_RUN = (
+    "git's commit hooks are not run for backup commits: they are made with libgit2, which runs no "
+    "hooks, and a hook that asks questions or fails would stop backups; run your checks in CI or "
+    "on push instead"
+)
 
 ERRORS: tuple[type[Exception], ...] = (pygit2.GitError, OSError, peewee.DatabaseError)
 """What a `Backup` call may raise when git, the disk or the state database fails unexpectedly."""
@@ -65,15 +73,7 @@ class Tick:
     next_at: float | None
 
 
-@dataclass(frozen=True)
-class RepositoryFacts:
-    """What `check` says about the repository."""
-
-    head: gitrepo.HeadInfo
-    busy: str | None
-
-
-class Backup:
+class Backup(Reporting):
     """The backup of one repository, as configured."""
 
     def __init__(
@@ -149,6 +149,23 @@ class Backup:
             config = daemon_config(self.config, pid=self._serving_pid, at=self._clock.wall())
             self._repository.record_daemon(config)
 
+    def reload(self, config: Config) -> None:
+        """A reloaded config for the same repository: use it, and drop what it no longer wants."""
+        self.reconfigure(config)
+        self.forget_unwanted()
+
+    def forget_unwanted(self) -> int:
+        """Drop the recorded paths the config in force no longer wants (excluded, ignored
+        by a new include, ...): they are never committed and `status` stops counting them."""
+        unwanted = [
+            row.path for row in self._queue.rows(include_success=True) if not self.filter.wants(row.path)
+        ]
+        if unwanted:
+            self.log.info(
+                "paths_dropped", paths=len(unwanted), reason="the configuration no longer wants them"
+            )
+        return self._queue.forget(unwanted)
+
     @property
     def git_dir(self) -> Path:
         return gitrepo.git_dir(self.repo)
@@ -217,6 +234,10 @@ class Backup:
         if self.config.commit.enabled:
             self._queue.enable_disabled(now=now)
         self.log.info("starting", requeued=requeued, store=self.config.store_prefix or ".")
+        hooks = gitrepo.commit_hooks(self.repo)
+        if hooks:
+            self.log.warning("hooks_not_run", hooks=list(hooks), detail=HOOKS_NOT_RUN)
+        self.forget_unwanted()
         self.scan(reason=reason)
         report = self.commit_now(failed_too=True)
         return report, self._pusher.push_if_due(force=True)
@@ -293,7 +314,26 @@ class Backup:
         self._busy.note(report.busy, now=self._clock.wall())
         return report
 
+    def _visible(self, path: str) -> bool:
+        """False for a path that cannot even be looked at (longer than PATH_MAX, ...): whether
+        it is wanted is unknown, so the commit looks at it and reports it failed."""
+        try:
+            os.lstat(os.path.join(self.repo.workdir or "", path))
+        except (FileNotFoundError, NotADirectoryError):
+            return True
+        except OSError:
+            return False
+        return True
+
     def _commit(self, batch: Batch) -> tuple[dict[str, Outcome], PassReport]:
+        dropped = {path for path in batch.paths if not self.filter.wants(path) and self._visible(path)}
+        if dropped:  # recorded under a config that wanted them; the one in force does not
+            self.log.info(
+                "paths_dropped", paths=len(dropped), reason="the configuration no longer wants them"
+            )
+            kept = Batch(tuple(item for item in batch.items if item.path not in dropped))
+            outcomes, report = self._commit(kept) if kept else ({}, PassReport())
+            return {**outcomes, **dict.fromkeys(dropped, FORGET)}, report
         try:
             result = self._committer.commit_paths(
                 batch.paths,
@@ -358,45 +398,3 @@ class Backup:
         return gitrepo.signature(
             self.repo, name=commit.author_name, email=commit.author_email, hostname=socket.gethostname()
         )
-
-    # -- what the commands read and change ----------------------------------------------
-
-    def status_line(self) -> str:
-        """A few words for systemd's STATUS= line."""
-        counts = self._queue.counts()
-        last = self._queue.last_backup_at()
-        when = datetime.fromtimestamp(last).strftime("%H:%M") if last else "never"
-        text = f"{counts['pending']} pending, {counts['failed']} failed, last backup {when}"
-        push = self._pusher.summary()
-        if push:
-            text += f", push {push}"
-        return ("paused; " + text) if self._repository.paused() else text
-
-    def paused(self) -> bool:
-        return self._repository.paused()
-
-    def set_paused(self, paused: bool) -> None:
-        self._repository.set_paused(paused)
-
-    def retry_now(self) -> tuple[int, bool]:
-        """Failed paths and a failed push become due now: (paths, whether the push was failed)."""
-        return self._queue.retry_failed(now=self._clock.wall()), self._repository.retry_push()
-
-    def snapshot(self, *, all_paths: bool) -> Snapshot:
-        """What `status` shows (see `reading.take_snapshot`)."""
-        return take_snapshot(
-            state=self._state,
-            queue=self._queue,
-            repository=self._repository,
-            repo=self.repo,
-            pusher=self._pusher,
-            all_paths=all_paths,
-        )
-
-    def repository_facts(self) -> RepositoryFacts:
-        """The checked-out branch and whether git is busy now (for `check`)."""
-        return RepositoryFacts(head=gitrepo.head_info(self.repo), busy=gitrepo.busy_reason(self.repo))
-
-    def check_remote(self) -> RemoteCheck:
-        """Reach the remote with the configured credentials; changes nothing."""
-        return self._pusher.check()

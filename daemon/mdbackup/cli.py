@@ -64,6 +64,19 @@ def _global_options(*, in_command: bool) -> _Parser:
     return options
 
 
+RUN_OPTIONS = ("repo", "store", "push")
+"""The options of `run`, also taken before a command so that `mdbackup --once --repo DIR` works."""
+
+
+def _run_options(parser: argparse.ArgumentParser) -> None:
+    """Add `--repo`, `--store`, `--push`/`--no-push`; unset unless given (`_normalise` fills them)."""
+    parser.add_argument("--repo", type=Path, default=argparse.SUPPRESS, help="the git working tree")
+    parser.add_argument("--store", default=argparse.SUPPRESS, help="the store folder, relative to the repo")
+    push = parser.add_mutually_exclusive_group()
+    push.add_argument("--push", action="store_true", default=argparse.SUPPRESS, dest="push")
+    push.add_argument("--no-push", action="store_false", default=argparse.SUPPRESS, dest="push")
+
+
 def build_parser() -> argparse.ArgumentParser:
     """The `mdbackup` parser: global options, `--once`, `--version` and one subparser per command."""
     parser = _Parser(
@@ -73,6 +86,7 @@ def build_parser() -> argparse.ArgumentParser:
     )
     parser.add_argument("--once", action="store_true", help="the same as `run --once`")
     parser.add_argument("--version", action="version", version=f"mdbackup {__version__}")
+    _run_options(parser)
     commands = parser.add_subparsers(dest="command", metavar="COMMAND", parser_class=_Parser)
     in_command = [_global_options(in_command=True)]
 
@@ -82,11 +96,7 @@ def build_parser() -> argparse.ArgumentParser:
     run_parser.add_argument(
         "--once", action="store_true", dest="run_once", help="one pass (scan, commit, push), then exit"
     )
-    run_parser.add_argument("--repo", type=Path, help="the git working tree")
-    run_parser.add_argument("--store", help="the store folder, relative to the repo")
-    push = run_parser.add_mutually_exclusive_group()
-    push.add_argument("--push", action="store_true", default=None, dest="push")
-    push.add_argument("--no-push", action="store_false", dest="push")
+    _run_options(run_parser)
 
     status_parser = commands.add_parser(
         "status", parents=in_command, help="pending, failed, last commit, push state"
@@ -104,9 +114,13 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
-def _normalise(args: argparse.Namespace) -> argparse.Namespace:
-    """Fill in what a command's own parser did not set (`mdbackup --once`, bare `mdbackup`)."""
+def _normalise(args: argparse.Namespace, parser: argparse.ArgumentParser) -> argparse.Namespace:
+    """Fill in what a command's own parser did not set (`mdbackup --once`, bare `mdbackup`);
+    refuse `run`'s options with another command."""
     command = args.command or "run"
+    given = [f"--{name}" for name in RUN_OPTIONS if hasattr(args, name)]
+    if command != "run" and given:
+        parser.error(f"{', '.join(given)} belongs to `run`, not to `{command}`")
     defaults = {"run_once": False, "repo": None, "store": None, "push": None, "json": False, "all": False}
     for key, value in defaults.items():
         if not hasattr(args, key):
@@ -116,8 +130,14 @@ def _normalise(args: argparse.Namespace) -> argparse.Namespace:
     return args
 
 
+def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
+    """The command line as a namespace with every option set (exits 2 on a usage error)."""
+    parser = build_parser()
+    return _normalise(parser.parse_args(argv), parser)
+
+
 def main(argv: Sequence[str] | None = None) -> int:
-    args = _normalise(build_parser().parse_args(argv))
+    args = parse_args(argv)
     overrides = Overrides(repo=args.repo, store=args.store, push=args.push)
     try:
         path = find_config_file(explicit=args.config, environ=os.environ)

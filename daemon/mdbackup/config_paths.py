@@ -16,7 +16,7 @@ from pathlib import Path
 from typing import Any, TypeVar
 
 from mdbackup.config_values import Problems
-from mdbackup.git.repo import find_worktree
+from mdbackup.git.repo import UnsupportedRepository, find_worktree
 
 
 def resolve_paths(
@@ -89,7 +89,11 @@ def _resolve_repo(
         return None  # its type was wrong: already reported
     if values["store.repo"]:
         return _checked(_worktree_root(values["store.repo"], base), partial(problems.at, "store.repo"))
-    root = find_worktree(cwd)
+    try:
+        root = find_worktree(cwd)
+    except UnsupportedRepository as exc:
+        problems.at("store.repo", str(exc))
+        return None
     if root is None:
         problems.at(
             "store.repo",
@@ -121,7 +125,10 @@ def _worktree_root(given: str | Path, base: Path) -> Path | str:
         exists, is_dir = resolved.exists(), resolved.is_dir()
     except OSError as exc:
         return f"{candidate}: cannot access ({exc.strerror})"
-    root = find_worktree(resolved) if is_dir else None
+    try:
+        root = find_worktree(resolved) if is_dir else None
+    except UnsupportedRepository as exc:
+        return str(exc)
     if not exists:
         what = "does not exist"
     elif not is_dir:

@@ -153,7 +153,7 @@ class Worker(threading.Thread):
         if config is None:
             return
         self.watcher.stop()
-        self.backup.reconfigure(config)
+        self.backup.reload(config)
         self.watcher = self._make_watcher(self.backup, self.inbox)
         self.watcher.start()
         self.backup.scan(reason="config reloaded")

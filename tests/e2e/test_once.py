@@ -300,3 +300,41 @@ def test_store_folder_missing_is_not_a_config_error(repo: Path, home: Path, stor
     (store / "b.md").write_text("b\n")
     wait_until(lambda: head_files(repo).get("notes/b.md") == "b\n", message="store reappeared")
     assert d.stop() == 0
+
+
+def test_a_repository_libgit2_cannot_read_is_one_line_and_exit_2_everywhere(
+    repo: Path, home: Path, store: Path
+) -> None:
+    """A split index once killed run, --once and status with a traceback while check said ok."""
+    (store / "a.md").write_text("a\n")
+    git(repo, "update-index", "--split-index")
+    for args in (["--once", "--repo", str(repo), "--store", "notes"], ["status"], ["check"], ["retry"]):
+        result = mdbackup(*args, cwd=repo, home=home)
+        assert result.code == 2, (args, result.err)
+        assert "Traceback" not in result.err and "split index" in result.err
+        assert "git update-index --no-split-index" in result.err
+        assert len(result.err.strip().splitlines()) == 1, result.err
+
+
+def test_once_takes_run_options_before_the_command(repo: Path, home: Path, store: Path) -> None:
+    """`mdbackup --once --repo DIR` once failed with "invalid choice"."""
+    (store / "a.md").write_text("a\n")
+    result = mdbackup(
+        "--once", "--repo", str(repo), "--store", "notes", "--no-push", cwd=repo.parent, home=home
+    )
+    assert result.code == 0, result.err
+    assert head_files(repo)["notes/a.md"] == "a\n"
+
+
+def test_installed_commit_hooks_are_reported_not_run(repo: Path, home: Path, store: Path) -> None:
+    hook = repo / ".git" / "hooks" / "pre-commit"
+    hook.parent.mkdir(exist_ok=True)
+    marker = repo.parent / "hook-ran"
+    hook.write_text(f"#!/bin/sh\ntouch {marker}\nexit 1\n")
+    hook.chmod(0o755)
+    (store / "a.md").write_text("a\n")
+    once = mdbackup("--once", "--repo", str(repo), "--store", "notes", cwd=repo, home=home)
+    assert once.code == 0 and "hooks_not_run" in once.err and "pre-commit" in once.err
+    assert head_files(repo)["notes/a.md"] == "a\n" and not marker.exists()
+    check = mdbackup("check", cwd=repo, home=home)
+    assert "hooks: pre-commit installed, not run for backup commits" in check.out

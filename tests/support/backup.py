@@ -21,8 +21,12 @@ class FakeClock:
         return self.now
 
 
-def make_config(repo: Path, body: str = "", *, max_file_size: int = 10485760) -> Config:
+def make_config(
+    repo: Path, body: str = "", *, max_file_size: int = 10485760, exclude: tuple[str, ...] = ()
+) -> Config:
     """Write `<repo>/../config.toml` for the store `notes/` (`body` appended) and load it."""
     path = repo.parent / "config.toml"
-    path.write_text(f'[store]\nrepo = "{repo}"\npath = "notes"\nmax_file_size = {max_file_size}\n' + body)
+    store = f'[store]\nrepo = "{repo}"\npath = "notes"\nmax_file_size = {max_file_size}\n'
+    store += f"exclude = {list(exclude)!r}\n".replace("'", '"')
+    path.write_text(store + body)
     return load_config(path, overrides=Overrides(), cwd=repo)

@@ -37,8 +37,8 @@ ROOMS: dict[str, tuple[tuple[str, ...], tuple[str, ...]]] = {
     "scheduling": (("worker",), ("backup", "inbox", "watcher", "clock", "config", "logs")),
     "watching": (("watcher",), ("inbox", "patterns", "logs")),
     "orchestration": (
-        ("backup", "pushing", "schedule", "reading"),
-        ("state", "git", "config", *LEAVES, "schedule", "pushing", "reading"),
+        ("backup", "reporting", "reading", "pushing", "schedule"),
+        ("state", "git", "config", *LEAVES, "schedule", "pushing", "reporting", "reading"),
     ),
     "state": (("state",), ("state", "statuses", "logs")),
     "git": (("git",), ("git", "redact")),
@@ -49,8 +49,9 @@ THIRD_PARTY_OWNERS = {
     "pygit2": (
         "git",
         "backup",
-        "pushing",
+        "reporting",
         "reading",
+        "pushing",
     ),  # orchestration holds the Repository and names its errors
     "peewee": ("state", "backup"),  # backup names the database's errors
     "watchdog": ("watcher",),

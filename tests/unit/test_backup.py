@@ -129,3 +129,32 @@ def test_git_busy_defers_with_a_growing_pause(
     clock.now += 1.0
     backup.run_due(degraded=False)
     assert head_files(repo)["notes/a.md"] == "a\n"
+
+
+def test_a_path_the_config_no_longer_wants_is_not_committed_and_leaves_the_queue(
+    backup: Backup, repo: Path, store: Path, clock: FakeClock
+) -> None:
+    """A path pending while git was busy, then excluded by a reload, was once committed anyway."""
+    (store / "secret.md").write_text("not for git\n")
+    (store / "kept.md").write_text("kept\n")
+    backup.record(["notes/secret.md", "notes/kept.md"])
+    backup.reconfigure(make_config(repo, "[watch]\ndebounce = 2.0\n", exclude=("secret.md",)))
+    clock.now += 2.0
+    backup.run_due(degraded=False)
+    assert "notes/kept.md" in head_files(repo) and "notes/secret.md" not in head_files(repo)
+    assert [row.path for row in backup.snapshot(all_paths=True).rows] == ["notes/kept.md"]
+
+
+def test_a_failed_path_that_becomes_excluded_stops_counting(
+    backup: Backup, repo: Path, store: Path, clock: FakeClock
+) -> None:
+    """A failed path excluded afterwards once stayed failed for ever (status and --once exit 1)."""
+    (store / "huge.md").write_text("x" * 100)
+    backup.reconfigure(make_config(repo, max_file_size=10))
+    backup.record(["notes/huge.md"])
+    clock.now += 2.0
+    backup.run_due(degraded=False)
+    assert backup.snapshot(all_paths=False).counts["failed"] == 1
+    backup.reload(make_config(repo, max_file_size=10, exclude=("huge.md",)))
+    assert backup.snapshot(all_paths=True).counts["failed"] == 0
+    assert backup.snapshot(all_paths=True).rows == ()

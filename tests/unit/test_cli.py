@@ -3,18 +3,19 @@ tests/e2e/test_once.py)."""
 
 from __future__ import annotations
 
+import argparse
 from pathlib import Path
 
 import pytest
 
 from mdbackup import __version__
 from mdbackup.actions import check, control, run, status
-from mdbackup.cli import COMMANDS, _normalise, build_parser, main
+from mdbackup.cli import COMMANDS, build_parser, main, parse_args
 from mdbackup.exitcodes import ExitCode
 
 
-def parse(*argv: str):
-    return _normalise(build_parser().parse_args(list(argv)))
+def parse(*argv: str) -> argparse.Namespace:
+    return parse_args(list(argv))
 
 
 def test_every_command_has_its_action() -> None:
@@ -98,3 +99,25 @@ def test_a_bad_config_exits_2_naming_each_problem(
     err = capsys.readouterr().err.splitlines()
     assert len(err) == 2
     assert any("'watch.debounce'" in line for line in err) and any("bogus" in line for line in err)
+
+
+def test_once_takes_every_option_of_run_once() -> None:
+    """`mdbackup --once --repo DIR` once failed with "invalid choice"."""
+    short = parse("--once", "--repo", "/r", "--store", "notes", "--push")
+    long = parse("run", "--once", "--repo", "/r", "--store", "notes", "--push")
+    for args in (short, long):
+        assert (args.command, args.once, args.repo, args.store, args.push) == (
+            "run",
+            True,
+            Path("/r"),
+            "notes",
+            True,
+        )
+    assert parse("--once", "--no-push").push is False
+
+
+def test_run_options_with_another_command_are_a_usage_error(capsys: pytest.CaptureFixture[str]) -> None:
+    with pytest.raises(SystemExit) as exited:
+        parse("--repo", "/r", "status")
+    assert exited.value.code == ExitCode.USAGE
+    assert "--repo belongs to `run`" in capsys.readouterr().err

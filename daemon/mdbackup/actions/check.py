@@ -11,7 +11,7 @@ from __future__ import annotations
 import argparse
 import os
 
-from mdbackup.backup import Backup
+from mdbackup.backup import HOOKS_NOT_RUN, Backup
 from mdbackup.config import Config
 from mdbackup.exitcodes import ExitCode
 from mdbackup.git import repo as gitrepo
@@ -50,6 +50,8 @@ def _check_repository(backup: Backup) -> int:
         + (f"; busy now: {facts.busy}, commits wait until it is done" if facts.busy else "")
         + ")"
     )
+    if facts.hooks:
+        print(f"hooks: {', '.join(facts.hooks)} installed, not run for backup commits ({HOOKS_NOT_RUN})")
     if not config.push.enabled:
         print("remote: push disabled")
         return ExitCode.OK

@@ -14,7 +14,7 @@ from mdbackup.config import Config, Overrides
 from mdbackup.exitcodes import ExitCode
 from mdbackup.git import transport
 from mdbackup.git.layout import lock_path
-from mdbackup.git.repo import NotAWorkTree
+from mdbackup.git.repo import NotAWorkTree, UnsupportedRepository
 from mdbackup.lock import LockBusy, RepositoryLock
 from mdbackup.state.db import StateOwnedElsewhere
 
@@ -50,6 +50,9 @@ def _run_locked(config: Config, args: argparse.Namespace) -> int:
         return ExitCode.USAGE
     except StateOwnedElsewhere as exc:
         print(f"mdbackup: [state] db: {exc}", file=sys.stderr)
+        return ExitCode.USAGE
+    except UnsupportedRepository as exc:
+        print(f"mdbackup: {exc}", file=sys.stderr)
         return ExitCode.USAGE
     except ERRORS as exc:  # full disk, read-only .git, ...
         print(

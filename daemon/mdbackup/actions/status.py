@@ -22,9 +22,10 @@ import sys
 from typing import Any
 
 from mdbackup.actions.common import daemon_pid, iso_utc
-from mdbackup.backup import ERRORS, Backup, Snapshot
+from mdbackup.backup import ERRORS, Backup
 from mdbackup.config import Config
 from mdbackup.exitcodes import ExitCode
+from mdbackup.reading import Snapshot
 from mdbackup.state.db import StateLocked, StateOwnedElsewhere, StateUnavailable
 from mdbackup.state.repository import DaemonConfig
 from mdbackup.statuses import PathStatus, PushStatus

@@ -48,3 +48,13 @@ def ref_lock(git_dir: Path, ref_name: str) -> Path:
 def sparse_checkout(git_dir: Path) -> Path:
     """git's sparse-checkout patterns (`<git dir>/info/sparse-checkout`)."""
     return git_dir / "info" / "sparse-checkout"
+
+
+def common_dir(git_dir: Path) -> Path:
+    """The repository's common git directory: `git_dir` itself, or for a linked worktree the
+    main repository's (named by the `commondir` file), where refs and hooks live."""
+    try:
+        named = (git_dir / "commondir").read_text().strip()
+    except OSError:
+        return git_dir
+    return (git_dir / named).resolve() if named else git_dir

@@ -145,6 +145,17 @@ class PathQueue:
                 .execute()
             )
 
+    def forget(self, paths: Iterable[str]) -> int:
+        """Drop the rows of `paths` (not those being committed right now). Returns how many."""
+        R = self._R
+        dropped = 0
+        with self._state.immediate():
+            for chunk in pw.chunked([path_to_db(p) for p in paths], _IN_CLAUSE_CHUNK):
+                dropped += (
+                    R.delete().where(R.path.in_(chunk) & (R.status != PathStatus.QUEUED.value)).execute()
+                )
+        return dropped
+
     def _move_status(self, old: PathStatus, new: PathStatus, *, now: float) -> int:
         R = self._R
         with self._state.immediate():

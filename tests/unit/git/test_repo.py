@@ -8,7 +8,9 @@ import pytest
 
 from mdbackup.git.repo import (
     NotAWorkTree,
+    UnsupportedRepository,
     busy_reason,
+    commit_hooks,
     find_worktree,
     git_dir,
     head_info,
@@ -81,3 +83,69 @@ def test_identity_from_the_repository_config(repo: Path) -> None:
     name, email = identity(open_repository(repo))
     assert name is None  # empty is no name
     assert email is None or "@" in email  # unset here; a global one may exist
+
+
+# -- repositories libgit2 cannot use, and hooks it does not run ---------------------------------
+
+
+def _split_index(repo: Path) -> None:
+    git(repo, "update-index", "--split-index")
+
+
+def _sparse_index(repo: Path) -> None:
+    git(repo, "sparse-checkout", "init", "--cone", "--sparse-index")
+
+
+@pytest.mark.parametrize(
+    ("make", "feature", "fix"),
+    [
+        (_split_index, "split index", "git update-index --no-split-index"),
+        (_sparse_index, "sparse index", "git sparse-checkout init --no-sparse-index"),
+    ],
+)
+def test_an_index_libgit2_cannot_read_is_named_with_the_command_that_turns_it_off(
+    repo: Path, make: object, feature: str, fix: str
+) -> None:
+    """Split and sparse indexes once killed run, --once and status with a traceback."""
+    assert callable(make)
+    make(repo)
+    for attempt in (lambda: open_repository(repo), lambda: find_worktree(repo)):
+        with pytest.raises(UnsupportedRepository) as refused:
+            attempt()
+        assert feature in str(refused.value) and fix in str(refused.value)
+        assert "\n" not in str(refused.value)
+
+
+def test_a_sha256_repository_is_named_not_called_missing(tmp_path: Path) -> None:
+    repo = tmp_path / "sha256"
+    repo.mkdir()
+    git(repo, "init", "-q", "--object-format=sha256")
+    with pytest.raises(UnsupportedRepository, match="sha256 object format"):
+        find_worktree(repo)
+    with pytest.raises(UnsupportedRepository, match="sha256 object format"):
+        open_repository(repo)
+
+
+def test_turning_the_feature_off_makes_the_repository_usable(repo: Path) -> None:
+    _split_index(repo)
+    git(repo, "update-index", "--no-split-index")
+    git(repo, "config", "core.splitIndex", "false")
+    assert open_repository(repo).workdir is not None
+
+
+def test_commit_hooks_are_found_where_git_looks(repo: Path, tmp_path: Path) -> None:
+    hooks = repo / ".git" / "hooks"
+    hooks.mkdir(exist_ok=True)
+    (hooks / "pre-commit.sample").write_text("#!/bin/sh\n")
+    (hooks / "pre-commit.sample").chmod(0o755)
+    assert commit_hooks(open_repository(repo)) == ()
+    (hooks / "pre-commit").write_text("#!/bin/sh\nexit 1\n")
+    (hooks / "pre-commit").chmod(0o755)
+    (hooks / "commit-msg").write_text("#!/bin/sh\n")  # not executable: git does not run it either
+    assert commit_hooks(open_repository(repo)) == ("pre-commit",)
+    elsewhere = tmp_path / "my-hooks"
+    elsewhere.mkdir()
+    (elsewhere / "post-commit").write_text("#!/bin/sh\n")
+    (elsewhere / "post-commit").chmod(0o755)
+    git(repo, "config", "core.hooksPath", str(elsewhere))
+    assert commit_hooks(open_repository(repo)) == ("post-commit",)

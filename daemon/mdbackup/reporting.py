@@ -1,0 +1,85 @@
+"""What the commands read and change through `Backup`: status, the systemd status line,
+`check`'s facts, pause and retry.
+
+A mixin of `Backup` (the only caller of the state database and git/), kept apart
+because none of it is on the path of a save.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import datetime
+
+import pygit2
+
+from mdbackup.clock import Clock
+from mdbackup.git import repo as gitrepo
+from mdbackup.pushing import Pusher, RemoteCheck
+from mdbackup.reading import Snapshot, take_snapshot
+from mdbackup.state.db import StateDB
+from mdbackup.state.queue import PathQueue
+from mdbackup.state.repository import RepositoryState
+
+
+@dataclass(frozen=True)
+class RepositoryFacts:
+    """What `check` says about the repository."""
+
+    head: gitrepo.HeadInfo
+    busy: str | None
+    hooks: tuple[str, ...]
+
+
+class Reporting:
+    """Status and control of one repository's backup (mixed into `Backup`, which sets these)."""
+
+    repo: pygit2.Repository
+    _state: StateDB
+    _queue: PathQueue
+    _repository: RepositoryState
+    _pusher: Pusher
+    _clock: Clock
+
+    def status_line(self) -> str:
+        """A few words for systemd's STATUS= line."""
+        counts = self._queue.counts()
+        last = self._queue.last_backup_at()
+        when = datetime.fromtimestamp(last).strftime("%H:%M") if last else "never"
+        text = f"{counts['pending']} pending, {counts['failed']} failed, last backup {when}"
+        push = self._pusher.summary()
+        if push:
+            text += f", push {push}"
+        return ("paused; " + text) if self._repository.paused() else text
+
+    def paused(self) -> bool:
+        return self._repository.paused()
+
+    def set_paused(self, paused: bool) -> None:
+        self._repository.set_paused(paused)
+
+    def retry_now(self) -> tuple[int, bool]:
+        """Failed paths and a failed push become due now: (paths, whether the push was failed)."""
+        return self._queue.retry_failed(now=self._clock.wall()), self._repository.retry_push()
+
+    def snapshot(self, *, all_paths: bool) -> Snapshot:
+        """What `status` shows (see `reading.take_snapshot`)."""
+        return take_snapshot(
+            state=self._state,
+            queue=self._queue,
+            repository=self._repository,
+            repo=self.repo,
+            pusher=self._pusher,
+            all_paths=all_paths,
+        )
+
+    def repository_facts(self) -> RepositoryFacts:
+        """The checked-out branch and whether git is busy now (for `check`)."""
+        return RepositoryFacts(
+            head=gitrepo.head_info(self.repo),
+            busy=gitrepo.busy_reason(self.repo),
+            hooks=gitrepo.commit_hooks(self.repo),
+        )
+
+    def check_remote(self) -> RemoteCheck:
+        """Reach the remote with the configured credentials; changes nothing."""
+        return self._pusher.check()
