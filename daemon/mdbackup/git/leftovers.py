@@ -11,7 +11,7 @@ Two kinds of proof:
 
 - A lock we create ourselves (`claim`): its identity is recorded BEFORE it exists.
   We create a file in our state folder (`claims/NAME`), record its inode in
-  `claims/NAME.json` (fsynced), and only then hard-link it to the lock's path;
+  `claims/NAME.json`, and only then hard-link it to the lock's path;
   `link()` fails with EEXIST exactly as O_CREAT|O_EXCL does, so the lock is taken
   atomically or not at all. While our link exists the inode cannot be reused, so
   "the lock is the same file as `claims/NAME`" proves it is ours. A claim may note a
@@ -166,16 +166,16 @@ def _is_ours(lock: Path, own: Path, data: Mapping[str, object] | None) -> bool:
 
 
 def _write_record(path: Path, data: Mapping[str, object]) -> None:
-    """Write `data` as JSON durably (temp file, fsync, rename)."""
+    """Write `data` as JSON, whole or not at all (temp file, rename).
+
+    Not fsynced, on purpose (it is on the path of every commit): a kill -9 keeps the
+    page cache, so the record is there before the lock, in program order; after a power
+    cut a record lost with its lock kept only makes that lock unprovable, so it stays
+    (the user is told) and is never removed wrongly.
+    """
     temp = path.with_name(path.name + ".tmp")
-    fd = os.open(temp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC | os.O_CLOEXEC, 0o644)
-    try:
-        os.write(fd, json.dumps(data).encode())
-        os.fsync(fd)
-    finally:
-        os.close(fd)
+    temp.write_text(json.dumps(data))
     os.replace(temp, path)
-    _fsync_folder(path.parent)
 
 
 def _read_record(path: Path) -> dict[str, object] | None:
@@ -184,15 +184,6 @@ def _read_record(path: Path) -> dict[str, object] | None:
     except (OSError, ValueError):
         return None
     return value if isinstance(value, dict) else None
-
-
-def _fsync_folder(folder: Path) -> None:
-    with contextlib.suppress(OSError):
-        fd = os.open(folder, os.O_RDONLY | os.O_DIRECTORY | os.O_CLOEXEC)
-        try:
-            os.fsync(fd)
-        finally:
-            os.close(fd)
 
 
 def _content_sha1(path: Path) -> str | None:
