@@ -15,9 +15,9 @@ Two kinds of proof:
   `link()` fails with EEXIST exactly as O_CREAT|O_EXCL does, so the lock is taken
   atomically or not at all. While our link exists the inode cannot be reused, so
   "the lock is the same file as `claims/NAME`" proves it is ours. A claim may note a
-  completion (`note_completion`): the lock holds a fully written file that belongs
-  at `target` once a condition (e.g. "the branch points at our commit") holds; the
-  recovery then finishes the rename instead of dropping the lock.
+  completion (`note_completion`): a fully written file (the lock itself, or a file of
+  ours beside it) belongs at `target` once a condition (e.g. "the branch points at our
+  commit") holds; the recovery then finishes the rename instead of dropping the lock.
 - A lock libgit2 creates for us (`writing`, around a branch update or a push): the
   marker lists the lock with the exact bytes libgit2 will write into it (the new
   commit id) when they are known; such a lock is removed only when its content is
@@ -108,11 +108,21 @@ def claim(state_dir: Path, lock: Path) -> Claim:
     return Claim(lock=lock, own=own, record=record, fd=fd)
 
 
-def note_completion(held: Claim, *, target: Path, content_id: str, condition: Mapping[str, str]) -> None:
-    """Record that `held.lock` is now fully written (its SHA-1 is `content_id`) and belongs
-    at `target` once `condition` holds (checked by the recovery's callback)."""
+def note_completion(
+    held: Claim, *, source: Path | None = None, target: Path, content_id: str, condition: Mapping[str, str]
+) -> None:
+    """Record that `source` (default: `held.lock` itself) is now fully written (its SHA-1
+    trailer is `content_id`) and belongs at `target` once `condition` holds (checked by
+    the recovery's callback); the lock is then released."""
     data = _read_record(held.record) or {}
-    data.update({"target": os.fsdecode(target), "sha1": content_id, "condition": dict(condition)})
+    data.update(
+        {
+            "source": os.fsdecode(held.lock if source is None else source),
+            "target": os.fsdecode(target),
+            "sha1": content_id,
+            "condition": dict(condition),
+        }
+    )
     _write_record(held.record, data)
 
 
@@ -287,14 +297,16 @@ def _clear_claims(state_dir: Path, condition_holds: Callable[[Mapping[str, str]]
         if lock is not None and _is_ours(lock, own, data) and not _open_anywhere(lock):
             assert data is not None
             target = data.get("target")
+            source = Path(str(data.get("source", lock)))
             condition = data.get("condition")
             if (
                 isinstance(target, str)
                 and isinstance(condition, dict)
-                and _content_sha1(lock) == data.get("sha1")
+                and _content_sha1(source) == data.get("sha1")
                 and condition_holds({str(k): str(v) for k, v in condition.items()})
             ):
-                os.rename(lock, target)
+                os.rename(source, target)
+                lock.unlink(missing_ok=True)
                 done.append(Cleared(lock, "completed"))
             else:
                 lock.unlink(missing_ok=True)
