@@ -221,8 +221,11 @@ def writing(state_dir: Path, locks: Sequence[Path], *, content: bytes | None = N
     """
     marker = state_dir / MARKER_NAME
     state_dir.mkdir(parents=True, exist_ok=True)
+    # A bare path when the content is unknown (the format older versions wrote and read).
     lines = [
-        json.dumps({"lock": os.fsdecode(lock), "content": None if content is None else content.hex()})
+        os.fsdecode(lock)
+        if content is None
+        else json.dumps({"lock": os.fsdecode(lock), "content": content.hex()})
         for lock in locks
     ]
     marker.write_text("".join(f"{line}\n" for line in lines))
@@ -233,10 +236,9 @@ def writing(state_dir: Path, locks: Sequence[Path], *, content: bytes | None = N
 
 
 def _marked(line: str) -> tuple[Path, bytes | None]:
-    try:
-        data = json.loads(line)
-    except ValueError:
-        return Path(line), None  # a marker written by an older version: a bare path
+    if not line.startswith("{"):
+        return Path(line), None  # a bare path: content unknown
+    data = json.loads(line)
     content = data.get("content")
     return Path(data["lock"]), None if content is None else bytes.fromhex(content)
 
