@@ -21,9 +21,9 @@ STEPS: tuple[str, ...] = (
     "queued",  # a batch taken: its paths marked queued
     "blobs_written",  # blob objects of the batch written
     "tree_written",  # the new tree written
-    "index_written",  # the real index written with the committed entries
+    "index_written",  # the new index written beside the real one (index.lock held; not in place yet)
     "commit_written",  # the commit object written
-    "ref_moved",  # the branch moved to the commit
+    "ref_moved",  # the branch moved to the commit (the new index not yet renamed into place)
     "db_marked",  # the batch's outcome written to the state database
     "push_started",  # about to push
     "push_done",  # the remote has the commit, push state not yet recorded

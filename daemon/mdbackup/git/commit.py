@@ -8,9 +8,9 @@ then `mdbackup.git.index_lock` takes git's `index.lock` and holds it from a fres
 of the index to the rename: HEAD, the branch and the index are checked again (anything
 moved: plan again), exactly the planned entries change (the committed blob, no stat
 data, so a file that changed again since shows as modified), the new index is written
-into the lock, the commit written, the branch moved by compare-and-swap
+(our copy, fsynced), the commit written, the branch moved by compare-and-swap
 (`mdbackup.git.branch`; undone if HEAD went to another branch meanwhile), and only
-then the lock renamed over the index, git's own order. The user's other staged changes
+then the new index renamed over it and the lock released, git's own order. The user's other staged changes
 and flags are never touched, an unchanged path's index entry is never touched, and no
 lock that git owns is ever removed (`mdbackup.git.leftovers` tells ours by identity).
 
@@ -160,10 +160,10 @@ class Committer:
         The slow part (reading and hashing every file, writing blobs and trees) runs
         without any lock. Then `index.lock` is taken and held to the end: HEAD, the
         branch and the index are looked at again (anything moved: plan again), exactly
-        the planned entries are changed in the fresh index, which is written into the
-        lock; the commit is written, the branch moved by compare-and-swap, and only
-        then the lock renamed over the index (git's own order: a failed branch move
-        leaves the index as it was).
+        the planned entries are changed in the fresh index, which is written (our copy,
+        fsynced); the commit is written, the branch moved by compare-and-swap, and only
+        then the new index renamed over the index and the lock released (git's own
+        order: a failed branch move leaves the index as it was).
         """
         repo = self.repo
         reason = busy_reason(repo)

@@ -30,8 +30,9 @@ def index_file(git_dir: Path) -> Path:
 
 
 def index_copy(git_dir: Path) -> Path:
-    """mdbackup's working copy of the index (`<git dir>/mdbackup/index.next`), written by
-    libgit2 and copied into `index.lock` while we hold it."""
+    """mdbackup's working copy of the index (`<git dir>/mdbackup/index.next`): read from
+    the index, changed and written by libgit2, renamed over the index while we hold
+    `index.lock`."""
     return state_dir(git_dir) / "index.next"
 
 

@@ -11,13 +11,13 @@ Two kinds of proof:
 
 - A lock we create ourselves (`claim`): its identity is recorded BEFORE it exists.
   We create a file in our state folder (`claims/NAME`), record its inode in
-  `claims/NAME.json` (fsynced), and only then hard-link it to the lock's path;
+  `claims/NAME.json`, and only then hard-link it to the lock's path;
   `link()` fails with EEXIST exactly as O_CREAT|O_EXCL does, so the lock is taken
   atomically or not at all. While our link exists the inode cannot be reused, so
   "the lock is the same file as `claims/NAME`" proves it is ours. A claim may note a
-  completion (`note_completion`): the lock holds a fully written file that belongs
-  at `target` once a condition (e.g. "the branch points at our commit") holds; the
-  recovery then finishes the rename instead of dropping the lock.
+  completion (`note_completion`): a fully written file (the lock itself, or a file of
+  ours beside it) belongs at `target` once a condition (e.g. "the branch points at our
+  commit") holds; the recovery then finishes the rename instead of dropping the lock.
 - A lock libgit2 creates for us (`writing`, around a branch update or a push): the
   marker lists the lock with the exact bytes libgit2 will write into it (the new
   commit id) when they are known; such a lock is removed only when its content is
@@ -108,11 +108,21 @@ def claim(state_dir: Path, lock: Path) -> Claim:
     return Claim(lock=lock, own=own, record=record, fd=fd)
 
 
-def note_completion(held: Claim, *, target: Path, content_id: str, condition: Mapping[str, str]) -> None:
-    """Record that `held.lock` is now fully written (its SHA-1 is `content_id`) and belongs
-    at `target` once `condition` holds (checked by the recovery's callback)."""
+def note_completion(
+    held: Claim, *, source: Path | None = None, target: Path, content_id: str, condition: Mapping[str, str]
+) -> None:
+    """Record that `source` (default: `held.lock` itself) is now fully written (its SHA-1
+    trailer is `content_id`) and belongs at `target` once `condition` holds (checked by
+    the recovery's callback); the lock is then released."""
     data = _read_record(held.record) or {}
-    data.update({"target": os.fsdecode(target), "sha1": content_id, "condition": dict(condition)})
+    data.update(
+        {
+            "source": os.fsdecode(held.lock if source is None else source),
+            "target": os.fsdecode(target),
+            "sha1": content_id,
+            "condition": dict(condition),
+        }
+    )
     _write_record(held.record, data)
 
 
@@ -166,16 +176,16 @@ def _is_ours(lock: Path, own: Path, data: Mapping[str, object] | None) -> bool:
 
 
 def _write_record(path: Path, data: Mapping[str, object]) -> None:
-    """Write `data` as JSON durably (temp file, fsync, rename)."""
+    """Write `data` as JSON, whole or not at all (temp file, rename).
+
+    Not fsynced, on purpose (it is on the path of every commit): a kill -9 keeps the
+    page cache, so the record is there before the lock, in program order; after a power
+    cut a record lost with its lock kept only makes that lock unprovable, so it stays
+    (the user is told) and is never removed wrongly.
+    """
     temp = path.with_name(path.name + ".tmp")
-    fd = os.open(temp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC | os.O_CLOEXEC, 0o644)
-    try:
-        os.write(fd, json.dumps(data).encode())
-        os.fsync(fd)
-    finally:
-        os.close(fd)
+    temp.write_text(json.dumps(data))
     os.replace(temp, path)
-    _fsync_folder(path.parent)
 
 
 def _read_record(path: Path) -> dict[str, object] | None:
@@ -184,15 +194,6 @@ def _read_record(path: Path) -> dict[str, object] | None:
     except (OSError, ValueError):
         return None
     return value if isinstance(value, dict) else None
-
-
-def _fsync_folder(folder: Path) -> None:
-    with contextlib.suppress(OSError):
-        fd = os.open(folder, os.O_RDONLY | os.O_DIRECTORY | os.O_CLOEXEC)
-        try:
-            os.fsync(fd)
-        finally:
-            os.close(fd)
 
 
 def _content_sha1(path: Path) -> str | None:
@@ -220,8 +221,11 @@ def writing(state_dir: Path, locks: Sequence[Path], *, content: bytes | None = N
     """
     marker = state_dir / MARKER_NAME
     state_dir.mkdir(parents=True, exist_ok=True)
+    # A bare path when the content is unknown (the format older versions wrote and read).
     lines = [
-        json.dumps({"lock": os.fsdecode(lock), "content": None if content is None else content.hex()})
+        os.fsdecode(lock)
+        if content is None
+        else json.dumps({"lock": os.fsdecode(lock), "content": content.hex()})
         for lock in locks
     ]
     marker.write_text("".join(f"{line}\n" for line in lines))
@@ -232,10 +236,9 @@ def writing(state_dir: Path, locks: Sequence[Path], *, content: bytes | None = N
 
 
 def _marked(line: str) -> tuple[Path, bytes | None]:
-    try:
-        data = json.loads(line)
-    except ValueError:
-        return Path(line), None  # a marker written by an older version: a bare path
+    if not line.startswith("{"):
+        return Path(line), None  # a bare path: content unknown
+    data = json.loads(line)
     content = data.get("content")
     return Path(data["lock"]), None if content is None else bytes.fromhex(content)
 
@@ -296,14 +299,16 @@ def _clear_claims(state_dir: Path, condition_holds: Callable[[Mapping[str, str]]
         if lock is not None and _is_ours(lock, own, data) and not _open_anywhere(lock):
             assert data is not None
             target = data.get("target")
+            source = Path(str(data.get("source", lock)))
             condition = data.get("condition")
             if (
                 isinstance(target, str)
                 and isinstance(condition, dict)
-                and _content_sha1(lock) == data.get("sha1")
+                and _content_sha1(source) == data.get("sha1")
                 and condition_holds({str(k): str(v) for k, v in condition.items()})
             ):
-                os.rename(lock, target)
+                os.rename(source, target)
+                lock.unlink(missing_ok=True)
                 done.append(Cleared(lock, "completed"))
             else:
                 lock.unlink(missing_ok=True)
