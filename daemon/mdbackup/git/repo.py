@@ -67,7 +67,7 @@ def _unsupported(exc: Exception, where: Path | str) -> UnsupportedRepository | N
 def check_supported(repo: pygit2.Repository) -> None:
     """Raise UnsupportedRepository when libgit2 cannot use `repo` (its index above all)."""
     try:
-        repo.index.read(force=False)
+        pygit2.Repository(repo.path).index.read(force=False)  # a throwaway: repo.index stays unread
     except (pygit2.GitError, ValueError) as exc:
         problem = _unsupported(exc, Path(repo.workdir or repo.path))
         if problem is not None:
