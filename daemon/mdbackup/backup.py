@@ -20,14 +20,14 @@ import peewee
 import pygit2
 
 from mdbackup import logs
-from mdbackup.clock import SYSTEM_CLOCK, Clock, backoff
+from mdbackup.clock import SYSTEM_CLOCK, Clock, SteadyClock, backoff
 from mdbackup.config import Config
 from mdbackup.crashpoints import Step, no_step
 from mdbackup.git import layout, leftovers
 from mdbackup.git import repo as gitrepo
 from mdbackup.git.commit import CommitResult, Committer
 from mdbackup.git.scan import ScanResult, changed_paths
-from mdbackup.inbox import Drained
+from mdbackup.inbox import Drained, topmost
 from mdbackup.message import renderer
 from mdbackup.patterns import StoreFilter
 from mdbackup.pushing import Pusher, RemoteCheck
@@ -55,8 +55,9 @@ class PassReport:
 
 @dataclass(frozen=True)
 class Tick:
-    """What `run_due` did: whether it scanned, and when it is next due (epoch seconds;
-    None: only when something arrives)."""
+    """What `run_due` did: whether it scanned, and when it is next due (`Clock.monotonic`
+    seconds, so a wall-clock step neither delays nor hurries it; None: only when
+    something arrives)."""
 
     scanned: bool
     next_at: float | None
@@ -98,7 +99,9 @@ class Backup:
         self._state = state
         self._queue = PathQueue(state)
         self._repository = RepositoryState(state)
-        self._clock = clock
+        # every "when" is scheduled on steady time: stored times stay epoch seconds, but a
+        # wall-clock step of either sign neither delays nor hurries a batch, retry or push
+        self._clock = SteadyClock(clock)
         self._step = step
         self._committer = Committer(repo, step=step)
         self.log = logs.get()
@@ -138,6 +141,11 @@ class Backup:
     def close(self) -> None:
         self._state.close()
 
+    def excludes_file(self) -> Path | None:
+        """The repository's `core.excludesFile` (watched: its rules decide what is wanted)."""
+        setting = gitrepo.excludes_file_setting(self.repo)
+        return None if setting is None else self.config.repo / Path(setting).expanduser()
+
     # -- taking in changes --------------------------------------------------------------
 
     def record(self, paths: Iterable[str]) -> int:
@@ -156,7 +164,7 @@ class Backup:
         if drained.rescan:
             self.scan(reason=drained.rescan)
             return True
-        for folder in sorted(drained.folders):
+        for folder in topmost(drained.folders):
             self.scan(reason="folder changed", folder=folder)
         return bool(drained.folders)
 
@@ -214,8 +222,9 @@ class Backup:
         `degraded`: the watcher cannot see every folder, so rescans come every
         DEGRADED_RESCAN seconds.
         """
+        self._reanchor_if_idle()
         now = self._clock.wall()
-        scanned = self._next_rescan is not None and now >= self._next_rescan
+        scanned = self._next_rescan is not None and self._clock.monotonic() >= self._next_rescan
         if scanned:
             self.scan(reason="periodic")
             self._schedule_rescan(degraded=degraded)
@@ -227,8 +236,16 @@ class Backup:
         if push_at is not None and push_at <= self._clock.wall():
             self._pusher.push_if_due()
             push_at = self._pusher.deadline()
-        wakeups = [t for t in (commit_at, push_at, self._next_rescan) if t is not None]
+        wakeups = [self._clock.to_monotonic(t) for t in (commit_at, push_at) if t is not None]
+        if self._next_rescan is not None:
+            wakeups.append(self._next_rescan)
         return Tick(scanned=scanned, next_at=min(wakeups) if wakeups else None)
+
+    def _reanchor_if_idle(self) -> None:
+        """Nothing scheduled from stored times: follow the real wall clock again."""
+        window = self._queue.window()
+        if not window.pending and window.next_retry_at is None and self._pusher.deadline() is None:
+            self._clock.reanchor()
 
     def flush(self, *, time_left: float | None) -> None:
         """Stopping: commit everything pending now (no debounce) and push, when more than a
@@ -243,7 +260,7 @@ class Backup:
         interval = self.config.watch.rescan_interval
         if degraded:
             interval = min(interval, DEGRADED_RESCAN) if interval > 0 else DEGRADED_RESCAN
-        self._next_rescan = self._clock.wall() + interval if interval > 0 else None
+        self._next_rescan = self._clock.monotonic() + interval if interval > 0 else None
 
     def rescan_after(self, *, degraded: bool) -> None:
         """A full scan just ran (start, reload): the next periodic one is a full interval away."""

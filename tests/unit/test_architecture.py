@@ -35,7 +35,7 @@ ROOMS: dict[str, tuple[tuple[str, ...], tuple[str, ...]]] = {
     # room: (its modules, the mdbackup modules it may import; a name covers its submodules)
     "entry": (("__main__", "cli", "actions", "service"), ("",)),
     "scheduling": (("worker",), ("backup", "inbox", "watcher", "clock", "config", "logs")),
-    "watching": (("watcher",), ("inbox", "patterns", "logs")),
+    "watching": (("watcher", "watch_events"), ("inbox", "patterns", "logs", "watch_events")),
     "orchestration": (
         ("backup", "pushing", "schedule"),
         ("state", "git", "config", *LEAVES, "schedule", "pushing"),
@@ -48,7 +48,7 @@ ROOMS: dict[str, tuple[tuple[str, ...], tuple[str, ...]]] = {
 THIRD_PARTY_OWNERS = {
     "pygit2": ("git", "backup", "pushing"),  # orchestration holds the Repository and names its errors
     "peewee": ("state", "backup"),  # backup names the database's errors
-    "watchdog": ("watcher",),
+    "watchdog": ("watcher", "watch_events"),
 }
 """Which modules may import each library directly (everyone else goes through them)."""
 

@@ -10,6 +10,7 @@ from pathlib import Path
 
 from mdbackup import crashpoints, logs
 from mdbackup.backup import ERRORS, Backup
+from mdbackup.clock import Heartbeat
 from mdbackup.config import Config, Overrides
 from mdbackup.exitcodes import ExitCode
 from mdbackup.git import transport
@@ -20,8 +21,9 @@ from mdbackup.lock import LockBusy, RepositoryLock
 
 def run(config: Config, args: argparse.Namespace) -> int:
     transport.configure(ca_file=os.environ.get("SSL_CERT_FILE"), ca_dir=os.environ.get("SSL_CERT_DIR"))
+    heartbeat = Heartbeat()  # the daemon's liveness: beaten at every step of a commit or push
     try:
-        backup = Backup.open(config, step=crashpoints.from_environ(os.environ))
+        backup = Backup.open(config, step=crashpoints.from_environ(os.environ, on_step=heartbeat.beat))
     except NotAWorkTree as exc:
         print(f"mdbackup: --repo: {exc}", file=sys.stderr)
         return ExitCode.USAGE
@@ -47,7 +49,7 @@ def run(config: Config, args: argparse.Namespace) -> int:
         from mdbackup.service import Service  # the long-running parts only when needed
 
         overrides = Overrides(repo=args.repo, store=args.store, push=args.push)
-        return Service(backup, config_path=config.source, overrides=overrides).run()
+        return Service(backup, config_path=config.source, overrides=overrides, heartbeat=heartbeat).run()
     finally:
         lock.release()
         backup.close()

@@ -122,3 +122,12 @@ def signature(repo: pygit2.Repository, *, name: str, email: str, hostname: str) 
     return pygit2.Signature(
         name or configured_name or "mdbackup", email or configured_email or f"mdbackup@{hostname}"
     )
+
+
+def excludes_file_setting(repo: pygit2.Repository) -> str | None:
+    """The repository's `core.excludesFile` as configured (unexpanded), or None."""
+    try:
+        value = repo.config["core.excludesFile"]
+    except (KeyError, pygit2.GitError):
+        return None
+    return str(value) or None
