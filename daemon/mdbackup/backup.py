@@ -31,7 +31,7 @@ from mdbackup.inbox import Drained, topmost
 from mdbackup.message import renderer
 from mdbackup.patterns import StoreFilter
 from mdbackup.pushing import Pusher, RemoteCheck
-from mdbackup.schedule import DEGRADED_RESCAN, PATH_RETRY_MAX, PATH_RETRY_MIN, BusyBackoff, batch_deadline
+from mdbackup.schedule import PATH_RETRY_MAX, PATH_RETRY_MIN, BusyBackoff, batch_deadline, rescan_interval
 from mdbackup.state.db import StateDB
 from mdbackup.state.queue import FORGET, SUCCESS, Batch, Outcome, PathQueue, PathRow
 from mdbackup.state.repository import PushState, RepositoryState
@@ -108,6 +108,7 @@ class Backup:
         self._last_deferral: str | None = None
         self._busy = BusyBackoff()
         self._next_rescan: float | None = None
+        self._unfinished: tuple[Batch, dict[str, Outcome]] | None = None
         self.reconfigure(config)
 
     @classmethod
@@ -132,7 +133,7 @@ class Backup:
         self._pusher = Pusher(
             config=config, repo=self.repo, state=self._repository, clock=self._clock, step=self._step
         )
-        self._schedule_rescan(degraded=False)
+        self.rescan_after(degraded=False)
 
     @property
     def git_dir(self) -> Path:
@@ -222,12 +223,15 @@ class Backup:
         `degraded`: the watcher cannot see every folder, so rescans come every
         DEGRADED_RESCAN seconds.
         """
-        self._reanchor_if_idle()
+        self._finish_batch()
+        window = self._queue.window()
+        if not window.pending and window.next_retry_at is None and self._pusher.deadline() is None:
+            self._clock.reanchor()  # nothing scheduled from stored times: follow the wall clock again
         now = self._clock.wall()
         scanned = self._next_rescan is not None and self._clock.monotonic() >= self._next_rescan
         if scanned:
             self.scan(reason="periodic")
-            self._schedule_rescan(degraded=degraded)
+            self.rescan_after(degraded=degraded)
         commit_at = self._commit_deadline()
         if commit_at is not None and commit_at <= now:
             self._commit_pass(failed_too=False)
@@ -237,15 +241,8 @@ class Backup:
             self._pusher.push_if_due()
             push_at = self._pusher.deadline()
         wakeups = [self._clock.to_monotonic(t) for t in (commit_at, push_at) if t is not None]
-        if self._next_rescan is not None:
-            wakeups.append(self._next_rescan)
+        wakeups += [self._next_rescan] if self._next_rescan is not None else []
         return Tick(scanned=scanned, next_at=min(wakeups) if wakeups else None)
-
-    def _reanchor_if_idle(self) -> None:
-        """Nothing scheduled from stored times: follow the real wall clock again."""
-        window = self._queue.window()
-        if not window.pending and window.next_retry_at is None and self._pusher.deadline() is None:
-            self._clock.reanchor()
 
     def flush(self, *, time_left: float | None) -> None:
         """Stopping: commit everything pending now (no debounce) and push, when more than a
@@ -256,15 +253,10 @@ class Backup:
         if left is None or left > 1:
             self._pusher.push_if_due(force=True, timeout=left)
 
-    def _schedule_rescan(self, *, degraded: bool) -> None:
-        interval = self.config.watch.rescan_interval
-        if degraded:
-            interval = min(interval, DEGRADED_RESCAN) if interval > 0 else DEGRADED_RESCAN
-        self._next_rescan = self._clock.monotonic() + interval if interval > 0 else None
-
     def rescan_after(self, *, degraded: bool) -> None:
         """A full scan just ran (start, reload): the next periodic one is a full interval away."""
-        self._schedule_rescan(degraded=degraded)
+        interval = rescan_interval(self.config.watch.rescan_interval, degraded=degraded)
+        self._next_rescan = None if interval is None else self._clock.monotonic() + interval
 
     def _commit_deadline(self) -> float | None:
         if not self.config.commit.enabled or self._repository.paused():
@@ -276,6 +268,7 @@ class Backup:
         return deadline
 
     def _commit_pass(self, *, failed_too: bool) -> PassReport:
+        self._finish_batch()
         if not self.config.commit.enabled:
             return PassReport()
         now = self._clock.wall()
@@ -284,11 +277,19 @@ class Backup:
             return PassReport()
         self._step("queued")
         outcomes, report = self._commit(batch)
-        retry = partial(backoff, minimum=PATH_RETRY_MIN, maximum=PATH_RETRY_MAX)
-        self._queue.finish_batch(batch, outcomes, now=self._clock.wall(), retry_delay=retry)
-        self._step("db_marked")
         self._busy.note(report.busy, now=self._clock.wall())
+        self._unfinished = (batch, outcomes)
+        self._finish_batch()
         return report
+
+    def _finish_batch(self) -> None:
+        """Write the last batch's outcome; if the state database refuses (locked, full) it is
+        written at the next pass, first: its paths stay queued meanwhile, never dropped."""
+        if self._unfinished is not None:
+            retry = partial(backoff, minimum=PATH_RETRY_MIN, maximum=PATH_RETRY_MAX)
+            self._queue.finish_batch(*self._unfinished, now=self._clock.wall(), retry_delay=retry)
+            self._unfinished = None
+            self._step("db_marked")
 
     def _commit(self, batch: Batch) -> tuple[dict[str, Outcome], PassReport]:
         try:
