@@ -35,6 +35,7 @@ runs a short soak with this engine.
 from __future__ import annotations
 
 import argparse
+import contextlib
 import os
 import random
 import shutil
@@ -62,6 +63,7 @@ from tests.support.invariants import (
     make_daemon,
     wait_idle,
 )
+from tests.support.wait import WaitTimeout, wait_until
 
 DEBOUNCE = 0.15
 MAX_FILES = 60  # past this many store files, operations lean to deleting
@@ -472,6 +474,9 @@ class Soak:
         if d.proc.poll() is not None:
             self._violation(f"the daemon exited {d.proc.poll()} while the database was locked", d)
             return
+        # state.db may look idle before the put-back changes are recorded: wait for the store
+        with contextlib.suppress(WaitTimeout):  # a store still unequal is reported below
+            wait_until(lambda: not self.checker.store_equals_head(), timeout=40, interval=0.1)
         not_idle = wait_idle(self.world, timeout=40, alive=lambda: d.proc.poll() is None)
         for problem in ([not_idle] if not_idle else []) + self.checker.check():
             self._violation(f"after the database lock: {problem}", d)
