@@ -87,7 +87,15 @@ def _nth(target: str, times: int, action: Step) -> Step:
     return reach
 
 
+_RELEASE = threading.Event()
+
+
+def release_hangs() -> None:
+    """Let threads stuck by `MDBACKUP_HANG_AT` go on (in-process tests clean up with it)."""
+    _RELEASE.set()
+
+
 def _hang(step: str) -> None:
-    """Block the calling thread for ever (tests only), saying so on stderr first."""
+    """Block the calling thread until `release_hangs` (tests only), saying so on stderr."""
     print(f'{{"event": "hang_for_tests", "step": "{step}"}}', file=sys.stderr, flush=True)
-    threading.Event().wait()
+    _RELEASE.wait()
