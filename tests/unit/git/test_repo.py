@@ -81,3 +81,12 @@ def test_identity_from_the_repository_config(repo: Path) -> None:
     name, email = identity(open_repository(repo))
     assert name is None  # empty is no name
     assert email is None or "@" in email  # unset here; a global one may exist
+
+
+def test_excludes_file_setting_is_the_configured_value_or_none(repo: Path) -> None:
+    from mdbackup.git.repo import excludes_file_setting, open_repository
+    from tests.support.git import git
+
+    assert excludes_file_setting(open_repository(repo)) is None
+    git(repo, "config", "core.excludesFile", "~/my-ignores")
+    assert excludes_file_setting(open_repository(repo)) == "~/my-ignores"
