@@ -18,7 +18,10 @@ and (issue 10, the loss oracle) faults that must lose nothing although no one is
 
 - `sigterm`: a burst of operations, then SIGTERM at once: the stop must exit 0;
 - `dblock`: another process write-locks the state database longer than the busy
-  timeout while operations happen (worker errors must delay, never drop, a change).
+  timeout while operations happen (worker errors must delay, never drop, a change);
+- `ignore`: `.git/info/exclude` hides `held-*.md`, such files are written, then the rule
+  is removed: the same daemon (no restart, no hourly rescan) must commit them;
+- `reload`: the same through the config file's `exclude` and SIGHUP, both ways.
 
 Then perhaps more operations while it is down, a restart without the variable,
 a bounded wait until idle and every invariant of `tests/support/invariants.py`. A
@@ -81,6 +84,8 @@ class Stats:
     clean_stops: int = 0
     sigterm_bursts: int = 0
     db_locks: int = 0
+    ignore_edits: int = 0
+    reloads: int = 0
     ops: int = 0
     files: set[str] = field(default_factory=set)
     violations: list[str] = field(default_factory=list)
@@ -93,6 +98,7 @@ class Stats:
             f"{self.crash_point_kills}, timed {self.timed_kills}, start-up "
             f"{self.startup_kills}, idle {self.idle_kills})  clean stops {self.clean_stops}  "
             f"SIGTERM bursts {self.sigterm_bursts}  db locks {self.db_locks}  "
+            f"ignore edits {self.ignore_edits}  reloads {self.reloads}  "
             f"ops {self.ops}  files {len(self.files)}  violations {len(self.violations)}  "
             f"{elapsed:.0f} s"
         )
@@ -395,13 +401,15 @@ class Soak:
     def iteration(self, i: int) -> None:
         rng = random.Random(f"{self.seed}:{i}")
         mutator = Mutator(self.world, rng, self.stats)
-        kind = rng.choices(["timed", "crashpoint", "startup", "sigterm", "dblock"], [5, 4, 1, 2, 1])[0]
+        kind = rng.choices(
+            ["timed", "crashpoint", "startup", "sigterm", "dblock", "ignore", "reload"], [5, 4, 1, 2, 1, 1, 1]
+        )[0]
         live_ops = rng.randrange(1, 10)
         down_ops = rng.choice([0, 0, 1, 3])
         step, n = rng.choice(STEPS), rng.choice([1, 1, 1, 2, 3])
         delay = rng.uniform(0, DEBOUNCE * 2 + 0.3)
 
-        if kind in ("sigterm", "dblock"):
+        if kind in ("sigterm", "dblock", "ignore", "reload"):
             self._lossless_fault(kind, mutator, rng, live_ops)
         elif kind == "timed":
             d = self.daemon
@@ -449,6 +457,8 @@ class Soak:
         assert d is not None
         if kind == "dblock":
             self._lock_database(d, mutator, rng, ops)
+        elif kind in ("ignore", "reload"):
+            self._hide_then_reveal(d, kind, rng)
         else:
             mutator.run(ops * 5)  # a burst, then SIGTERM at once: every save committed or pending
             self.stats.sigterm_bursts += 1
@@ -458,6 +468,36 @@ class Soak:
             self._violation(f"SIGTERM after a {kind} fault exited {code}", d)
         d.close()
         self.daemon = None
+
+    def _hide_then_reveal(self, d: Daemon, kind: str, rng: random.Random) -> None:
+        """An ignore rule (`.git/info/exclude`, or the config's `exclude` + SIGHUP) hides
+        `held-*.md` while such files are written; once the rule goes, the running daemon
+        must commit them within a bounded time, with no restart and no periodic rescan."""
+        exclude = self.world.git_dir / "info" / "exclude"
+        exclude.parent.mkdir(exist_ok=True)
+        original = d.config_path.read_text()
+        if kind == "ignore":
+            exclude.write_text("held-*.md\n")
+            self.stats.ignore_edits += 1
+        else:
+            d.config_path.write_text(original.replace("[store]\n", '[store]\nexclude = ["held-*.md"]\n', 1))
+            d.signal(signal.SIGHUP)
+            self.stats.reloads += 1
+        time.sleep(DEBOUNCE * 4)  # let the rule take effect before the hidden writes
+        folder = self.world.repo / STORE
+        for _ in range(rng.randrange(1, 4)):
+            (folder / f"held-{rng.randrange(10**6)}.md").write_text(f"held {rng.random()}\n")
+        self.stats.ops += 1
+        time.sleep(DEBOUNCE * 4)
+        if kind == "ignore":
+            exclude.write_text("")
+        else:
+            d.config_path.write_text(original)
+            d.signal(signal.SIGHUP)
+        with contextlib.suppress(WaitTimeout):  # a store still unequal is reported below
+            wait_until(lambda: not self.checker.store_equals_head(), timeout=30, interval=0.1)
+        for problem in self.checker.store_equals_head():
+            self._violation(f"after the {kind} rule was removed: {problem}", d)
 
     def _lock_database(self, d: Daemon, mutator: Mutator, rng: random.Random, ops: int) -> None:
         """Write-lock state.db past the busy timeout while files change; once it is free,
@@ -576,6 +616,7 @@ def main(argv: list[str] | None = None) -> int:
     print(
         f"RESULT seed={seed} iterations={stats.iterations} kills={stats.kills} "
         f"sigterm_bursts={stats.sigterm_bursts} db_locks={stats.db_locks} "
+        f"ignore_edits={stats.ignore_edits} reloads={stats.reloads} "
         f"ops={stats.ops} files={len(stats.files)} violations={len(stats.violations)}",
         flush=True,
     )
