@@ -14,6 +14,15 @@ by SIGKILL, in one of three ways:
   kills itself there (killed by us after the operations if it never got there);
 - `startup`: a daemon is killed at a random moment of its start-up scan and commit.
 
+and (issue 10, the loss oracle) faults that must lose nothing although no one is killed:
+
+- `sigterm`: a burst of operations, then SIGTERM at once: the stop must exit 0;
+- `dblock`: another process write-locks the state database longer than the busy
+  timeout while operations happen (worker errors must delay, never drop, a change);
+- `ignore`: `.git/info/exclude` hides `held-*.md`, such files are written, then the rule
+  is removed: the same daemon (no restart, no hourly rescan) must commit them;
+- `reload`: the same through the config file's `exclude` and SIGHUP, both ways.
+
 Then perhaps more operations while it is down, a restart without the variable,
 a bounded wait until idle and every invariant of `tests/support/invariants.py`. A
 violation stops the run (the repository is kept; the seed and iteration are
@@ -29,10 +38,12 @@ runs a short soak with this engine.
 from __future__ import annotations
 
 import argparse
+import contextlib
 import os
 import random
 import shutil
 import signal
+import sqlite3
 import sys
 import tempfile
 import time
@@ -44,6 +55,7 @@ from typing import ClassVar
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 from mdbackup.crashpoints import STEPS
+from mdbackup.state.db import BUSY_TIMEOUT_MS
 from tests.support.daemon import Daemon
 from tests.support.invariants import (
     STORE,
@@ -54,6 +66,7 @@ from tests.support.invariants import (
     make_daemon,
     wait_idle,
 )
+from tests.support.wait import WaitTimeout, wait_until
 
 DEBOUNCE = 0.15
 MAX_FILES = 60  # past this many store files, operations lean to deleting
@@ -69,6 +82,10 @@ class Stats:
     startup_kills: int = 0
     idle_kills: int = 0
     clean_stops: int = 0
+    sigterm_bursts: int = 0
+    db_locks: int = 0
+    ignore_edits: int = 0
+    reloads: int = 0
     ops: int = 0
     files: set[str] = field(default_factory=set)
     violations: list[str] = field(default_factory=list)
@@ -80,6 +97,8 @@ class Stats:
             f"iterations {self.iterations}  kills {self.kills} (crash points "
             f"{self.crash_point_kills}, timed {self.timed_kills}, start-up "
             f"{self.startup_kills}, idle {self.idle_kills})  clean stops {self.clean_stops}  "
+            f"SIGTERM bursts {self.sigterm_bursts}  db locks {self.db_locks}  "
+            f"ignore edits {self.ignore_edits}  reloads {self.reloads}  "
             f"ops {self.ops}  files {len(self.files)}  violations {len(self.violations)}  "
             f"{elapsed:.0f} s"
         )
@@ -382,13 +401,17 @@ class Soak:
     def iteration(self, i: int) -> None:
         rng = random.Random(f"{self.seed}:{i}")
         mutator = Mutator(self.world, rng, self.stats)
-        kind = rng.choices(["timed", "crashpoint", "startup"], [5, 4, 1])[0]
+        kind = rng.choices(
+            ["timed", "crashpoint", "startup", "sigterm", "dblock", "ignore", "reload"], [5, 4, 1, 2, 1, 1, 1]
+        )[0]
         live_ops = rng.randrange(1, 10)
         down_ops = rng.choice([0, 0, 1, 3])
         step, n = rng.choice(STEPS), rng.choice([1, 1, 1, 2, 3])
         delay = rng.uniform(0, DEBOUNCE * 2 + 0.3)
 
-        if kind == "timed":
+        if kind in ("sigterm", "dblock", "ignore", "reload"):
+            self._lossless_fault(kind, mutator, rng, live_ops)
+        elif kind == "timed":
             d = self.daemon
             assert d is not None
             mutator.run(live_ops, pause=DEBOUNCE * 2)
@@ -426,6 +449,77 @@ class Soak:
 
         mutator.run(down_ops)
         self.recover(fsck=(i + 1) % self.fsck_every == 0)
+
+    def _lossless_fault(self, kind: str, mutator: Mutator, rng: random.Random, ops: int) -> None:
+        """A fault that kills nothing: the running daemon comes through it without a loss and
+        then stops cleanly (SIGTERM, exit 0); `recover` restarts it and checks everything."""
+        d = self.daemon
+        assert d is not None
+        if kind == "dblock":
+            self._lock_database(d, mutator, rng, ops)
+        elif kind in ("ignore", "reload"):
+            self._hide_then_reveal(d, kind, rng)
+        else:
+            mutator.run(ops * 5)  # a burst, then SIGTERM at once: every save committed or pending
+            self.stats.sigterm_bursts += 1
+        code = d.stop(timeout=40, kill_after=True)
+        self.stats.clean_stops += 1
+        if code != 0:
+            self._violation(f"SIGTERM after a {kind} fault exited {code}", d)
+        d.close()
+        self.daemon = None
+
+    def _hide_then_reveal(self, d: Daemon, kind: str, rng: random.Random) -> None:
+        """An ignore rule (`.git/info/exclude`, or the config's `exclude` + SIGHUP) hides
+        `held-*.md` while such files are written; once the rule goes, the running daemon
+        must commit them within a bounded time, with no restart and no periodic rescan."""
+        exclude = self.world.git_dir / "info" / "exclude"
+        exclude.parent.mkdir(exist_ok=True)
+        original = d.config_path.read_text()
+        if kind == "ignore":
+            exclude.write_text("held-*.md\n")
+            self.stats.ignore_edits += 1
+        else:
+            d.config_path.write_text(original.replace("[store]\n", '[store]\nexclude = ["held-*.md"]\n', 1))
+            d.signal(signal.SIGHUP)
+            self.stats.reloads += 1
+        time.sleep(DEBOUNCE * 4)  # let the rule take effect before the hidden writes
+        folder = self.world.repo / STORE
+        for _ in range(rng.randrange(1, 4)):
+            (folder / f"held-{rng.randrange(10**6)}.md").write_text(f"held {rng.random()}\n")
+        self.stats.ops += 1
+        time.sleep(DEBOUNCE * 4)
+        if kind == "ignore":
+            exclude.write_text("")
+        else:
+            d.config_path.write_text(original)
+            d.signal(signal.SIGHUP)
+        with contextlib.suppress(WaitTimeout):  # a store still unequal is reported below
+            wait_until(lambda: not self.checker.store_equals_head(), timeout=30, interval=0.1)
+        for problem in self.checker.store_equals_head():
+            self._violation(f"after the {kind} rule was removed: {problem}", d)
+
+    def _lock_database(self, d: Daemon, mutator: Mutator, rng: random.Random, ops: int) -> None:
+        """Write-lock state.db past the busy timeout while files change; once it is free,
+        the same daemon (no restart, no rescan) must commit what was saved meanwhile."""
+        holder = sqlite3.connect(self.world.db, timeout=5, isolation_level=None)
+        try:
+            holder.execute("BEGIN IMMEDIATE")
+            mutator.run(ops, pause=DEBOUNCE * 2)
+            time.sleep(BUSY_TIMEOUT_MS / 1000 + rng.uniform(0.5, 1.5))
+        finally:
+            holder.execute("ROLLBACK")
+            holder.close()
+        self.stats.db_locks += 1
+        if d.proc.poll() is not None:
+            self._violation(f"the daemon exited {d.proc.poll()} while the database was locked", d)
+            return
+        # state.db may look idle before the put-back changes are recorded: wait for the store
+        with contextlib.suppress(WaitTimeout):  # a store still unequal is reported below
+            wait_until(lambda: not self.checker.store_equals_head(), timeout=40, interval=0.1)
+        not_idle = wait_idle(self.world, timeout=40, alive=lambda: d.proc.poll() is None)
+        for problem in ([not_idle] if not_idle else []) + self.checker.check():
+            self._violation(f"after the database lock: {problem}", d)
 
     def recover(self, *, fsck: bool = False) -> None:
         """Restart without the crash variable, wait until idle, check every invariant."""
@@ -521,6 +615,8 @@ def main(argv: list[str] | None = None) -> int:
         shutil.rmtree(root, ignore_errors=True)
     print(
         f"RESULT seed={seed} iterations={stats.iterations} kills={stats.kills} "
+        f"sigterm_bursts={stats.sigterm_bursts} db_locks={stats.db_locks} "
+        f"ignore_edits={stats.ignore_edits} reloads={stats.reloads} "
         f"ops={stats.ops} files={len(stats.files)} violations={len(stats.violations)}",
         flush=True,
     )

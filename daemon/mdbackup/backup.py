@@ -21,20 +21,20 @@ import peewee
 import pygit2
 
 from mdbackup import logs
-from mdbackup.clock import SYSTEM_CLOCK, Clock, backoff
+from mdbackup.clock import SYSTEM_CLOCK, Clock, SteadyClock, backoff
 from mdbackup.config import Config
 from mdbackup.crashpoints import Step, no_step
 from mdbackup.git import index_lock, layout
 from mdbackup.git import repo as gitrepo
 from mdbackup.git.commit import CommitResult, Committer
 from mdbackup.git.scan import ScanResult, changed_paths
-from mdbackup.inbox import Drained
+from mdbackup.inbox import Drained, topmost
 from mdbackup.message import renderer
 from mdbackup.patterns import StoreFilter
 from mdbackup.pushing import Pusher
-from mdbackup.reading import daemon_config, open_state
+from mdbackup.reading import open_state
 from mdbackup.reporting import Reporting
-from mdbackup.schedule import DEGRADED_RESCAN, PATH_RETRY_MAX, PATH_RETRY_MIN, BusyBackoff, batch_deadline
+from mdbackup.schedule import PATH_RETRY_MAX, PATH_RETRY_MIN, BusyBackoff, batch_deadline, rescan_interval
 from mdbackup.state.db import StateDB
 from mdbackup.state.queue import FORGET, SUCCESS, Batch, Outcome, PathQueue
 from mdbackup.state.repository import RepositoryState
@@ -66,8 +66,9 @@ class PassReport:
 
 @dataclass(frozen=True)
 class Tick:
-    """What `run_due` did: whether it scanned, and when it is next due (epoch seconds;
-    None: only when something arrives)."""
+    """What `run_due` did: whether it scanned, and when it is next due (`Clock.monotonic`
+    seconds, so a wall-clock step neither delays nor hurries it; None: only when
+    something arrives)."""
 
     scanned: bool
     next_at: float | None
@@ -89,7 +90,9 @@ class Backup(Reporting):
         self._state = state
         self._queue = PathQueue(state)
         self._repository = RepositoryState(state)
-        self._clock = clock
+        # every "when" is scheduled on steady time: stored times stay epoch seconds, but a
+        # wall-clock step of either sign neither delays nor hurries a batch, retry or push
+        self._clock = SteadyClock(clock)
         self._step = step
         self._committer = Committer(repo, step=step)
         self.log = logs.get()
@@ -98,6 +101,7 @@ class Backup(Reporting):
         self._next_rescan: float | None = None
         self.state_note: str | None = None  # why the state shown is empty (read-only open)
         self._serving_pid: int | None = None  # set by `serving`: reconfigure records the config
+        self._unfinished: tuple[Batch, dict[str, Outcome]] | None = None
         self.reconfigure(config)
 
     @classmethod
@@ -135,36 +139,13 @@ class Backup(Reporting):
         self._pusher = Pusher(
             config=config, repo=self.repo, state=self._repository, clock=self._clock, step=self._step
         )
-        self._schedule_rescan(degraded=False)
+        self.rescan_after(degraded=False)
         self._record_daemon()
-
-    def serving(self, *, pid: int) -> None:
-        """This process is the daemon: record its effective config now and on every
-        `reconfigure`, for `status`."""
-        self._serving_pid = pid
-        self._record_daemon()
-
-    def _record_daemon(self) -> None:
-        if self._serving_pid is not None:
-            config = daemon_config(self.config, pid=self._serving_pid, at=self._clock.wall())
-            self._repository.record_daemon(config)
 
     def reload(self, config: Config) -> None:
         """A reloaded config for the same repository: use it, and drop what it no longer wants."""
         self.reconfigure(config)
         self.forget_unwanted()
-
-    def forget_unwanted(self) -> int:
-        """Drop the recorded paths the config in force no longer wants (excluded, ignored
-        by a new include, ...): they are never committed and `status` stops counting them."""
-        unwanted = [
-            row.path for row in self._queue.rows(include_success=True) if not self.filter.wants(row.path)
-        ]
-        if unwanted:
-            self.log.info(
-                "paths_dropped", paths=len(unwanted), reason="the configuration no longer wants them"
-            )
-        return self._queue.forget(unwanted)
 
     @property
     def git_dir(self) -> Path:
@@ -172,6 +153,11 @@ class Backup(Reporting):
 
     def close(self) -> None:
         self._state.close()
+
+    def excludes_file(self) -> Path | None:
+        """The repository's `core.excludesFile` (watched: its rules decide what is wanted)."""
+        setting = gitrepo.excludes_file_setting(self.repo)
+        return None if setting is None else self.config.repo / Path(setting).expanduser()
 
     # -- taking in changes --------------------------------------------------------------
 
@@ -191,7 +177,7 @@ class Backup(Reporting):
         if drained.rescan:
             self.scan(reason=drained.rescan)
             return True
-        for folder in sorted(drained.folders):
+        for folder in topmost(drained.folders):
             self.scan(reason="folder changed", folder=folder)
         return bool(drained.folders)
 
@@ -255,11 +241,15 @@ class Backup(Reporting):
         `degraded`: the watcher cannot see every folder, so rescans come every
         DEGRADED_RESCAN seconds.
         """
+        self._finish_batch()
+        window = self._queue.window()
+        if not window.pending and window.next_retry_at is None and self._pusher.deadline() is None:
+            self._clock.reanchor()  # nothing scheduled from stored times: follow the wall clock again
         now = self._clock.wall()
-        scanned = self._next_rescan is not None and now >= self._next_rescan
+        scanned = self._next_rescan is not None and self._clock.monotonic() >= self._next_rescan
         if scanned:
             self.scan(reason="periodic")
-            self._schedule_rescan(degraded=degraded)
+            self.rescan_after(degraded=degraded)
         commit_at = self._commit_deadline()
         if commit_at is not None and commit_at <= now:
             self._commit_pass(failed_too=False)
@@ -268,7 +258,8 @@ class Backup(Reporting):
         if push_at is not None and push_at <= self._clock.wall():
             self._pusher.push_if_due()
             push_at = self._pusher.deadline()
-        wakeups = [t for t in (commit_at, push_at, self._next_rescan) if t is not None]
+        wakeups = [self._clock.to_monotonic(t) for t in (commit_at, push_at) if t is not None]
+        wakeups += [self._next_rescan] if self._next_rescan is not None else []
         return Tick(scanned=scanned, next_at=min(wakeups) if wakeups else None)
 
     def flush(self, *, time_left: float | None) -> None:
@@ -280,15 +271,10 @@ class Backup(Reporting):
         if left is None or left > 1:
             self._pusher.push_if_due(force=True, timeout=left)
 
-    def _schedule_rescan(self, *, degraded: bool) -> None:
-        interval = self.config.watch.rescan_interval
-        if degraded:
-            interval = min(interval, DEGRADED_RESCAN) if interval > 0 else DEGRADED_RESCAN
-        self._next_rescan = self._clock.wall() + interval if interval > 0 else None
-
     def rescan_after(self, *, degraded: bool) -> None:
         """A full scan just ran (start, reload): the next periodic one is a full interval away."""
-        self._schedule_rescan(degraded=degraded)
+        interval = rescan_interval(self.config.watch.rescan_interval, degraded=degraded)
+        self._next_rescan = None if interval is None else self._clock.monotonic() + interval
 
     def _commit_deadline(self) -> float | None:
         if not self.config.commit.enabled or self._repository.paused():
@@ -300,6 +286,7 @@ class Backup(Reporting):
         return deadline
 
     def _commit_pass(self, *, failed_too: bool) -> PassReport:
+        self._finish_batch()
         if not self.config.commit.enabled:
             return PassReport()
         now = self._clock.wall()
@@ -308,10 +295,9 @@ class Backup(Reporting):
             return PassReport()
         self._step("queued")
         outcomes, report = self._commit(batch)
-        retry = partial(backoff, minimum=PATH_RETRY_MIN, maximum=PATH_RETRY_MAX)
-        self._queue.finish_batch(batch, outcomes, now=self._clock.wall(), retry_delay=retry)
-        self._step("db_marked")
         self._busy.note(report.busy, now=self._clock.wall())
+        self._unfinished = (batch, outcomes)
+        self._finish_batch()
         return report
 
     def _visible(self, path: str) -> bool:
@@ -324,6 +310,15 @@ class Backup(Reporting):
         except OSError:
             return False
         return True
+
+    def _finish_batch(self) -> None:
+        """Write the last batch's outcome; if the state database refuses (locked, full) it is
+        written at the next pass, first: its paths stay queued meanwhile, never dropped."""
+        if self._unfinished is not None:
+            retry = partial(backoff, minimum=PATH_RETRY_MIN, maximum=PATH_RETRY_MAX)
+            self._queue.finish_batch(*self._unfinished, now=self._clock.wall(), retry_delay=retry)
+            self._unfinished = None
+            self._step("db_marked")
 
     def _commit(self, batch: Batch) -> tuple[dict[str, Outcome], PassReport]:
         dropped = {path for path in batch.paths if not self.filter.wants(path) and self._visible(path)}

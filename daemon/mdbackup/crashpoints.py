@@ -4,13 +4,17 @@ The steps are reached through a `Step` callback handed to the code that does the
 work (`Backup`, the git layer); by default it does nothing. FOR TESTS ONLY: when
 the environment variable `MDBACKUP_CRASH_AT` is `STEP` or `STEP:N`,
 `from_environ` gives a callback that kills the process with SIGKILL the first (or
-N-th) time it reaches that step, the way a power cut or `kill -9` would.
+N-th) time it reaches that step, the way a power cut or `kill -9` would; when
+`MDBACKUP_HANG_AT` is `STEP` or `STEP:N`, the callback blocks for ever there instead
+(a worker stuck inside a commit, for the liveness tests).
 """
 
 from __future__ import annotations
 
 import os
 import signal
+import sys
+import threading
 from collections.abc import Callable, Mapping
 
 Step = Callable[[str], None]
@@ -30,22 +34,46 @@ STEPS: tuple[str, ...] = (
 )
 
 ENV = "MDBACKUP_CRASH_AT"
+HANG_ENV = "MDBACKUP_HANG_AT"
 
 
 def no_step(_step: str) -> None:
     """The step callback of real use: does nothing."""
 
 
-def from_environ(environ: Mapping[str, str]) -> Step:
-    """`no_step`, or (tests only, `MDBACKUP_CRASH_AT=STEP[:N]`) a callback that SIGKILLs
-    this process the N-th time it reaches STEP. Exits with a message for an unknown step."""
-    value = environ.get(ENV)
+def from_environ(environ: Mapping[str, str], *, on_step: Step = no_step) -> Step:
+    """The step callback of this process: `on_step` (e.g. the worker's heartbeat) at every
+    step, and FOR TESTS ONLY, with `MDBACKUP_CRASH_AT=STEP[:N]`, SIGKILL this process the
+    N-th time it reaches STEP, or with `MDBACKUP_HANG_AT=STEP[:N]` block for ever there.
+    Exits with a message for an unknown step."""
+    actions = [on_step]
+    crash = _at(environ, ENV)
+    if crash is not None:
+        actions.append(_nth(*crash, lambda _step: os.kill(os.getpid(), signal.SIGKILL)))
+    hang = _at(environ, HANG_ENV)
+    if hang is not None:
+        actions.append(_nth(*hang, _hang))
+    if len(actions) == 1:
+        return on_step
+
+    def reach(step: str) -> None:
+        for action in actions:
+            action(step)
+
+    return reach
+
+
+def _at(environ: Mapping[str, str], name: str) -> tuple[str, int] | None:
+    value = environ.get(name)
     if not value:
-        return no_step
+        return None
     target, _, count = value.partition(":")
     if target not in STEPS:
-        raise SystemExit(f"{ENV}: unknown step {target!r}; steps: {', '.join(STEPS)}")
-    times = int(count) if count else 1
+        raise SystemExit(f"{name}: unknown step {target!r}; steps: {', '.join(STEPS)}")
+    return target, int(count) if count else 1
+
+
+def _nth(target: str, times: int, action: Step) -> Step:
     seen = 0
 
     def reach(step: str) -> None:
@@ -54,6 +82,20 @@ def from_environ(environ: Mapping[str, str]) -> Step:
             return
         seen += 1
         if seen >= times:
-            os.kill(os.getpid(), signal.SIGKILL)
+            action(step)
 
     return reach
+
+
+_RELEASE = threading.Event()
+
+
+def release_hangs() -> None:
+    """Let threads stuck by `MDBACKUP_HANG_AT` go on (in-process tests clean up with it)."""
+    _RELEASE.set()
+
+
+def _hang(step: str) -> None:
+    """Block the calling thread until `release_hangs` (tests only), saying so on stderr."""
+    print(f'{{"event": "hang_for_tests", "step": "{step}"}}', file=sys.stderr, flush=True)
+    _RELEASE.wait()

@@ -63,7 +63,28 @@ class Inbox:
                 self._cond.wait(timeout)
             self._woken = False
 
+    def put_back(self, drained: Drained) -> None:
+        """Return what was drained and could not be recorded: it is taken in again next time
+        (merged with whatever arrived meanwhile)."""
+        with self._cond:
+            self._pending.paths |= drained.paths
+            self._pending.folders |= drained.folders
+            self._pending.rescan = self._pending.rescan or drained.rescan
+            self._pending.rewatch = self._pending.rewatch or drained.rewatch
+            self._woken = True
+            self._cond.notify()
+
     def drain(self) -> Drained:
         with self._cond:
             drained, self._pending = self._pending, Drained()
             return drained
+
+
+def topmost(folders: set[str]) -> list[str]:
+    """`folders` without those inside another one of them ("" holds everything): a scan
+    of each of these covers them all."""
+    kept: list[str] = []
+    for folder in sorted(folders, key=lambda f: (f.count("/"), f)):
+        if not any(k == "" or folder == k or folder.startswith(k + "/") for k in kept):
+            kept.append(folder)
+    return kept

@@ -311,9 +311,14 @@ class GlobSet:
         return (slash > 0 and self._folder_covered(rel[:slash])) or self._file(rel)
 
     def _compute_folder_covered(self, folder: str) -> bool:
-        """`covers(folder, is_dir=True)`, recursing through the (cached) parent folders."""
-        slash = folder.rfind("/")
-        return (slash > 0 and self._folder_covered(folder[:slash])) or self._dir(folder)
+        """`covers(folder, is_dir=True)`: the folder or one of its parents matches. A loop,
+        not recursion: a folder tree 500 levels deep must not raise RecursionError."""
+        slash = folder.find("/", 1)
+        while slash > 0:
+            if self._dir(folder[:slash]):
+                return True
+            slash = folder.find("/", slash + 1)
+        return self._dir(folder)
 
     def __repr__(self) -> str:
         return f"GlobSet({list(self.patterns)!r})"

@@ -1,5 +1,5 @@
 """What the commands read and change through `Backup`: status, the systemd status line,
-`check`'s facts, pause and retry.
+`check`'s facts, pause and retry, the daemon's recorded config, dropping unwanted paths.
 
 A mixin of `Backup` (the only caller of the state database and git/), kept apart
 because none of it is on the path of a save.
@@ -11,11 +11,14 @@ from dataclasses import dataclass
 from datetime import datetime
 
 import pygit2
+import structlog
 
-from mdbackup.clock import Clock
+from mdbackup.clock import SteadyClock
+from mdbackup.config import Config
 from mdbackup.git import repo as gitrepo
+from mdbackup.patterns import StoreFilter
 from mdbackup.pushing import Pusher, RemoteCheck
-from mdbackup.reading import Snapshot, take_snapshot
+from mdbackup.reading import Snapshot, daemon_config, take_snapshot
 from mdbackup.state.db import StateDB
 from mdbackup.state.queue import PathQueue
 from mdbackup.state.repository import RepositoryState
@@ -38,7 +41,11 @@ class Reporting:
     _queue: PathQueue
     _repository: RepositoryState
     _pusher: Pusher
-    _clock: Clock
+    _clock: SteadyClock
+    _serving_pid: int | None
+    config: Config
+    filter: StoreFilter
+    log: structlog.typing.FilteringBoundLogger
 
     def status_line(self) -> str:
         """A few words for systemd's STATUS= line."""
@@ -83,3 +90,26 @@ class Reporting:
     def check_remote(self) -> RemoteCheck:
         """Reach the remote with the configured credentials; changes nothing."""
         return self._pusher.check()
+
+    def serving(self, *, pid: int) -> None:
+        """This process is the daemon: record its effective config now and on every
+        `reconfigure`, for `status`."""
+        self._serving_pid = pid
+        self._record_daemon()
+
+    def _record_daemon(self) -> None:
+        if self._serving_pid is not None:
+            config = daemon_config(self.config, pid=self._serving_pid, at=self._clock.wall())
+            self._repository.record_daemon(config)
+
+    def forget_unwanted(self) -> int:
+        """Drop the recorded paths the config in force no longer wants (excluded, ignored
+        by a new include, ...): they are never committed and `status` stops counting them."""
+        unwanted = [
+            row.path for row in self._queue.rows(include_success=True) if not self.filter.wants(row.path)
+        ]
+        if unwanted:
+            self.log.info(
+                "paths_dropped", paths=len(unwanted), reason="the configuration no longer wants them"
+            )
+        return self._queue.forget(unwanted)

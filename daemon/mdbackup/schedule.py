@@ -33,6 +33,14 @@ def batch_deadline(window: Window, *, debounce: float, max_delay: float) -> floa
     return min(candidates) if candidates else None
 
 
+def rescan_interval(configured: float, *, degraded: bool) -> float | None:
+    """Seconds to the next periodic rescan (None: off): `watch.rescan_interval`, at most
+    DEGRADED_RESCAN while the watcher cannot see every folder (then never off)."""
+    if degraded:
+        return min(configured, DEGRADED_RESCAN) if configured > 0 else DEGRADED_RESCAN
+    return configured if configured > 0 else None
+
+
 @dataclass
 class BusyBackoff:
     """While git is busy, commit tries wait a growing pause instead of spinning: BUSY_RETRY_MIN,

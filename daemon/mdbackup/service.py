@@ -5,7 +5,9 @@ SIGTERM/SIGINT stop (flush within `FLUSH_BOUND` seconds, then exit 0), SIGHUP
 reloads the config (a bad one is logged and the old one kept), SIGUSR1 (sent by
 `retry`, `pause`, `resume`) wakes the worker to re-read the state database.
 The main thread sleeps until a signal arrives, or until the next systemd
-watchdog ping is due when `WATCHDOG_USEC` is set.
+watchdog ping is due when `WATCHDOG_USEC` is set; it pings only while the worker's
+heartbeat shows progress (or the worker sleeps with nothing to do), so a stuck
+worker gets the daemon restarted by systemd.
 """
 
 from __future__ import annotations
@@ -20,6 +22,7 @@ from types import FrameType
 
 from mdbackup import logs
 from mdbackup.backup import Backup
+from mdbackup.clock import Heartbeat
 from mdbackup.config import ConfigError, Overrides, load_config
 from mdbackup.exitcodes import ExitCode
 from mdbackup.inbox import Inbox
@@ -36,7 +39,12 @@ def _watch_store(backup: Backup, inbox: Inbox) -> Watcher:
     """The watcher of `backup`'s store folder, as its config says."""
     config = backup.config
     return Watcher(
-        workdir=config.repo, store_filter=backup.filter, inbox=inbox, poll_interval=config.watch.poll_interval
+        workdir=config.repo,
+        store_filter=backup.filter,
+        inbox=inbox,
+        poll_interval=config.watch.poll_interval,
+        git_dir=backup.git_dir,
+        excludes_file=backup.excludes_file(),
     )
 
 
@@ -44,9 +52,16 @@ class Service:
     """Runs the daemon for one opened `Backup` until a stop signal."""
 
     def __init__(
-        self, backup: Backup, *, config_path: Path | None, overrides: Overrides | None = None
+        self,
+        backup: Backup,
+        *,
+        config_path: Path | None,
+        overrides: Overrides | None = None,
+        heartbeat: Heartbeat | None = None,
     ) -> None:
+        """`heartbeat`: the one `backup`'s step callback beats (see `crashpoints.from_environ`)."""
         self.backup = backup
+        self.heartbeat = heartbeat or Heartbeat()
         self.config_path = config_path
         self.overrides = overrides or Overrides()
         self.notifier = Notifier.from_environ(os.environ)
@@ -54,6 +69,7 @@ class Service:
         self._signals: deque[int] = deque()
         self._signalled = threading.Event()
         self._stopping = False
+        self._stuck_reported = False
 
     def _on_signal(self, signum: int, _frame: FrameType | None) -> None:
         self._signals.append(signum)
@@ -67,6 +83,7 @@ class Service:
             on_ready=self._ready,
             on_status=self.notifier.status,
             on_exit=self._signalled.set,
+            heartbeat=self.heartbeat,
         )
         actions: dict[int, Callable[[Worker], None]] = {
             signal.SIGTERM: self._stop,
@@ -83,7 +100,7 @@ class Service:
                 while self._signals:
                     actions[self._signals.popleft()](worker)
                 if ping is not None and worker.is_alive():
-                    self.notifier.watchdog()
+                    self._ping(within=2 * ping)
             if worker.is_alive():
                 worker.join(FLUSH_BOUND + 1)
         finally:
@@ -97,6 +114,18 @@ class Service:
             )
             return ExitCode.FAILED
         return ExitCode.OK if worker.stopped.clean else ExitCode.FAILED
+
+    def _ping(self, *, within: float) -> None:
+        """WATCHDOG=1 only when the worker made progress in the last `within` seconds (one
+        WATCHDOG_USEC) or sleeps with nothing to do; said once when it stops."""
+        if self.heartbeat.alive(within=within):
+            self.notifier.watchdog()
+            self._stuck_reported = False
+        elif not self._stuck_reported:
+            self._stuck_reported = True
+            self.log.error(
+                "worker_stuck", seconds=within, detail="watchdog pings stop; systemd restarts the daemon"
+            )
 
     def _ready(self) -> None:
         self.notifier.ready()

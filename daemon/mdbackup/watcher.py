@@ -15,23 +15,11 @@ from __future__ import annotations
 import errno
 import logging
 import os
+import queue
+import time
 from pathlib import Path
 
-from watchdog.events import (
-    DirCreatedEvent,
-    DirDeletedEvent,
-    DirMovedEvent,
-    FileAttribEvent,
-    FileClosedEvent,
-    FileClosedNoWriteEvent,
-    FileCreatedEvent,
-    FileDeletedEvent,
-    FileModifiedEvent,
-    FileMovedEvent,
-    FileOpenedEvent,
-    FileSystemEvent,
-    FileSystemEventHandler,
-)
+from watchdog.events import FileSystemEvent
 from watchdog.observers import Observer
 from watchdog.observers.api import BaseObserver, ObservedWatch
 from watchdog.observers.polling import PollingObserver
@@ -39,96 +27,43 @@ from watchdog.observers.polling import PollingObserver
 from mdbackup import logs
 from mdbackup.inbox import Inbox
 from mdbackup.patterns import StoreFilter
+from mdbackup.watch_events import (
+    IGNORE_FILE_NAME,
+    WANTED_EVENTS,
+    IgnoreRulesChanged,
+    OverflowHook,
+    StoreEventHandler,
+    StoreReappeared,
+)
 
-_IGNORED_EVENTS = (FileOpenedEvent, FileClosedNoWriteEvent)
-# Asked of inotify: without a filter watchdog also subscribes to opens and read-only
-# closes, waking the observer (and taking the GIL) for every file anyone reads,
-# the daemon's own hashing included.
-_WANTED_EVENTS = [
-    FileCreatedEvent,
-    FileModifiedEvent,
-    FileDeletedEvent,
-    FileMovedEvent,
-    FileClosedEvent,
-    FileAttribEvent,  # a chmod: the executable bit is committed
-    DirCreatedEvent,
-    DirDeletedEvent,
-    DirMovedEvent,
-]
+__all__ = ["OverflowHook", "StoreEventHandler", "Watcher", "inotify_watch_count"]
+
 MAX_WATCHES_FILE = "/proc/sys/fs/inotify/max_user_watches"
-
-
-class StoreEventHandler(FileSystemEventHandler):
-    """Turns watchdog events under the store into inbox entries (observer thread)."""
-
-    def __init__(self, *, workdir: Path, store_filter: StoreFilter, inbox: Inbox) -> None:
-        self._root = os.fsdecode(workdir).rstrip("/") + "/"
-        self._filter = store_filter
-        self._inbox = inbox
-
-    def _relative(self, path: bytes | str) -> str | None:
-        text = os.fsdecode(path)
-        if not text.startswith(self._root):
-            return "" if text.rstrip("/") + "/" == self._root else None
-        return text[len(self._root) :]
-
-    def on_any_event(self, event: FileSystemEvent) -> None:
-        if isinstance(event, _IGNORED_EVENTS):
-            return
-        for raw in (event.src_path, getattr(event, "dest_path", "")):
-            if not raw:
-                continue
-            rel = self._relative(raw)
-            if rel is None or rel == ".git" or rel.startswith(".git/") or "/.git/" in rel:
-                continue
-            if event.is_directory:
-                self._folder_event(event, rel)
-            elif self._filter.wants(rel):
-                self._inbox.add_path(rel)
-
-    def _folder_event(self, event: FileSystemEvent, rel: str) -> None:
-        # A folder moved in gets synthetic events for its files; moved out or deleted
-        # gets none: a scoped scan of the folder finds what changed either way.
-        if isinstance(event, (DirDeletedEvent, DirMovedEvent, DirCreatedEvent)):
-            if self._filter.might_contain(rel):
-                self._inbox.add_folder(rel)
-            if isinstance(event, DirDeletedEvent) and rel == self._filter.store_prefix:
-                self._inbox.request_rescan("store folder deleted", rewatch=True)
-
-
-class _StoreReappeared(FileSystemEventHandler):
-    """On the store's parent folder: the store folder was created or moved back in."""
-
-    def __init__(self, *, store_dir: str, inbox: Inbox) -> None:
-        self._store_dir = store_dir.rstrip("/")
-        self._inbox = inbox
-
-    def on_any_event(self, event: FileSystemEvent) -> None:
-        for raw in (event.src_path, getattr(event, "dest_path", "")):
-            if raw and os.fsdecode(raw).rstrip("/") == self._store_dir:
-                self._inbox.request_rescan("store folder changed", rewatch=True)
-
-
-class OverflowHook(logging.Handler):
-    """Watchdog reports an inotify queue overflow only as a log record: rescan on it."""
-
-    def __init__(self, inbox: Inbox) -> None:
-        super().__init__(level=logging.WARNING)
-        self._inbox = inbox
-
-    def emit(self, record: logging.LogRecord) -> None:
-        message = record.getMessage()
-        if "overflow" in message.lower() or record.levelno >= logging.ERROR:
-            self._inbox.request_rescan(f"watchdog: {message}")
+MAX_INSTANCES_FILE = "/proc/sys/fs/inotify/max_user_instances"
+STOP_SETTLE = 0.1
+"""Seconds of an empty event queue that count as "watchdog has handed over everything"."""
 
 
 class Watcher:
     """The observer on the store folder (inotify, or polling when configured)."""
 
     def __init__(
-        self, *, workdir: Path, store_filter: StoreFilter, inbox: Inbox, poll_interval: float
+        self,
+        *,
+        workdir: Path,
+        store_filter: StoreFilter,
+        inbox: Inbox,
+        poll_interval: float,
+        git_dir: Path | None = None,
+        excludes_file: Path | None = None,
     ) -> None:
+        """`git_dir`: its info/exclude is watched; `excludes_file`: core.excludesFile, watched
+        too (both: a change asks for a rescan, the ignore rules may have changed)."""
         self._workdir = workdir
+        self._git_dir = git_dir
+        self._excludes_file = excludes_file
+        self._handler = StoreEventHandler(workdir=workdir, store_filter=store_filter, inbox=inbox)
+        self._start_error_reported = False
         self._filter = store_filter
         self._inbox = inbox
         self._poll_interval = poll_interval
@@ -145,29 +80,94 @@ class Watcher:
         return self._workdir / prefix if prefix else self._workdir
 
     def start(self) -> bool:
-        """Start watching; False when the watcher could not start (rescans cover it)."""
+        """Start watching; False when the watcher could not start: then it is `degraded`,
+        rescans every minute cover the store, and `recover` tries again at each of them."""
         logging.getLogger("watchdog.observers").addHandler(self._hook)
-        self._observer = (
-            PollingObserver(timeout=self._poll_interval) if self._poll_interval > 0 else Observer()
-        )
-        self._observer.name = "mdbackup-observer"
-        self._observer.daemon = True
+        self._handler = StoreEventHandler(workdir=self._workdir, store_filter=self._filter, inbox=self._inbox)
         try:
+            self._observer = (
+                PollingObserver(timeout=self._poll_interval) if self._poll_interval > 0 else Observer()
+            )
+            self._observer.name = "mdbackup-observer"
+            self._observer.daemon = True
             self._schedule()
             self._observer.start()
         except OSError as exc:
             self._report_start_error(exc)
+            self._abandon()
             return False
+        return True
+
+    def _abandon(self) -> None:
+        """Forget an observer that failed to start (its emitters closed)."""
+        observer, self._observer = self._observer, None
+        self._watches.clear()
+        if observer is None:
+            return
+        try:
+            observer.unschedule_all()
+        except (OSError, KeyError) as exc:
+            self.log.debug("unschedule_failed", error=str(exc))
+
+    def recover(self) -> bool:
+        """At a degraded rescan: start the watcher again if it is down, watch every folder
+        again if some were left out; True (logged once) when it now watches everything."""
+        if not self.degraded:
+            return True
+        if self._observer is None or not self._observer.is_alive():
+            self.stop(drain=False)
+            if not self.start():
+                return False
+        else:
+            self._partial = False
+            self.rewatch()
+        if self._partial or not self.check_coverage():
+            return False
+        self._limit_reported = self._start_error_reported = False
+        self.log.info("watch_recovered", path=str(self.store_dir), detail="every folder is watched again")
         return True
 
     def _schedule(self) -> None:
         assert self._observer is not None
         store = self.store_dir
-        handler = StoreEventHandler(workdir=self._workdir, store_filter=self._filter, inbox=self._inbox)
+        handler = self._handler
+        info = self._git_info_dir()
+        if info is not None:
+            self._watches.append(
+                self._observer.schedule(
+                    IgnoreRulesChanged(
+                        names={"exclude"}, inbox=self._inbox, reason=".git/info/exclude changed"
+                    ),
+                    str(info),
+                    recursive=False,
+                )
+            )
+        if self._excludes_file is not None and self._excludes_file.parent.is_dir():
+            self._watches.append(
+                self._observer.schedule(
+                    IgnoreRulesChanged(
+                        names={self._excludes_file.name},
+                        inbox=self._inbox,
+                        reason="core.excludesFile changed",
+                    ),
+                    str(self._excludes_file.parent),
+                    recursive=False,
+                )
+            )
+        for folder in _folders_between(self._workdir, store):
+            self._watches.append(
+                self._observer.schedule(
+                    IgnoreRulesChanged(
+                        names={IGNORE_FILE_NAME}, inbox=self._inbox, reason=f"{IGNORE_FILE_NAME} changed"
+                    ),
+                    str(folder),
+                    recursive=False,
+                )
+            )
         if store != self._workdir:
             self._watches.append(
                 self._observer.schedule(
-                    _StoreReappeared(store_dir=str(store), inbox=self._inbox),
+                    StoreReappeared(store_dir=str(store), inbox=self._inbox),
                     str(store.parent),
                     recursive=False,
                 )
@@ -178,7 +178,7 @@ class Watcher:
                     handler,
                     str(store),
                     recursive=True,
-                    event_filter=_WANTED_EVENTS,
+                    event_filter=WANTED_EVENTS,
                 )
             )
         else:
@@ -199,12 +199,34 @@ class Watcher:
         except OSError as exc:
             self._report_start_error(exc)
 
+    def _git_info_dir(self) -> Path | None:
+        info = self._git_dir / "info" if self._git_dir is not None else None
+        return info if info is not None and info.is_dir() else None
+
     def _report_start_error(self, exc: OSError) -> None:
         if exc.errno == errno.ENOSPC:
             self._partial = True
             self._report_limit(watched=inotify_watch_count(), folders=None)
+            return
+        if self._start_error_reported:
+            return
+        self._start_error_reported = True
+        if exc.errno in (errno.EMFILE, errno.ENFILE):
+            self.log.error(
+                "inotify_instance_limit",
+                error=str(exc),
+                limit=_read_int(MAX_INSTANCES_FILE),
+                detail="cannot watch the store (no inotify instance or file descriptor left); "
+                "backups continue through rescans every minute and watching resumes by itself "
+                "when one frees up. Raise the limit with: sudo sysctl fs.inotify.max_user_instances=512",
+            )
         else:
-            self.log.error("watch_failed", error=str(exc), path=str(self.store_dir))
+            self.log.error(
+                "watch_failed",
+                error=str(exc),
+                path=str(self.store_dir),
+                detail="backups continue through rescans every minute; watching is retried at each",
+            )
 
     def _report_limit(self, *, watched: int | None, folders: int | None) -> None:
         if self._limit_reported:
@@ -237,21 +259,65 @@ class Watcher:
         self._report_limit(watched=watched, folders=folders)
         return False
 
-    def stop(self, *, timeout: float = 5.0) -> None:
+    def stop(self, *, drain: bool = True, settle_within: float = 2.0, timeout: float = 5.0) -> None:
+        """Stop watching. With `drain`, first let watchdog hand over what it has read
+        (up to `settle_within` s for its queue to stay empty STOP_SETTLE s), then hand
+        every event still queued to the handler: nothing it saw is dropped."""
         logging.getLogger("watchdog.observers").removeHandler(self._hook)
-        if self._observer is None:
+        observer = self._observer
+        if observer is None:
             return
-        self._observer.stop()
-        if self._observer.is_alive():
-            self._observer.join(timeout)
+        if drain and observer.is_alive():
+            _settle(observer.event_queue, within=settle_within)
+        observer.stop()
+        if observer.is_alive():
+            observer.join(timeout)
+        if drain:
+            self._dispatch_leftovers(observer)
         self._observer = None
         self._watches.clear()
+
+    def _dispatch_leftovers(self, observer: BaseObserver) -> None:
+        while True:
+            try:
+                entry = observer.event_queue.get_nowait()
+            except queue.Empty:
+                return
+            if isinstance(entry, tuple) and entry and isinstance(entry[0], FileSystemEvent):
+                self._handler.on_any_event(entry[0])
 
     @property
     def degraded(self) -> bool:
         """True when some changes are only found by rescans (the watcher could not start,
         or the inotify watch limit left folders unwatched)."""
         return self._partial or self._observer is None or not self._observer.is_alive()
+
+
+def _folders_between(workdir: Path, store: Path) -> list[Path]:
+    """The folders from `workdir` down to `store`'s parent (their .gitignore applies too)."""
+    if store == workdir:
+        return []
+    found, folder = [], store.parent
+    while True:
+        if folder.is_dir():
+            found.append(folder)
+        if folder == workdir or folder == folder.parent:
+            return found
+        folder = folder.parent
+
+
+def _settle(events: queue.Queue[object], *, within: float) -> None:
+    """Wait (at most `within` s) until `events` has stayed empty for STOP_SETTLE s."""
+    deadline = time.monotonic() + within
+    quiet_since: float | None = None
+    while (now := time.monotonic()) < deadline:
+        if not events.empty():
+            quiet_since = None
+        elif quiet_since is None:
+            quiet_since = now
+        elif now - quiet_since >= STOP_SETTLE:
+            return
+        time.sleep(0.01)
 
 
 def inotify_watch_count() -> int | None:

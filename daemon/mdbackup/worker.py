@@ -15,9 +15,9 @@ from dataclasses import dataclass
 
 from mdbackup import logs
 from mdbackup.backup import ERRORS, Backup
-from mdbackup.clock import SYSTEM_CLOCK, Clock, backoff
+from mdbackup.clock import SYSTEM_CLOCK, Clock, Heartbeat, backoff
 from mdbackup.config import Config
-from mdbackup.inbox import Drained, Inbox
+from mdbackup.inbox import Drained, Inbox, topmost
 from mdbackup.watcher import Watcher
 
 ERROR_PAUSE_MIN, ERROR_PAUSE_MAX = 1.0, 60.0
@@ -47,7 +47,10 @@ class Worker(threading.Thread):
         on_status: Callable[[str], object],
         on_exit: Callable[[], None],
         clock: Clock = SYSTEM_CLOCK,
+        heartbeat: Heartbeat | None = None,
     ) -> None:
+        """`heartbeat`: beaten at every round (and, through the step callback the caller
+        gave `Backup`, at every step of a commit); idle while asleep."""
         # A daemon thread: a stop that overruns its bound must not keep the process alive;
         # being cut off anywhere is a crash the next start recovers from.
         super().__init__(name="mdbackup-worker", daemon=True)
@@ -64,6 +67,9 @@ class Worker(threading.Thread):
         self.watcher = make_watcher(backup, self.inbox)
         self.stopped = Stopped(clean=True)
         self._flush_deadline: float | None = None
+        self.heartbeat = heartbeat or Heartbeat(clock)
+        self._touched: set[str] = set()
+        """Folders with a change taken in since the last full scan (scanned at stop)."""
         self.log = logs.get()
 
     # -- called from the main thread ----------------------------------------------------
@@ -84,6 +90,7 @@ class Worker(threading.Thread):
 
     def run(self) -> None:
         try:
+            self.heartbeat.beat()
             self.watcher.start()  # watch first: no change slips between the scan and the watch
             self.backup.recover(reason="start")
             self._after_scan()
@@ -103,6 +110,7 @@ class Worker(threading.Thread):
     def _loop(self) -> None:
         errors = 0
         while not self._stop_requested.is_set():
+            self.heartbeat.beat()
             try:
                 timeout = self._iterate()
                 errors = 0
@@ -112,6 +120,7 @@ class Worker(threading.Thread):
                 if errors >= MAX_CONSECUTIVE_ERRORS:
                     raise
                 timeout = backoff(errors, minimum=ERROR_PAUSE_MIN, maximum=ERROR_PAUSE_MAX)
+            self.heartbeat.idle()
             self.inbox.wait(timeout)
 
     def _iterate(self) -> float | None:
@@ -121,9 +130,14 @@ class Worker(threading.Thread):
         self._take_in_all()
         tick = self.backup.run_due(degraded=self.watcher.degraded)
         if tick.scanned:
-            self.watcher.check_coverage()
+            self._touched.clear()
+            if self.watcher.degraded:
+                self.watcher.recover()  # the limit may have freed up: watch again
+                self.backup.rescan_after(degraded=self.watcher.degraded)
+            else:
+                self.watcher.check_coverage()
         self._on_status(self.backup.status_line())
-        return None if tick.next_at is None else max(0.0, tick.next_at - self._clock.wall())
+        return None if tick.next_at is None else max(0.0, tick.next_at - self._clock.monotonic())
 
     def _take_in_all(self) -> None:
         """Take in what the watcher collected, again and again while more arrives (a burst
@@ -137,13 +151,22 @@ class Worker(threading.Thread):
             drained = self.inbox.drain()
 
     def _take_in(self, drained: Drained) -> None:
-        if drained.rewatch:
-            self.watcher.rewatch()
-        if self.backup.take_in(drained) and drained.rescan:
-            self._after_scan()
+        """Record `drained`; on any error it goes back into the inbox before the error
+        propagates, so a locked or full state database delays a change, never drops it."""
+        try:
+            if drained.rewatch:
+                self.watcher.rewatch()
+            self._touched.update(_folder(p) for p in drained.paths)
+            self._touched.update(drained.folders)
+            if self.backup.take_in(drained) and drained.rescan:
+                self._after_scan()
+        except BaseException:
+            self.inbox.put_back(drained)
+            raise
 
     def _after_scan(self) -> None:
         """A full scan ran: check what the watcher covers, and time the next rescan."""
+        self._touched.clear()
         self.watcher.check_coverage()
         self.backup.rescan_after(degraded=self.watcher.degraded)
 
@@ -152,7 +175,7 @@ class Worker(threading.Thread):
             config, self._new_config = self._new_config, None
         if config is None:
             return
-        self.watcher.stop()
+        self.watcher.stop(drain=False)  # a full scan follows
         self.backup.reload(config)
         self.watcher = self._make_watcher(self.backup, self.inbox)
         self.watcher.start()
@@ -161,12 +184,33 @@ class Worker(threading.Thread):
         self.log.info("reloaded", source=str(config.source))
 
     def _shut_down(self) -> None:
-        """Stop watching, then commit what is pending at once and push, within the bound."""
-        self.watcher.stop()
+        """Stop watching (watchdog hands over every event it still holds), record what
+        arrived, scan the folders touched since the last scan when the bound allows, then
+        commit what is pending at once and push, within the bound. What is not committed by
+        then is pending in the state database (or found by the next start's scan)."""
+        self.heartbeat.beat()
+        self.watcher.stop(drain=self.stopped.clean)
         if not self.stopped.clean:
             return
         drained = self.inbox.drain()
+        self._touched.update(_folder(p) for p in drained.paths)
+        self._touched.update(drained.folders)
         self.backup.take_in(Drained(paths=drained.paths, folders=drained.folders))
-        left = None if self._flush_deadline is None else self._flush_deadline - self._clock.monotonic()
-        self.backup.flush(time_left=left)
+        if self._time_left() is None or (self._time_left() or 0.0) > FINAL_SCAN_MIN:
+            for folder in topmost(self._touched):
+                self.heartbeat.beat()
+                self.backup.scan(reason="stopping", folder=folder)
+        self.heartbeat.beat()
+        self.backup.flush(time_left=self._time_left())
         self._on_status(self.backup.status_line())
+
+    def _time_left(self) -> float | None:
+        return None if self._flush_deadline is None else self._flush_deadline - self._clock.monotonic()
+
+
+FINAL_SCAN_MIN = 5.0
+"""Seconds of the stop bound that must be left for the final scan of the touched folders."""
+
+
+def _folder(path: str) -> str:
+    return path.rpartition("/")[0]

@@ -9,16 +9,31 @@ from mdbackup.config import Config, Overrides, load_config
 
 
 class FakeClock:
-    """A clock that moves only when told."""
+    """A clock that moves only when told. Setting `now` moves both clocks by the same
+    amount (time passing); `step_wall` moves only the wall clock (an NTP step, a user
+    changing the date), as a real wall clock can and a monotonic one cannot."""
 
     def __init__(self, wall: float = 1_000_000.0) -> None:
-        self.now = wall
+        self._wall = wall
+        self._mono = 5_000.0
+
+    @property
+    def now(self) -> float:
+        return self._wall
+
+    @now.setter
+    def now(self, value: float) -> None:
+        self._mono += value - self._wall
+        self._wall = value
+
+    def step_wall(self, seconds: float) -> None:
+        self._wall += seconds
 
     def wall(self) -> float:
-        return self.now
+        return self._wall
 
     def monotonic(self) -> float:
-        return self.now
+        return self._mono
 
 
 def make_config(

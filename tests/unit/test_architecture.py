@@ -35,7 +35,7 @@ ROOMS: dict[str, tuple[tuple[str, ...], tuple[str, ...]]] = {
     # room: (its modules, the mdbackup modules it may import; a name covers its submodules)
     "entry": (("__main__", "cli", "actions", "service"), ("",)),
     "scheduling": (("worker",), ("backup", "inbox", "watcher", "clock", "config", "logs")),
-    "watching": (("watcher",), ("inbox", "patterns", "logs")),
+    "watching": (("watcher", "watch_events"), ("inbox", "patterns", "logs", "watch_events")),
     "orchestration": (
         ("backup", "reporting", "reading", "pushing", "schedule"),
         ("state", "git", "config", *LEAVES, "schedule", "pushing", "reporting", "reading"),
@@ -54,7 +54,7 @@ THIRD_PARTY_OWNERS = {
         "pushing",
     ),  # orchestration holds the Repository and names its errors
     "peewee": ("state", "backup"),  # backup names the database's errors
-    "watchdog": ("watcher",),
+    "watchdog": ("watcher", "watch_events"),
 }
 """Which modules may import each library directly (everyone else goes through them)."""
 

@@ -32,7 +32,7 @@ def test_a_batch_waits_for_the_debounce_then_commits(
     (store / "a.md").write_text("a\n")
     assert backup.record(["notes/a.md"]) == 1
     tick = backup.run_due(degraded=False)
-    assert tick.next_at == clock.now + 2.0
+    assert tick.next_at == clock.monotonic() + 2.0
     assert "notes/a.md" not in head_files(repo)
     clock.now += 2.0
     backup.run_due(degraded=False)
@@ -106,7 +106,7 @@ def test_a_failed_path_is_retried_at_its_backoff_time(backup: Backup, store: Pat
     tick = backup.run_due(degraded=False)
     rows = backup.snapshot(all_paths=False).rows
     assert [(r.path, r.status.value, r.attempts) for r in rows] == [("notes/huge.md", "failed", 1)]
-    assert tick.next_at == clock.now + PATH_RETRY_MIN
+    assert tick.next_at == clock.monotonic() + PATH_RETRY_MIN
 
 
 def test_git_busy_defers_with_a_growing_pause(
@@ -119,10 +119,10 @@ def test_git_busy_defers_with_a_growing_pause(
     try:
         clock.now += 2.0
         first = backup.run_due(degraded=False)
-        assert first.next_at == clock.now + 0.5
+        assert first.next_at == clock.monotonic() + 0.5
         clock.now += 0.5
         second = backup.run_due(degraded=False)
-        assert second.next_at == clock.now + 1.0
+        assert second.next_at == clock.monotonic() + 1.0
         assert backup.snapshot(all_paths=False).rows[0].status.value == "pending"
     finally:
         lock.unlink()
@@ -158,3 +158,37 @@ def test_a_failed_path_that_becomes_excluded_stops_counting(
     backup.reload(make_config(repo, max_file_size=10, exclude=("huge.md",)))
     assert backup.snapshot(all_paths=True).counts["failed"] == 0
     assert backup.snapshot(all_paths=True).rows == ()
+
+
+@pytest.mark.parametrize("step", [-3600.0, 3600.0])
+def test_a_wall_clock_step_neither_delays_nor_hurries_a_batch(
+    backup: Backup, repo: Path, store: Path, clock: FakeClock, step: float
+) -> None:
+    """Why: the clock stepping back an hour with a change pending delayed the commit by an
+    hour (latency_ms=-3588684). Scheduling is monotonic now: the debounce alone decides."""
+    (store / "a.md").write_text("a\n")
+    backup.record(["notes/a.md"])
+    clock.step_wall(step)
+    tick = backup.run_due(degraded=False)
+    assert "notes/a.md" not in head_files(repo)  # not hurried by a step forward
+    assert tick.next_at == clock.monotonic() + 2.0  # nor pushed back by a step back
+    clock.now += 2.0
+    backup.run_due(degraded=False)
+    assert head_files(repo)["notes/a.md"] == "a\n"
+
+
+def test_a_failed_path_retry_ignores_a_wall_clock_step_back(
+    backup: Backup, store: Path, clock: FakeClock
+) -> None:
+    (store / "huge.md").write_text("x" * 100)
+    backup.reconfigure(make_config(store.parent, max_file_size=10))
+    backup.record(["notes/huge.md"])
+    clock.now += 2.0
+    backup.run_due(degraded=False)
+    clock.step_wall(-3600.0)
+    tick = backup.run_due(degraded=False)
+    assert tick.next_at == clock.monotonic() + PATH_RETRY_MIN
+    clock.now += PATH_RETRY_MIN
+    backup.run_due(degraded=False)
+    rows = backup.snapshot(all_paths=False).rows
+    assert [(r.path, r.status.value, r.attempts) for r in rows] == [("notes/huge.md", "failed", 2)]

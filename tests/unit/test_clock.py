@@ -46,3 +46,36 @@ def test_system_clock_reads_the_real_clocks() -> None:
 
 def test_the_default_clock_is_the_system_clock() -> None:
     assert isinstance(SYSTEM_CLOCK, SystemClock)
+
+
+def test_heartbeat_is_alive_while_beating_or_idle_and_not_when_stuck() -> None:
+    from mdbackup.clock import Heartbeat
+    from tests.support.backup import FakeClock
+
+    clock = FakeClock()
+    heart = Heartbeat(clock)
+    heart.beat("queued")
+    clock.now += 5
+    assert heart.alive(within=10)
+    clock.now += 6
+    assert not heart.alive(within=10)  # busy and silent for 11 s: stuck
+    heart.idle()
+    clock.now += 1000
+    assert heart.alive(within=10)  # asleep on purpose
+    heart.beat()
+    clock.now += 11
+    assert not heart.alive(within=10)
+
+
+def test_steady_clock_ignores_wall_steps_until_reanchored() -> None:
+    from mdbackup.clock import SteadyClock
+    from tests.support.backup import FakeClock
+
+    clock = FakeClock(wall=1000.0)
+    steady = SteadyClock(clock)
+    clock.now += 5
+    clock.step_wall(-3600)
+    assert steady.wall() == 1005.0
+    assert steady.to_monotonic(1010.0) == clock.monotonic() + 5
+    steady.reanchor()
+    assert steady.wall() == clock.wall()

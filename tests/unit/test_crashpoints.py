@@ -75,3 +75,22 @@ def test_a_step_reached_fewer_times_than_asked_never_kills() -> None:
     done = walk("push_done:4")
     assert done.returncode == 0, done.stderr
     assert done.stdout.splitlines()[-1] == "done"
+
+
+def test_hang_at_blocks_the_thread_at_the_nth_step_and_beats_before() -> None:
+    import threading
+
+    from mdbackup.crashpoints import from_environ, release_hangs
+
+    seen: list[str] = []
+    step = from_environ({"MDBACKUP_HANG_AT": "queued:2"}, on_step=seen.append)
+    step("queued")  # first time: passes
+    worker = threading.Thread(target=step, args=("queued",), daemon=True)
+    worker.start()
+    worker.join(0.3)
+    try:
+        assert worker.is_alive()  # stuck on purpose at the second time
+        assert seen == ["queued", "queued"]
+    finally:
+        release_hangs()
+        worker.join(5)

@@ -69,3 +69,25 @@ def test_the_first_rescan_reason_is_kept_and_rewatch_sticks() -> None:
     assert drained.rewatch is True
     inbox.request_rescan("signal")
     assert (inbox.drain().rescan, Drained().rewatch) == ("signal", False)
+
+
+def test_put_back_merges_with_what_arrived_meanwhile() -> None:
+    from mdbackup.inbox import Drained, Inbox
+
+    inbox = Inbox()
+    inbox.add_path("notes/a.md")
+    drained = inbox.drain()
+    inbox.add_path("notes/b.md")
+    inbox.put_back(Drained(paths=drained.paths, folders={"notes/x"}, rescan="why"))
+    again = inbox.drain()
+    assert (
+        again.paths == {"notes/a.md", "notes/b.md"} and again.folders == {"notes/x"} and again.rescan == "why"
+    )
+    inbox.wait(0)  # woken by the put-back: returns at once
+
+
+def test_topmost_keeps_only_folders_no_other_one_holds() -> None:
+    from mdbackup.inbox import topmost
+
+    assert topmost({"notes/a/b", "notes/a", "notes/ab", "notes/c/d"}) == ["notes/a", "notes/ab", "notes/c/d"]
+    assert topmost({"", "notes/a"}) == [""]

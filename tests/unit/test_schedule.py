@@ -51,3 +51,13 @@ def test_pending_without_an_event_time_waits_only_for_retries() -> None:
 
 def test_the_named_retry_pauses_are_ordered() -> None:
     assert 0 < PATH_RETRY_MIN < PATH_RETRY_MAX
+
+
+def test_rescan_interval_is_capped_while_degraded_and_never_off_then() -> None:
+    from mdbackup.schedule import DEGRADED_RESCAN, rescan_interval
+
+    assert rescan_interval(3600, degraded=False) == 3600
+    assert rescan_interval(0, degraded=False) is None
+    assert rescan_interval(3600, degraded=True) == DEGRADED_RESCAN
+    assert rescan_interval(0, degraded=True) == DEGRADED_RESCAN
+    assert rescan_interval(10, degraded=True) == 10

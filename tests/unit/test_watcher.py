@@ -2,9 +2,12 @@
 
 from __future__ import annotations
 
+import os
+import resource
 from pathlib import Path
 
 import pytest
+import structlog
 from watchdog.events import (
     DirCreatedEvent,
     DirDeletedEvent,
@@ -18,7 +21,8 @@ from watchdog.events import (
 
 from mdbackup.inbox import Inbox
 from mdbackup.patterns import StoreFilter
-from mdbackup.watcher import OverflowHook, StoreEventHandler
+from mdbackup.watcher import OverflowHook, StoreEventHandler, Watcher
+from tests.support.wait import wait_until
 
 ROOT = Path("/work/tree")
 
@@ -96,3 +100,33 @@ def test_an_inotify_overflow_warning_asks_for_a_rescan(inbox: Inbox) -> None:
     )
     hook.emit(record)
     assert inbox.drain().rescan == "watchdog: Inotify queue overflowed"
+
+
+def _no_free_descriptor() -> int:
+    """The lowest free descriptor number: a soft RLIMIT_NOFILE there makes every new one fail."""
+    used = {int(fd) for fd in os.listdir("/proc/self/fd")}
+    return next(n for n in range(len(used) + 2) if n not in used)
+
+
+def test_inotify_instances_exhausted_degrade_then_recover_by_themselves(tmp_path: Path) -> None:
+    """Why: no inotify instance left (EMFILE) at start: the watcher is degraded (rescans
+    cover it) with one clear log line, and the next degraded rescan's `recover` watches again."""
+    (tmp_path / "notes").mkdir()
+    inbox = Inbox()
+    store_filter = StoreFilter.build(store_prefix="notes", include=("**/*.md",), exclude=())
+    watcher = Watcher(workdir=tmp_path, store_filter=store_filter, inbox=inbox, poll_interval=0)
+    soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
+    with structlog.testing.capture_logs() as logged:
+        resource.setrlimit(resource.RLIMIT_NOFILE, (_no_free_descriptor(), hard))
+        try:
+            started = watcher.start()
+        finally:
+            resource.setrlimit(resource.RLIMIT_NOFILE, (soft, hard))
+        try:
+            assert started is False and watcher.degraded
+            assert [e["event"] for e in logged if e["log_level"] == "error"] == ["inotify_instance_limit"]
+            assert watcher.recover() is True and not watcher.degraded
+            (tmp_path / "notes" / "a.md").write_text("a\n")
+            wait_until(lambda: "notes/a.md" in inbox.drain().paths, message="an event once recovered")
+        finally:
+            watcher.stop()

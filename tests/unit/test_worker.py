@@ -86,3 +86,18 @@ def test_stop_commits_what_is_pending_at_once(started: Started, repo: Path, stor
     started.stop()
     assert started.exited.is_set() and started.worker.stopped.clean
     assert head_files(repo)["notes/late.md"] == "late\n"
+
+
+def test_stop_right_after_a_burst_hands_over_every_event(started: Started, repo: Path, store: Path) -> None:
+    """Why (SIGTERM after a burst): stopping dropped the events watchdog still held, so saves
+    made just before the stop were neither committed nor recorded."""
+    names = {}
+    for i in range(800):
+        sub = store / f"d{i % 30}"
+        sub.mkdir(exist_ok=True)
+        (sub / f"f{i}.md").write_text(f"file {i}\n")
+        names[f"notes/d{i % 30}/f{i}.md"] = f"file {i}\n"
+    started.stop()
+    head = head_files(repo)
+    missing = [p for p, text in names.items() if head.get(p) != text]
+    assert not missing, f"{len(missing)} saves dropped, e.g. {missing[:3]}"

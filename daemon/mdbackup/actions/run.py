@@ -10,6 +10,7 @@ from pathlib import Path
 
 from mdbackup import crashpoints, logs, reading
 from mdbackup.backup import ERRORS, Backup
+from mdbackup.clock import Heartbeat
 from mdbackup.config import Config, Overrides
 from mdbackup.exitcodes import ExitCode
 from mdbackup.git import transport
@@ -23,6 +24,7 @@ def run(config: Config, args: argparse.Namespace) -> int:
     """Take the repository lock first, then open the state database under it: nothing
     here creates, writes or moves aside the database while another process runs."""
     transport.configure(ca_file=os.environ.get("SSL_CERT_FILE"), ca_dir=os.environ.get("SSL_CERT_DIR"))
+    heartbeat = Heartbeat()  # the daemon's liveness: beaten at every step of a commit or push
     try:
         git_dir = reading.locate(config)
     except NotAWorkTree as exc:
@@ -37,14 +39,14 @@ def run(config: Config, args: argparse.Namespace) -> int:
         print(f"mdbackup: cannot take the lock {lock_path(git_dir)}: {exc}", file=sys.stderr)
         return ExitCode.FAILED
     try:
-        return _run_locked(config, args)
+        return _run_locked(config, args, heartbeat)
     finally:
         lock.release()
 
 
-def _run_locked(config: Config, args: argparse.Namespace) -> int:
+def _run_locked(config: Config, args: argparse.Namespace, heartbeat: Heartbeat) -> int:
     try:
-        backup = Backup.open(config, step=crashpoints.from_environ(os.environ))
+        backup = Backup.open(config, step=crashpoints.from_environ(os.environ, on_step=heartbeat.beat))
     except NotAWorkTree as exc:
         print(f"mdbackup: --repo: {exc}", file=sys.stderr)
         return ExitCode.USAGE
@@ -67,7 +69,7 @@ def _run_locked(config: Config, args: argparse.Namespace) -> int:
 
         backup.serving(pid=os.getpid())
         overrides = Overrides(repo=args.repo, store=args.store, push=args.push)
-        return Service(backup, config_path=config.source, overrides=overrides).run()
+        return Service(backup, config_path=config.source, overrides=overrides, heartbeat=heartbeat).run()
     finally:
         backup.close()
 

@@ -198,3 +198,12 @@ def commit_hooks(repo: pygit2.Repository) -> tuple[str, ...]:
     return tuple(
         name for name in COMMIT_HOOKS if os.access(folder / name, os.X_OK) and (folder / name).is_file()
     )
+
+
+def excludes_file_setting(repo: pygit2.Repository) -> str | None:
+    """The repository's `core.excludesFile` as configured (unexpanded), or None."""
+    try:
+        value = repo.config["core.excludesFile"]
+    except (KeyError, pygit2.GitError):
+        return None
+    return str(value) or None

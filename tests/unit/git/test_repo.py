@@ -149,3 +149,12 @@ def test_commit_hooks_are_found_where_git_looks(repo: Path, tmp_path: Path) -> N
     (elsewhere / "post-commit").chmod(0o755)
     git(repo, "config", "core.hooksPath", str(elsewhere))
     assert commit_hooks(open_repository(repo)) == ("post-commit",)
+
+
+def test_excludes_file_setting_is_the_configured_value_or_none(repo: Path) -> None:
+    from mdbackup.git.repo import excludes_file_setting, open_repository
+    from tests.support.git import git
+
+    assert excludes_file_setting(open_repository(repo)) is None
+    git(repo, "config", "core.excludesFile", "~/my-ignores")
+    assert excludes_file_setting(open_repository(repo)) == "~/my-ignores"
