@@ -24,10 +24,11 @@ from mdbackup import logs
 from mdbackup.clock import Clock, backoff
 from mdbackup.config import Config
 from mdbackup.crashpoints import Step
+from mdbackup.git import known_hosts_file, transport
 from mdbackup.git import push as gitpush
-from mdbackup.git import transport
 from mdbackup.git.credentials import Credentials
 from mdbackup.git.history import commits_ahead, ref_commit
+from mdbackup.git.remote_errors import parse_url
 from mdbackup.git.repo import head_info
 from mdbackup.state.repository import PushTarget, RepositoryState
 from mdbackup.statuses import PushStatus
@@ -58,6 +59,9 @@ def credentials(
         url_secrets=found,
         allow_plain_http=auth.allow_plain_http,
     )
+
+
+_WARNED: set[str] = set()  # known_hosts warnings logged by this process
 
 
 class Pusher:
@@ -136,6 +140,21 @@ class Pusher:
             self._state.mark_push_pending(ahead=self._ahead())
         return self._push_now(timeout=timeout)
 
+    def _warn_known_hosts(self, creds: Credentials) -> None:
+        """Log each known_hosts line the host-key check skips (malformed), once per process,
+        when the remote is reached over SSH."""
+        try:
+            url = self._repo.remotes[self._push.remote].url or ""
+        except (KeyError, ValueError, pygit2.GitError):
+            return
+        if parse_url(url).scheme != "ssh":
+            return
+        for path in creds.known_hosts_files():
+            for warning in known_hosts_file.read_entries(path)[1]:
+                if warning not in _WARNED:
+                    _WARNED.add(warning)
+                    self.log.warning("known_hosts_line_skipped", detail=warning)
+
     def _push_now(self, *, timeout: float | None) -> bool:
         """Push what the remote lacks now (network steps bounded by `timeout` seconds,
         default `gitpush.DEFAULT_TIMEOUT`); record and log the outcome."""
@@ -146,13 +165,15 @@ class Pusher:
             self._state.mark_pushed(at=None)
             return True
         head = self._local_head()
+        creds = credentials(self._config, repo=self._repo)
+        self._warn_known_hosts(creds)
         self._step("push_started")
         result = gitpush.push_branch(
             self._repo,
             remote_name=self._push.remote,
             local_branch=local,
             remote_branch=remote_branch,
-            credentials=credentials(self._config, repo=self._repo),
+            credentials=creds,
             timeout=timeout or gitpush.DEFAULT_TIMEOUT,
         )
         if not result.ok:

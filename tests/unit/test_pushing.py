@@ -170,3 +170,23 @@ def test_a_detached_head_fails_the_push(world: World, repo: Path, bare: Path) ->
     git(repo, "checkout", "-q", "--detach")
     assert world.pusher.push_if_due(force=True) is False
     assert "HEAD is detached" in (world.state.push_state().last_error or "")
+
+
+def test_a_malformed_known_hosts_line_is_logged_once_with_file_and_line(
+    world: World, repo: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """The host-key check skips a line it cannot parse; the push says so, once, naming it."""
+    known_hosts = Path(pygit2.settings.homedir or Path.home()) / ".ssh" / "known_hosts"
+    if known_hosts.exists():
+        pytest.skip("this machine's own known_hosts is not ours to change")
+    known_hosts.parent.mkdir(parents=True, exist_ok=True)
+    try:
+        known_hosts.write_text("this-line-is-not-a-known-hosts-entry\n")
+        git(repo, "remote", "add", "origin", "ssh://git@127.0.0.1:1/nowhere.git")  # refused at once
+        world.pusher.committed()
+        assert world.pusher.push_if_due(force=True, timeout=5) is False
+        assert world.pusher.push_if_due(force=True, timeout=5) is False
+    finally:
+        known_hosts.unlink()
+    out = capsys.readouterr().out
+    assert out.count("known_hosts_line_skipped") == 1 and f"{known_hosts}:1" in out, out

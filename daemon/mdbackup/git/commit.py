@@ -127,7 +127,7 @@ class Committer:
         """
         started = time.perf_counter()
         try:
-            for _attempt in range(_CAS_RETRIES):
+            for attempt in range(_CAS_RETRIES):
                 result = self._commit_once(
                     paths,
                     message=message,
@@ -135,6 +135,7 @@ class Committer:
                     committer=committer,
                     max_file_size=max_file_size,
                     started=started,
+                    settle=attempt < _CAS_RETRIES - 1,
                 )
                 if result is not None:
                     return result
@@ -154,6 +155,7 @@ class Committer:
         committer: pygit2.Signature,
         max_file_size: int,
         started: float,
+        settle: bool = True,
     ) -> CommitResult | None:
         """One attempt; None when HEAD, the branch or the index moved under us (plan again).
 
@@ -218,8 +220,10 @@ class Committer:
                 raise _Busy("the index has unresolved conflicts")
             if held.changed and any((path in index) != was for path, was in tracked.items()):
                 return None  # a path of ours was staged or unstaged meanwhile: plan again
-            if _stats(self._workdir, plan) != {path: seen[path] for path in plan}:
+            if settle and _stats(self._workdir, plan) != {path: seen[path] for path in plan}:
                 return None  # a file changed since it was read (a save, a stash): read it again
+            # (on the last attempt a file that never stops changing is committed as read: its
+            # index entry has the committed blob, so the rest shows as a change, committed next)
             for path, entry in plan.items():
                 if entry is None:
                     if path in index:
