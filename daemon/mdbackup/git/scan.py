@@ -31,7 +31,7 @@ from dataclasses import dataclass
 import pygit2
 from pygit2.enums import FileMode
 
-from mdbackup.git.shapes import core_settings, git_mode, index_entry_info, is_skipped, sparse_cone
+from mdbackup.git.shapes import core_settings, git_mode, index_entry_info, is_skipped, raw_entry, sparse_cone
 
 
 @dataclass(frozen=True)
@@ -205,13 +205,10 @@ def _index_vouches(
     Reads the stat fields through pygit2's cffi binding (the Python IndexEntry does
     not expose them); any doubt answers False, which only costs a hash.
     """
-    ffi, lib = pygit2.ffi, pygit2.C
-    raw_index = getattr(index, "_index", None)
-    if raw_index is None:
+    centry = raw_entry(index, path)
+    if centry is None:
         return False
-    centry = lib.git_index_get_bypath(raw_index, os.fsencode(path), 0)
-    if centry == ffi.NULL:
-        return False
+    ffi = pygit2.ffi
     oid = pygit2.Oid(raw=bytes(ffi.buffer(ffi.addressof(centry, "id"))[:]))
     if oid != known[0] or centry.mode != known[1] or mode != known[1]:
         return False  # a chmod changes only the mode (and ctime), never size or mtime

@@ -20,6 +20,7 @@ from __future__ import annotations
 import os
 import stat
 from dataclasses import dataclass
+from typing import Any
 
 import pygit2
 from pygit2.enums import FileMode
@@ -119,17 +120,23 @@ class IndexEntryInfo:
     skip_worktree: bool
 
 
+def raw_entry(index: pygit2.Index, path: str) -> Any | None:
+    """libgit2's own stage-0 entry of `path` (a cffi `git_index_entry *`: stat data, flags),
+    or None; read through pygit2's cffi binding, since the Python IndexEntry has neither."""
+    raw_index = getattr(index, "_index", None)
+    if raw_index is None:
+        return None
+    centry = pygit2.C.git_index_get_bypath(raw_index, os.fsencode(path), 0)
+    return None if centry == pygit2.ffi.NULL else centry
+
+
 def index_entry_info(index: pygit2.Index, path: str) -> IndexEntryInfo | None:
     """The stage-0 index entry of `path` (mode and skip-worktree flag), or None.
 
     Reads the flags through pygit2's cffi binding: the Python IndexEntry has none.
     """
-    ffi, lib = pygit2.ffi, pygit2.C
-    raw_index = getattr(index, "_index", None)
-    if raw_index is None:
-        return None
-    centry = lib.git_index_get_bypath(raw_index, os.fsencode(path), 0)
-    if centry == ffi.NULL:
+    centry = raw_entry(index, path)
+    if centry is None:
         return None
     return IndexEntryInfo(mode=int(centry.mode), skip_worktree=bool(centry.flags_extended & _SKIP_WORKTREE))
 

@@ -236,6 +236,21 @@ def _file_blob(
     return oid
 
 
+def _open_for_reading(full: str) -> int | None:
+    """A descriptor on `full` that followed no link and will never block; None when the
+    file is gone. Raises _Changed when a link, folder or FIFO is there now, _Failed when it
+    cannot be opened."""
+    flags = os.O_RDONLY | os.O_NOFOLLOW | os.O_NONBLOCK | os.O_CLOEXEC
+    try:
+        return os.open(full, flags)
+    except (FileNotFoundError, NotADirectoryError):
+        return None
+    except OSError as exc:
+        if exc.errno in (errno.ELOOP, errno.EISDIR, errno.ENXIO, errno.EWOULDBLOCK):
+            raise _Changed(full) from exc
+        raise _Failed(f"cannot read: {exc.strerror}") from exc
+
+
 def _read_regular(
     full: str,
     limit: int,
@@ -255,15 +270,9 @@ def _read_regular(
     before the blob is stored (it raises _Changed to store nothing). Raises _Failed when
     it cannot be read or is over `limit` bytes.
     """
-    flags = os.O_RDONLY | os.O_NOFOLLOW | os.O_NONBLOCK | os.O_CLOEXEC
-    try:
-        fd = os.open(full, flags)
-    except (FileNotFoundError, NotADirectoryError):
+    fd = _open_for_reading(full)
+    if fd is None:
         return None
-    except OSError as exc:
-        if exc.errno in (errno.ELOOP, errno.EISDIR, errno.ENXIO, errno.EWOULDBLOCK):
-            raise _Changed(full) from exc
-        raise _Failed(f"cannot read: {exc.strerror}") from exc
     try:
         try:
             opened = os.fstat(fd)
@@ -290,15 +299,9 @@ def _read_whole(full: str, limit: int, *, expected: os.stat_result) -> bytes | N
     """The bytes of the regular file at `full` (for a clean filter, which needs them all);
     None when it is gone. Opened as `_read_regular` opens it (no link followed, no FIFO
     waited on, the `expected` file only); raises _Changed/_Failed as it does."""
-    flags = os.O_RDONLY | os.O_NOFOLLOW | os.O_NONBLOCK | os.O_CLOEXEC
-    try:
-        fd = os.open(full, flags)
-    except (FileNotFoundError, NotADirectoryError):
+    fd = _open_for_reading(full)
+    if fd is None:
         return None
-    except OSError as exc:
-        if exc.errno in (errno.ELOOP, errno.EISDIR, errno.ENXIO, errno.EWOULDBLOCK):
-            raise _Changed(full) from exc
-        raise _Failed(f"cannot read: {exc.strerror}") from exc
     try:
         opened = os.fstat(fd)
         if not stat.S_ISREG(opened.st_mode) or (opened.st_dev, opened.st_ino) != (
