@@ -102,6 +102,7 @@ class Backup(Reporting):
         self.state_note: str | None = None  # why the state shown is empty (read-only open)
         self._serving_pid: int | None = None  # set by `serving`: reconfigure records the config
         self._unfinished: tuple[Batch, dict[str, Outcome]] | None = None
+        self._taken_at = 0.0
         self.reconfigure(config)
 
     @classmethod
@@ -294,6 +295,7 @@ class Backup(Reporting):
         if not batch:
             return PassReport()
         self._step("queued")
+        self._taken_at = now  # the commit log's latency runs from the first change to here
         outcomes, report = self._commit(batch)
         self._busy.note(report.busy, now=self._clock.wall())
         self._unfinished = (batch, outcomes)
@@ -361,7 +363,7 @@ class Backup(Reporting):
         if result.commit_id:
             self._pusher.committed()
             firsts = [i.first_seen_at for i in batch.items if i.first_seen_at is not None]
-            latency = round((self._clock.wall() - min(firsts)) * 1000) if firsts else None
+            latency = round((self._taken_at - min(firsts)) * 1000) if firsts else None
             self.log.info(
                 "commit",
                 commit=result.commit_id,
