@@ -6,27 +6,12 @@ from __future__ import annotations
 import subprocess
 from pathlib import Path
 
-import pygit2
 import pytest
 
 from mdbackup.git.attributes import Driver, DriverFailed, clean, driver_for
-from mdbackup.git.commit import Committer
 from mdbackup.git.repo import open_repository
+from tests.support.committing import commit, write
 from tests.support.git import git, head_files
-
-SIG = pygit2.Signature("mdbackup test", "t@example.com")
-
-
-def commit(repo_path: Path, paths: list[str]):  # type: ignore[no-untyped-def]
-    return Committer(open_repository(repo_path)).commit_paths(
-        paths, message=lambda changes: "backup", author=SIG, committer=SIG, max_file_size=10_000_000
-    )
-
-
-def write(repo: Path, rel: str, data: bytes) -> None:
-    path = repo / rel
-    path.parent.mkdir(parents=True, exist_ok=True)
-    path.write_bytes(data)
 
 
 def git_would_store(repo: Path, rel: str) -> str:

@@ -8,33 +8,13 @@ import subprocess
 import sys
 from pathlib import Path
 
-import pygit2
 import pytest
 
 from mdbackup.git.commit import Committer
 from mdbackup.git.repo import open_repository
 from tests.support.cli import ROOT
+from tests.support.committing import SIG, commit, write
 from tests.support.git import commit_count, git, head_files, init_repo
-
-SIG = pygit2.Signature("mdbackup test", "t@example.com")
-
-
-def commit(repo_path: Path, paths, *, max_file_size: int = 10_000_000, message="backup"):
-    committer = Committer(open_repository(repo_path))
-    return committer.commit_paths(
-        list(paths),
-        message=lambda changes: message,
-        author=SIG,
-        committer=SIG,
-        max_file_size=max_file_size,
-    )
-
-
-def write(repo: Path, rel: str, text: str) -> Path:
-    path = repo / rel
-    path.parent.mkdir(parents=True, exist_ok=True)
-    path.write_text(text)
-    return path
 
 
 def test_commits_only_the_given_paths(repo: Path) -> None:

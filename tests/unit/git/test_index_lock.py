@@ -16,16 +16,8 @@ import pygit2
 from mdbackup.git.commit import CommitResult, Committer
 from mdbackup.git.index_lock import IndexBusy, IndexFiles
 from mdbackup.git.repo import open_repository
+from tests.support.committing import SIG, write
 from tests.support.git import git, head_files
-
-SIG = pygit2.Signature("mdbackup test", "t@example.com")
-
-
-def write(repo: Path, rel: str, text: str) -> Path:
-    path = repo / rel
-    path.parent.mkdir(parents=True, exist_ok=True)
-    path.write_text(text)
-    return path
 
 
 def commit_racing(repo: Path, paths: list[str], during: Callable[[], None]) -> CommitResult:

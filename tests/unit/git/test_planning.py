@@ -9,24 +9,8 @@ from pathlib import Path
 import pygit2
 import pytest
 
-from mdbackup.git.commit import Committer
-from mdbackup.git.repo import open_repository
+from tests.support.committing import commit, write
 from tests.support.git import git, head_files
-
-SIG = pygit2.Signature("mdbackup test", "t@example.com")
-
-
-def commit(repo_path: Path, paths: list[str]):  # type: ignore[no-untyped-def]
-    return Committer(open_repository(repo_path)).commit_paths(
-        paths, message=lambda changes: "backup", author=SIG, committer=SIG, max_file_size=10_000_000
-    )
-
-
-def write(repo: Path, rel: str, text: str) -> Path:
-    path = repo / rel
-    path.parent.mkdir(parents=True, exist_ok=True)
-    path.write_text(text)
-    return path
 
 
 @pytest.mark.parametrize("folder", [".GIT", ".Git", "git~1", ".git.", ".git ", ".g\u200cit"])

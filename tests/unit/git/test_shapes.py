@@ -7,29 +7,13 @@ import os
 import stat
 from pathlib import Path
 
-import pygit2
 import pytest
 from pygit2.enums import FileMode
 
-from mdbackup.git.commit import Committer
 from mdbackup.git.repo import open_repository
 from mdbackup.git.shapes import CoreSettings, core_settings, git_mode, index_entry_info
+from tests.support.committing import commit, write
 from tests.support.git import git, head_files, init_repo
-
-SIG = pygit2.Signature("mdbackup test", "t@example.com")
-
-
-def commit(repo_path: Path, paths: list[str]):  # type: ignore[no-untyped-def]
-    return Committer(open_repository(repo_path)).commit_paths(
-        paths, message=lambda changes: "backup", author=SIG, committer=SIG, max_file_size=10_000_000
-    )
-
-
-def write(repo: Path, rel: str, text: str) -> Path:
-    path = repo / rel
-    path.parent.mkdir(parents=True, exist_ok=True)
-    path.write_text(text)
-    return path
 
 
 def ls_tree(repo: Path, path: str) -> str:
