@@ -423,22 +423,23 @@ def test_stale_tracking_ref_lock_from_a_killed_push_does_not_fail_pushes(world: 
     try:
         assert daemon.ready_or_exited()
         (store(world) / "a.md").write_text("pushed despite the stale lock\n")
-        wait_until(
-            lambda: (
-                world.remote_head() == world.head()
-                and "notes/a.md" in world.head_store()
-                and git_text(world.repo, "show", "HEAD:notes/a.md") == "pushed despite the stale lock\n"
-            ),
+
+        def pushed() -> bool:
+            # One read of the remote's branch, then that commit's content: HEAD may move
+            # between two reads, so each check must name the same commit.
+            remote = world.remote_head()
+            saved = git_text(world.repo, "show", f"{remote}:notes/a.md", check=False) if remote else ""
+            return saved == "pushed despite the stale lock\n" and remote == world.head()
+
+        wait_until(pushed, timeout=15, message="the remote has the commit")
+        outcome = wait_until(
+            lambda: state if (state := world.db_push()) is not None and state[0] != "pending" else None,
             timeout=15,
-            message="the remote has the commit",
+            message=lambda: f"push outcome recorded (state {world.db_push()})\n{daemon.log()}",
         )
-        wait_until(
-            lambda: world.db_push() is not None and world.db_push()[0] != "pending",
-            timeout=15,
-            message="push outcome recorded",
+        assert outcome[0] == "success", (
+            f"the remote has the commit, yet the push state is {outcome}\n{daemon.log()}"
         )
-        assert world.db_push()[0] == "success", (
-            f"the remote has the commit, yet the push state is {world.db_push()}\n{daemon.log()}"
-        )
+        assert daemon.events("push_warning"), daemon.log()
     finally:
         daemon.close()
