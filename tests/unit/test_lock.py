@@ -125,8 +125,9 @@ def test_busy_names_the_holding_process_without_waiting(
 ) -> None:
     start = time.monotonic()
     with pytest.raises(LockBusy) as info:
-        RepositoryLock.acquire(lock_path)
-    assert time.monotonic() - start < 0.4  # a live holder is reported at once, not after the grace
+        RepositoryLock.acquire(lock_path, grace=30)
+    # A live holder is reported at once, not after the (here very long) grace.
+    assert time.monotonic() - start < 15
     assert info.value.pid == holder.pid
     assert f"pid {holder.pid}" in str(info.value)
     assert str(lock_path) in str(info.value)
