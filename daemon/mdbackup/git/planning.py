@@ -170,6 +170,7 @@ def _path_snapshot(
         max_file_size=max_file_size,
         folders=shape.folders,
         existing_mode=None if info is None else info.mode,
+        existing_id=None if info is None else info.oid,
         core=shape.core,
     )
     if isinstance(new, Entry):

@@ -114,10 +114,12 @@ def sparse_cone(repo: pygit2.Repository, core: CoreSettings) -> SparseCone | Non
 
 @dataclass(frozen=True)
 class IndexEntryInfo:
-    """What the index says about one path: its mode and whether it is skip-worktree."""
+    """What the index says about one path: its mode, whether it is skip-worktree, and its
+    object id."""
 
     mode: int
     skip_worktree: bool
+    oid: pygit2.Oid | None = None
 
 
 def raw_entry(index: pygit2.Index, path: str) -> Any | None:
@@ -138,7 +140,12 @@ def index_entry_info(index: pygit2.Index, path: str) -> IndexEntryInfo | None:
     centry = raw_entry(index, path)
     if centry is None:
         return None
-    return IndexEntryInfo(mode=int(centry.mode), skip_worktree=bool(centry.flags_extended & _SKIP_WORKTREE))
+    ffi = pygit2.ffi
+    return IndexEntryInfo(
+        mode=int(centry.mode),
+        skip_worktree=bool(centry.flags_extended & _SKIP_WORKTREE),
+        oid=pygit2.Oid(raw=bytes(ffi.buffer(ffi.addressof(centry, "id"))[:])),
+    )
 
 
 def git_mode(st_mode: int, existing: int | None, core: CoreSettings) -> int:
