@@ -215,6 +215,8 @@ class Committer:
                 raise _Busy("a git operation started; will retry")
             if _checked_out(repo) != (branch_ref_name, parent):
                 return None  # a switch, commit, pull or reset: plan again on what is there now
+            if held.is_another_commits(None if base_tree is None else base_tree.id):
+                raise _Busy("git is checking out another commit (the index is its, HEAD not yet moved)")
             index = held.index
             if index.conflicts is not None:
                 raise _Busy("the index has unresolved conflicts")

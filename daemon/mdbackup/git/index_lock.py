@@ -32,6 +32,7 @@ from __future__ import annotations
 import contextlib
 import os
 import shutil
+import time
 from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
@@ -39,6 +40,7 @@ from pathlib import Path
 import pygit2
 
 from mdbackup.git import layout, leftovers
+from mdbackup.git.cache_tree import root_tree
 from mdbackup.git.objects import RepositoryUnwritable
 
 FSYNC_INDEX = False
@@ -46,6 +48,13 @@ FSYNC_INDEX = False
 (whose default `core.fsync` leaves the index out) and libgit2: on a 50,000-entry index it
 cost 17 ms a commit here, more than everything else this module adds. A torn copy after
 a power cut is caught anyway: the recovery checks the SHA-1 trailer before finishing."""
+
+
+CHECKOUT_WINDOW_S = 10.0
+"""How long after another process wrote the index a whole cache-tree naming another tree
+than HEAD's is taken for a checkout still moving HEAD (see `HeldIndex.is_another_commits`)."""
+
+EMPTY_TREE = pygit2.Oid(hex="4b825dc642cb6eb9a060e54bf8d69288fbee4904")
 
 
 class IndexBusy(Exception):
@@ -80,6 +89,7 @@ class IndexFiles:
         self._copy = layout.index_copy(git_dir)
         self._index: pygit2.Index | None = None
         self._known: IndexIdentity | None = None  # of the file `_index` mirrors
+        self._ours: IndexIdentity | None = None  # of the index we last put in place
 
     def current(self) -> pygit2.Index:
         """The index as it is on disk now (re-read only when the file changed).
@@ -148,6 +158,7 @@ class IndexFiles:
     def _written(self, identity: IndexIdentity) -> None:
         """Our index is now the one in place, with this identity."""
         self._known = identity
+        self._ours = identity
 
 
 class HeldIndex:
@@ -162,6 +173,27 @@ class HeldIndex:
         self.changed = changed  # the index on disk is not the one `current()` gave before
         self._released = False
         self._next_fd: int | None = None
+
+    def is_another_commits(self, tree_id: pygit2.Oid | None) -> bool:
+        """True when the index in place is, by git's own record, another commit's than the
+        one whose tree is `tree_id` (None: the empty tree of an unborn branch).
+
+        `git switch`, `git checkout`, a fast-forward `git merge` or `git pull` write the
+        new commit's index, release `index.lock`, and only then move HEAD (a `git switch
+        -c` runs the reference-transaction hook in between). An index another process
+        wrote less than CHECKOUT_WINDOW_S ago whose whole cache-tree (`mdbackup.git.
+        cache_tree`) names another tree than HEAD's is such a checkout's tail: committing
+        now would put the backup on the branch being left and our entries into the new
+        branch's index. Otherwise (our own index, an older one, a cache-tree that a
+        `git add` invalidated) nothing is claimed.
+        """
+        known = self._files._known
+        if known is None or known == self._files._ours:
+            return False
+        if time.time_ns() - known.mtime_ns > CHECKOUT_WINDOW_S * 1e9:
+            return False
+        root = root_tree(self._files._path)
+        return root is not None and root != (tree_id if tree_id is not None else EMPTY_TREE)
 
     def write(self) -> str:
         """Write the changed index (our copy, `index.next`; fsynced with FSYNC_INDEX); returns its
