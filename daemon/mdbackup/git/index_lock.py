@@ -90,6 +90,7 @@ class IndexFiles:
         self._index: pygit2.Index | None = None
         self._known: IndexIdentity | None = None  # of the file `_index` mirrors
         self._ours: IndexIdentity | None = None  # of the index we last put in place
+        self._root: tuple[IndexIdentity, pygit2.Oid | None] | None = None  # a fresh foreign index's root
 
     def current(self) -> pygit2.Index:
         """The index as it is on disk now (re-read only when the file changed).
@@ -109,10 +110,25 @@ class IndexFiles:
             if self._index is None or known != self._known or not any(known.trailer):
                 self._load(fd)
                 self._known = known
+                self._root = None
+                self.fresh_foreign_root()  # read before the lock is taken, not while held
         finally:
             os.close(fd)
         assert self._index is not None
         return self._index
+
+    def fresh_foreign_root(self) -> pygit2.Oid | None:
+        """The root tree the index in place records (`mdbackup.git.cache_tree`) when another
+        process wrote it less than CHECKOUT_WINDOW_S ago; None otherwise (ours, older,
+        none recorded). Read once per index file."""
+        known = self._known
+        if known is None or known == self._ours:
+            return None
+        if time.time_ns() - known.mtime_ns > CHECKOUT_WINDOW_S * 1e9:
+            return None
+        if self._root is None or self._root[0] != known:
+            self._root = (known, root_tree(self._path))
+        return self._root[1]
 
     def forget(self) -> None:
         """Drop the in-memory index (after a change that was not written)."""
@@ -187,12 +203,7 @@ class HeldIndex:
         branch's index. Otherwise (our own index, an older one, a cache-tree that a
         `git add` invalidated) nothing is claimed.
         """
-        known = self._files._known
-        if known is None or known == self._files._ours:
-            return False
-        if time.time_ns() - known.mtime_ns > CHECKOUT_WINDOW_S * 1e9:
-            return False
-        root = root_tree(self._files._path)
+        root = self._files.fresh_foreign_root()
         return root is not None and root != (tree_id if tree_id is not None else EMPTY_TREE)
 
     def write(self) -> str:
