@@ -297,3 +297,50 @@ def test_a_batch_in_the_tail_of_a_git_switch_waits_for_head_to_move(big: Path) -
         (gate / "pass").touch()  # back to main without holding git
         git(big, "switch", "-q", "main")
         (gate / "pass").unlink()
+
+
+def test_a_batch_in_the_tail_of_a_git_merge_waits_for_the_merge_commit(big: Path) -> None:
+    """A clean `git merge` writes the merged index, releases index.lock, runs the
+    pre-merge-commit hook (no MERGE_HEAD: git looks idle), and only then writes the merge
+    commit and moves HEAD. A batch committed there would move the branch under git (its
+    HEAD update fails) and leave the merged entries in the index: it must wait instead."""
+    git(big, "switch", "-q", "-c", "side")
+    (big / "side.txt").write_text("side\n")
+    git(big, "add", "side.txt")
+    git(big, "commit", "-qm", "side")
+    git(big, "switch", "-q", "main")
+    gate = big.parent / "gate"
+    gate.mkdir()
+    hook = big / ".git" / "hooks" / "pre-merge-commit"
+    hook.parent.mkdir(exist_ok=True)
+    hook.write_text(
+        f"#!/bin/sh\ntouch {gate}/held; n=0\n"
+        f"while [ ! -e {gate}/go ] && [ $n -lt 600 ]; do sleep 0.05; n=$((n+1)); done\n"
+    )
+    hook.chmod(0o755)
+    (big / "main.txt").write_text("main\n")
+    git(big, "add", "main.txt")
+    git(big, "commit", "-qm", "main moves on")  # so the merge is a real merge, not a fast-forward
+    committer = Committer(open_repository(big))
+    contents = write_batch(big, 0)
+    tip = git(big, "rev-parse", "main").strip()
+    merging = subprocess.Popen(["git", "-C", str(big), "merge", "-q", "--no-edit", "side"])
+    try:
+        wait_until(lambda: (gate / "held").exists(), timeout=30, message="git held")
+        for _attempt in range(3):
+            held = committer.commit_paths(
+                PATHS, message=lambda c: "backup", author=SIG, committer=SIG, max_file_size=10 * SIZE
+            )
+            assert held.busy and held.commit_id is None, f"committed in the merge's tail: {held}"
+        assert git(big, "rev-parse", "main").strip() == tip
+    finally:
+        (gate / "go").touch()
+        assert merging.wait(timeout=60) == 0, "git merge failed: the branch moved under it"
+    merge = git(big, "rev-parse", "main").strip()
+    assert git(big, "rev-parse", "main^1").strip() == tip
+    done: list[CommitResult] = []
+    commit_until_done(committer, done)
+    assert git(big, "rev-parse", f"{done[0].commit_id}^").strip() == merge
+    assert all(blob(big, f"HEAD:{p}") == c for p, c in contents.items())
+    assert blob(big, "HEAD:side.txt") == b"side\n"
+    assert_consistent(big)
