@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import os
 import random
+import subprocess
 import threading
 import time
 from collections.abc import Callable
@@ -23,6 +24,7 @@ from mdbackup.git.commit import CommitResult, Committer
 from mdbackup.git.repo import open_repository
 from tests.support.git import git, head_files
 from tests.support.invariants import run_git
+from tests.support.wait import wait_until
 
 SIG = pygit2.Signature("mdbackup test", "t@example.com")
 FILES = 20
@@ -237,3 +239,108 @@ def pull(repo: Path, n: int, own_races: list[int]) -> None:
             for name in added:
                 (repo / name).unlink()
         git(repo, "reset", "-q", "--", "notes")
+
+
+def test_a_batch_in_the_tail_of_a_git_switch_waits_for_head_to_move(big: Path) -> None:
+    """`git switch -c NEW START` writes START's index, releases index.lock, runs the
+    reference-transaction hook for NEW, and only then moves HEAD (builtin/checkout.c:
+    merge_working_tree, then update_refs_for_switch). A hook that blocks holds git in that
+    window: a batch committed there must not land on the branch being left, nor put its
+    entries into NEW's index; once HEAD moved, it lands on NEW."""
+    git(big, "switch", "-q", "-c", "start")
+    (big / "start.txt").write_text("start\n")
+    git(big, "add", "start.txt")
+    git(big, "commit", "-qm", "start")
+    git(big, "switch", "-q", "main")
+    gate = big.parent / "gate"
+    gate.mkdir()
+    hook = big / ".git" / "hooks" / "reference-transaction"
+    hook.parent.mkdir(exist_ok=True)
+    hook.write_text(
+        "#!/bin/sh\n"
+        "ref=$(cat | awk '{print $3}' | sed \"s#refs/heads/##\")\n"
+        f'if [ "$1" = committed ] && [ -n "$ref" ] && [ ! -e {gate}/pass ]; then\n'
+        f'  touch "{gate}/held-$ref"; n=0\n'
+        f'  while [ ! -e "{gate}/go-$ref" ] && [ $n -lt 600 ]; do sleep 0.05; n=$((n+1)); done\n'
+        "fi\n"
+    )
+    hook.chmod(0o755)
+    committer = Committer(open_repository(big))
+    for n in range(3):
+        new = f"s{n}"
+        contents = write_batch(big, n)
+        tips = {"main": git(big, "rev-parse", "main").strip()}
+        switching = subprocess.Popen(["git", "-C", str(big), "switch", "-q", "-c", new, "start"])
+        try:
+            wait_until(lambda new=new: (gate / f"held-{new}").exists(), timeout=30, message="git held")
+            assert git(big, "symbolic-ref", "HEAD").strip() == "refs/heads/main"  # the window
+            index = (big / ".git" / "index").read_bytes()
+            for _attempt in range(3):
+                held = committer.commit_paths(
+                    PATHS, message=lambda c: "backup", author=SIG, committer=SIG, max_file_size=10 * SIZE
+                )
+                assert held.busy and held.commit_id is None, f"round {n}: committed in the window: {held}"
+            assert git(big, "rev-parse", "main").strip() == tips["main"], f"round {n}: a backup on main"
+            assert (big / ".git" / "index").read_bytes() == index, f"round {n}: {new}'s index was changed"
+        finally:
+            (gate / f"go-{new}").touch()
+            assert switching.wait(timeout=60) == 0
+        assert git(big, "symbolic-ref", "--short", "HEAD").strip() == new
+        done: list[CommitResult] = []
+        commit_until_done(committer, done)
+        result = done[0]
+        assert result.branch == new and result.commit_id == git(big, "rev-parse", new).strip(), result
+        assert git(big, "rev-parse", "main").strip() == tips["main"]
+        assert all(blob(big, f"{result.commit_id}:{p}") == c for p, c in contents.items())
+        assert blob(big, f"{result.commit_id}:start.txt") == b"start\n"
+        assert_consistent(big)
+        (gate / "pass").touch()  # back to main without holding git
+        git(big, "switch", "-q", "main")
+        (gate / "pass").unlink()
+
+
+def test_a_batch_in_the_tail_of_a_git_merge_waits_for_the_merge_commit(big: Path) -> None:
+    """A clean `git merge` writes the merged index, releases index.lock, runs the
+    pre-merge-commit hook (no MERGE_HEAD: git looks idle), and only then writes the merge
+    commit and moves HEAD. A batch committed there would move the branch under git (its
+    HEAD update fails) and leave the merged entries in the index: it must wait instead."""
+    git(big, "switch", "-q", "-c", "side")
+    (big / "side.txt").write_text("side\n")
+    git(big, "add", "side.txt")
+    git(big, "commit", "-qm", "side")
+    git(big, "switch", "-q", "main")
+    gate = big.parent / "gate"
+    gate.mkdir()
+    hook = big / ".git" / "hooks" / "pre-merge-commit"
+    hook.parent.mkdir(exist_ok=True)
+    hook.write_text(
+        f"#!/bin/sh\ntouch {gate}/held; n=0\n"
+        f"while [ ! -e {gate}/go ] && [ $n -lt 600 ]; do sleep 0.05; n=$((n+1)); done\n"
+    )
+    hook.chmod(0o755)
+    (big / "main.txt").write_text("main\n")
+    git(big, "add", "main.txt")
+    git(big, "commit", "-qm", "main moves on")  # so the merge is a real merge, not a fast-forward
+    committer = Committer(open_repository(big))
+    contents = write_batch(big, 0)
+    tip = git(big, "rev-parse", "main").strip()
+    merging = subprocess.Popen(["git", "-C", str(big), "merge", "-q", "--no-edit", "side"])
+    try:
+        wait_until(lambda: (gate / "held").exists(), timeout=30, message="git held")
+        for _attempt in range(3):
+            held = committer.commit_paths(
+                PATHS, message=lambda c: "backup", author=SIG, committer=SIG, max_file_size=10 * SIZE
+            )
+            assert held.busy and held.commit_id is None, f"committed in the merge's tail: {held}"
+        assert git(big, "rev-parse", "main").strip() == tip
+    finally:
+        (gate / "go").touch()
+        assert merging.wait(timeout=60) == 0, "git merge failed: the branch moved under it"
+    merge = git(big, "rev-parse", "main").strip()
+    assert git(big, "rev-parse", "main^1").strip() == tip
+    done: list[CommitResult] = []
+    commit_until_done(committer, done)
+    assert git(big, "rev-parse", f"{done[0].commit_id}^").strip() == merge
+    assert all(blob(big, f"HEAD:{p}") == c for p, c in contents.items())
+    assert blob(big, "HEAD:side.txt") == b"side\n"
+    assert_consistent(big)

@@ -382,3 +382,60 @@ def test_https_push_trusts_only_a_valid_certificate_of_the_given_ca(
 
 def check_ok(repo: Path, home: Path, env: dict[str, str]) -> bool:
     return mdbackup("check", cwd=repo, home=home, env=env, timeout=60).code == 0
+
+
+def test_a_push_killed_in_a_linked_worktree_leaves_no_lock_in_the_common_dir(
+    repo, home, tmp_path, http_server
+):
+    """In a linked worktree (`git worktree add`) the remote-tracking ref lives in the main
+    repository's git directory: the push's marker must name the lock there, so a kill -9
+    while libgit2 holds it leaves nothing the next start cannot clear."""
+    linked = tmp_path / "linked"
+    git(repo, "worktree", "add", "-q", "-b", "side", str(linked))
+    git(repo, "remote", "add", "origin", http_server.url)
+    (linked / "notes").mkdir()
+    (linked / "notes" / "a.md").write_text("a\n")
+    common = repo / ".git"
+    own = Path(git(linked, "rev-parse", "--absolute-git-dir").strip())
+    marker = own / "mdbackup" / "writing"
+    # The remote's pre-receive hook holds the first push until the test lets it go, then
+    # declines it; later pushes pass.
+    gate = tmp_path / "gate"
+    gate.mkdir()
+    hook = http_server.bare / "hooks" / "pre-receive"
+    hook.parent.mkdir(exist_ok=True)
+    hook.write_text(
+        f"#!/bin/sh\ncat >/dev/null\nif [ -e {gate}/declined ]; then exit 0; fi\ntouch {gate}/held\n"
+        f"while [ ! -e {gate}/go ]; do sleep 0.05; done\ntouch {gate}/declined\nexit 1\n"
+    )
+    hook.chmod(0o755)
+    config = push_config(retry_min=600, retry_max=600)
+    config += f'[auth]\nusername = "{http_server.username}"\ntoken_env = "TEST_TOKEN"\n'
+    env = {"TEST_TOKEN": http_server.token}
+    daemon = Daemon(repo=linked, home=home, config=config, env=env).start(wait_ready=False)
+    try:
+        wait_until(lambda: (gate / "held").exists(), timeout=30, message=lambda: daemon.log())
+        assert marker.exists(), "the push runs inside its leftovers marker"
+        daemon.kill()  # as if killed while libgit2 held the remote-tracking ref's lock:
+        lock = common / "refs" / "remotes" / "origin" / "side.lock"
+        lock.parent.mkdir(parents=True, exist_ok=True)
+        lock.write_text("")  # where libgit2 takes it (created after the marker)
+    finally:
+        (gate / "go").touch()
+        daemon.close()
+    again = mdbackup(
+        "--once",
+        "--repo",
+        str(linked),
+        cwd=linked,
+        home=home,
+        env={**env, "MDBACKUP_CONFIG": str(daemon.config_path)},
+    )
+    assert again.code == 0, again.err + again.out
+    tip = git(linked, "rev-parse", "side").strip()
+    assert remote_ref(http_server.bare, "refs/heads/side") == tip
+    assert not lock.exists(), "our lock in the common dir was not cleared"
+    assert git(repo, "rev-parse", "refs/remotes/origin/side").strip() == tip
+    assert not marker.exists()
+    assert not list(common.rglob("*.lock")) and not list(own.rglob("*.lock"))
+    assert git(linked, "status", "--porcelain") == ""

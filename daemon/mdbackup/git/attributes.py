@@ -4,9 +4,9 @@ libgit2 knows only its built-in filters (crlf, ident): a `filter=<driver>` attri
 with `filter.<driver>.clean` configured (git-lfs, git-crypt, any user filter) is not
 run by it. `clean` does what git's convert_to_git does first: it runs the driver's
 clean command through `sh -c` in the working tree, with `%f` replaced by the quoted
-path and the file's content on stdin, and takes its stdout as the content; libgit2's
-built-in filters then apply to that output. This runs the user's filter program,
-never the `git` binary.
+path and the file's content on stdin, and takes its stdout as the content; git's
+line-ending and ident conversion then apply to that output (`mdbackup.git.eol`). This
+runs the user's filter program, never the `git` binary.
 
 As in git: a driver that is not configured, or whose command fails, passes the content
 through unchanged, unless `filter.<driver>.required` is true: then the path cannot be
@@ -23,7 +23,7 @@ from dataclasses import dataclass
 
 import pygit2
 
-__all__ = ["Driver", "DriverFailed", "apply_filter_list", "clean", "driver_for"]
+__all__ = ["Driver", "DriverFailed", "clean", "driver_for"]
 
 _TIMEOUT = 600.0  # seconds a clean command may take (git-lfs on a large file is slow)
 
@@ -104,24 +104,6 @@ def clean(driver: Driver, *, workdir: str, path: str, data: bytes) -> bytes:
     if result.returncode != 0:
         return _failed(driver, f"exited with status {result.returncode}", data)
     return result.stdout
-
-
-def apply_filter_list(filters: pygit2.filter.FilterList, data: bytes) -> bytes:
-    """`data` through libgit2's filter list (crlf, ident) for the object database.
-
-    pygit2's own `FilterList.apply_to_buffer` cuts its result at the first NUL byte
-    (it reads the buffer as a C string): binary content came back empty. This reads
-    the buffer by its size. Raises pygit2.GitError when a filter fails.
-    """
-    ffi, lib = pygit2.ffi, pygit2.C
-    buf = ffi.new("git_buf *")
-    err = lib.git_filter_list_apply_to_buffer(buf, filters._pointer, data, len(data))
-    try:
-        if err < 0:
-            raise pygit2.GitError(f"libgit2's filters failed (error {err})")
-        return bytes(ffi.buffer(buf.ptr, buf.size)) if buf.ptr != ffi.NULL else b""
-    finally:
-        lib.git_buf_dispose(buf)
 
 
 def _failed(driver: Driver, how: str, data: bytes) -> bytes:

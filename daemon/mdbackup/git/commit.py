@@ -179,18 +179,18 @@ class Committer:
             raise _Busy("the index has unresolved conflicts")
 
         seen = _stats(self._workdir, paths)  # before the reads: a later change shows
-        plan, changes, unchanged, skipped, failed = self._plan(
+        plan, changes, unchanged, skipped, failed, names = self._plan(
             paths,
             base_tree=base_tree,
             index=index,
             max_file_size=max_file_size,
         )
-        tracked = {path: path in index for path in plan}
+        tracked = {path: names.get(path, path) in index for path in plan}
         branch = branch_ref_name.removeprefix("refs/heads/")
         if changes:
             self._step("blobs_written")
             with storing("write the tree"):
-                tree_id = rewrite_tree(repo, base_tree, plan)
+                tree_id = rewrite_tree(repo, base_tree, {names.get(p, p): e for p, e in plan.items()})
             self._step("tree_written")
             if base_tree is not None and tree_id == base_tree.id:
                 unchanged += [c.path for c in changes]
@@ -215,21 +215,24 @@ class Committer:
                 raise _Busy("a git operation started; will retry")
             if _checked_out(repo) != (branch_ref_name, parent):
                 return None  # a switch, commit, pull or reset: plan again on what is there now
+            if held.is_another_commits(None if base_tree is None else base_tree.id):
+                raise _Busy("git is checking out another commit (the index is its, HEAD not yet moved)")
             index = held.index
             if index.conflicts is not None:
                 raise _Busy("the index has unresolved conflicts")
-            if held.changed and any((path in index) != was for path, was in tracked.items()):
+            if held.changed and any((names.get(p, p) in index) != was for p, was in tracked.items()):
                 return None  # a path of ours was staged or unstaged meanwhile: plan again
             if settle and _stats(self._workdir, plan) != {path: seen[path] for path in plan}:
                 return None  # a file changed since it was read (a save, a stash): read it again
             # (on the last attempt a file that never stops changing is committed as read: its
             # index entry has the committed blob, so the rest shows as a change, committed next)
             for path, entry in plan.items():
+                name = names.get(path, path)  # core.ignoreCase: the index's own spelling
                 if entry is None:
-                    if path in index:
-                        index.remove(path)
+                    if name in index:
+                        index.remove(name)
                 else:
-                    index.add(pygit2.IndexEntry(path, entry.oid, entry.mode))
+                    index.add(pygit2.IndexEntry(name, entry.oid, entry.mode))
             content_id = held.write()
             self._step("index_written")
             with storing("write the commit"):
@@ -271,9 +274,10 @@ class Committer:
         base_tree: pygit2.Tree | None,
         index: pygit2.Index,
         max_file_size: int,
-    ) -> tuple[_Plan, list[PathChange], list[str], list[str], dict[str, str]]:
+    ) -> tuple[_Plan, list[PathChange], list[str], list[str], dict[str, str], dict[str, str]]:
         """Snapshot every path (each once) and sort it into planned change, unchanged,
-        skipped or failed (see `mdbackup.git.planning`)."""
+        skipped or failed, with the names planned paths are stored under when not their
+        own (see `mdbackup.git.planning`)."""
         planned = plan_paths(self.repo, paths, base_tree=base_tree, index=index, max_file_size=max_file_size)
         return (
             dict(planned.plan),
@@ -281,6 +285,7 @@ class Committer:
             list(planned.unchanged),
             list(planned.skipped),
             dict(planned.failed),
+            dict(planned.names),
         )
 
     def _move_branch(self, ref_name: str, old: pygit2.Oid | None, new: pygit2.Oid | None) -> bool:

@@ -32,6 +32,7 @@ from __future__ import annotations
 import contextlib
 import os
 import shutil
+import time
 from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
@@ -39,6 +40,7 @@ from pathlib import Path
 import pygit2
 
 from mdbackup.git import layout, leftovers
+from mdbackup.git.cache_tree import root_tree
 from mdbackup.git.objects import RepositoryUnwritable
 
 FSYNC_INDEX = False
@@ -46,6 +48,13 @@ FSYNC_INDEX = False
 (whose default `core.fsync` leaves the index out) and libgit2: on a 50,000-entry index it
 cost 17 ms a commit here, more than everything else this module adds. A torn copy after
 a power cut is caught anyway: the recovery checks the SHA-1 trailer before finishing."""
+
+
+CHECKOUT_WINDOW_S = 10.0
+"""How long after another process wrote the index a whole cache-tree naming another tree
+than HEAD's is taken for a checkout still moving HEAD (see `HeldIndex.is_another_commits`)."""
+
+EMPTY_TREE = pygit2.Oid(hex="4b825dc642cb6eb9a060e54bf8d69288fbee4904")
 
 
 class IndexBusy(Exception):
@@ -80,6 +89,8 @@ class IndexFiles:
         self._copy = layout.index_copy(git_dir)
         self._index: pygit2.Index | None = None
         self._known: IndexIdentity | None = None  # of the file `_index` mirrors
+        self._ours: IndexIdentity | None = None  # of the index we last put in place
+        self._root: tuple[IndexIdentity, pygit2.Oid | None] | None = None  # a fresh foreign index's root
 
     def current(self) -> pygit2.Index:
         """The index as it is on disk now (re-read only when the file changed).
@@ -99,10 +110,25 @@ class IndexFiles:
             if self._index is None or known != self._known or not any(known.trailer):
                 self._load(fd)
                 self._known = known
+                self._root = None
+                self.fresh_foreign_root()  # read before the lock is taken, not while held
         finally:
             os.close(fd)
         assert self._index is not None
         return self._index
+
+    def fresh_foreign_root(self) -> pygit2.Oid | None:
+        """The root tree the index in place records (`mdbackup.git.cache_tree`) when another
+        process wrote it less than CHECKOUT_WINDOW_S ago; None otherwise (ours, older,
+        none recorded). Read once per index file."""
+        known = self._known
+        if known is None or known == self._ours:
+            return None
+        if time.time_ns() - known.mtime_ns > CHECKOUT_WINDOW_S * 1e9:
+            return None
+        if self._root is None or self._root[0] != known:
+            self._root = (known, root_tree(self._path))
+        return self._root[1]
 
     def forget(self) -> None:
         """Drop the in-memory index (after a change that was not written)."""
@@ -148,6 +174,7 @@ class IndexFiles:
     def _written(self, identity: IndexIdentity) -> None:
         """Our index is now the one in place, with this identity."""
         self._known = identity
+        self._ours = identity
 
 
 class HeldIndex:
@@ -162,6 +189,22 @@ class HeldIndex:
         self.changed = changed  # the index on disk is not the one `current()` gave before
         self._released = False
         self._next_fd: int | None = None
+
+    def is_another_commits(self, tree_id: pygit2.Oid | None) -> bool:
+        """True when the index in place is, by git's own record, another commit's than the
+        one whose tree is `tree_id` (None: the empty tree of an unborn branch).
+
+        `git switch`, `git checkout`, a fast-forward `git merge` or `git pull` write the
+        new commit's index, release `index.lock`, and only then move HEAD (a `git switch
+        -c` runs the reference-transaction hook in between). An index another process
+        wrote less than CHECKOUT_WINDOW_S ago whose whole cache-tree (`mdbackup.git.
+        cache_tree`) names another tree than HEAD's is such a checkout's tail: committing
+        now would put the backup on the branch being left and our entries into the new
+        branch's index. Otherwise (our own index, an older one, a cache-tree that a
+        `git add` invalidated) nothing is claimed.
+        """
+        root = self._files.fresh_foreign_root()
+        return root is not None and root != (tree_id if tree_id is not None else EMPTY_TREE)
 
     def write(self) -> str:
         """Write the changed index (our copy, `index.next`; fsynced with FSYNC_INDEX); returns its

@@ -41,9 +41,19 @@ def index_lock(git_dir: Path) -> Path:
     return git_dir / "index.lock"
 
 
+_PER_WORKTREE_REFS = ("refs/worktree/", "refs/bisect/", "refs/rewritten/")
+
+
 def ref_lock(git_dir: Path, ref_name: str) -> Path:
-    """git's lock on a loose reference, e.g. `refs/heads/main` -> `<git dir>/refs/heads/main.lock`."""
-    return git_dir / f"{ref_name}.lock"
+    """git's lock on a loose reference, e.g. `refs/heads/main` -> `<common dir>/refs/heads/main.lock`.
+
+    As git's refs.c (`is_per_worktree_ref`, pseudorefs): `HEAD`, any name outside `refs/`
+    and `refs/worktree/`, `refs/bisect/`, `refs/rewritten/` live in `git_dir` (a linked
+    worktree's own); every other reference (branches, remote-tracking refs, tags) lives in
+    the common git directory, shared by all worktrees (`common_dir`).
+    """
+    per_worktree = not ref_name.startswith("refs/") or ref_name.startswith(_PER_WORKTREE_REFS)
+    return (git_dir if per_worktree else common_dir(git_dir)) / f"{ref_name}.lock"
 
 
 def sparse_checkout(git_dir: Path) -> Path:

@@ -12,8 +12,8 @@ failure, whatever its cause, never fails another path.
 
 from __future__ import annotations
 
-from collections.abc import Mapping, Sequence
-from dataclasses import dataclass
+from collections.abc import Iterable, Mapping, Sequence
+from dataclasses import dataclass, field
 from typing import Literal
 
 import pygit2
@@ -24,6 +24,7 @@ from mdbackup.git.objects import Entry, RepositoryUnwritable
 from mdbackup.git.shapes import (
     Boundaries,
     CoreSettings,
+    IndexNames,
     SparseCone,
     core_settings,
     index_entry_info,
@@ -50,13 +51,23 @@ class PathChange:
 class PathPlan:
     """Every input path in exactly one of: `plan` (path -> new entry, None to delete; its
     `changes` say how), `unchanged`, `skipped` (not a path we back up, or not ours:
-    another repository's, skip-worktree) and `failed` (path -> reason)."""
+    another repository's, skip-worktree) and `failed` (path -> reason).
+
+    `names`: with core.ignoreCase, a planned path stored in the tree and the index under
+    another name (path -> that name): the index entry it is by case only, or the folders
+    spelled as the index spells them. Every other path is stored under its own name.
+    """
 
     plan: Mapping[str, Entry | None]
     changes: tuple[PathChange, ...]
     unchanged: tuple[str, ...]
     skipped: tuple[str, ...]
     failed: Mapping[str, str]
+    names: Mapping[str, str] = field(default_factory=dict)
+
+    def stored(self, path: str) -> str:
+        """The name `path` is stored under in the tree and the index."""
+        return self.names.get(path, path)
 
 
 _NOT_OURS = Skipped(not_ours=True)
@@ -100,10 +111,25 @@ def plan_paths(
         cone=sparse_cone(repo, core),
         folders={},
     )
-    for path in dict.fromkeys(paths):
-        old = tree_entry(base_tree, path)
+    names: dict[str, str] = {}
+    icase = IndexNames(index) if core.ignore_case else None
+    batch = dict.fromkeys(sorted(paths) if icase is not None else paths)  # git adds in name order
+    for path in batch:
+        source = path  # the working-tree path read; stored under names.get(path, path)
+        if icase is not None and path not in index:
+            case = _by_case(icase, path, batch, names.values())
+            if isinstance(case, Failed):
+                failed[path] = case.reason
+                continue
+            if case is None:
+                skipped.append(path)  # git takes it for its index entry, which this batch has
+                continue
+            source, name = case
+            if name != path:
+                names[path] = name
+        old = tree_entry(base_tree, names.get(path, path))
         try:
-            new = _path_snapshot(repo, path, old, index, max_file_size=max_file_size, shape=shape)
+            new = _path_snapshot(repo, source, old, index, max_file_size=max_file_size, shape=shape)
         except RepositoryUnwritable as exc:
             unwritable = unwritable or exc
             failed[path] = str(exc)
@@ -125,19 +151,52 @@ def plan_paths(
             unchanged.append(path)
         else:
             plan[path] = new
+            if icase is not None and new is not None and source == path:
+                icase.note(names.get(path, path))
             kind: ChangeKind = "deleted" if new is None else ("added" if old is None else "modified")
             changes.append(PathChange(path, kind))
     if unwritable is not None and not stored:
         raise unwritable  # no path could be stored: the repository itself is unwritable
-    for path in file_folder_clashes(plan):
+    by_name = {names.get(path, path): path for path in plan}
+    for path in (by_name[name] for name in file_folder_clashes({n: plan[p] for n, p in by_name.items()})):
         # A file at `a` and files under `a/` in one snapshot: `a` changed between its
         # read and theirs. Leave it out this time; its retry sees what it is now.
         del plan[path]
         changes = [c for c in changes if c.path != path]
         failed[path] = "changed between a file and a folder while committing; will retry"
     return PathPlan(
-        plan=plan, changes=tuple(changes), unchanged=tuple(unchanged), skipped=tuple(skipped), failed=failed
+        plan=plan,
+        changes=tuple(changes),
+        unchanged=tuple(unchanged),
+        skipped=tuple(skipped),
+        failed=failed,
+        names={path: name for path, name in names.items() if path in plan},
     )
+
+
+def _by_case(
+    icase: IndexNames, path: str, batch: Mapping[str, None], taken: Iterable[str]
+) -> tuple[str, str] | Failed | None:
+    """With core.ignoreCase, what `git add -A` makes of `path`, which the index does not
+    have under this exact name: (the path to read, the name to store it under), Failed
+    when git would refuse it, or None when it is left to its index entry.
+
+    - It differs from an index entry only in case: git takes it for that entry (its walk
+      never adds it) and reads the entry's own path. Left to that entry when the batch
+      has it too (or another alias of it); else it stands for that entry.
+    - Else it is new: its folders are spelled as the index spells them, and a second new
+      path differing only in case from one added in this pass is refused, as git does.
+    """
+    alias = icase.alias(path)
+    if alias is not None:
+        if alias in batch or alias in taken:
+            return None
+        return alias, alias
+    name = icase.adjusted(path)
+    clash = icase.added_alias(name)
+    if clash is not None:
+        return Failed(f"will not add file alias '{name}' ('{clash}' already exists in index)")
+    return path, name
 
 
 def _path_snapshot(
@@ -170,6 +229,7 @@ def _path_snapshot(
         max_file_size=max_file_size,
         folders=shape.folders,
         existing_mode=None if info is None else info.mode,
+        existing_id=None if info is None else info.oid,
         core=shape.core,
     )
     if isinstance(new, Entry):

@@ -79,9 +79,12 @@ class SparseCone:
 
     recursive: frozenset[str]
     parents: frozenset[str]
+    ignore_case: bool = False  # core.ignoreCase: folders compared as git's fspathcmp does
 
     def contains(self, path: str) -> bool:
         """True when the file `path` is inside the cone."""
+        if self.ignore_case:
+            path = _fold(path).decode("utf-8", "surrogateescape")
         folder, _, _name = path.rpartition("/")
         if not folder or folder in self.parents or folder in self.recursive:
             return True
@@ -109,15 +112,24 @@ def sparse_cone(repo: pygit2.Repository, core: CoreSettings) -> SparseCone | Non
             parents.add(line[2:-3])
         elif line.startswith("/") and line.endswith("/") and line not in ("/*/",):
             included.add(line[1:-1])
-    return SparseCone(recursive=frozenset(included - parents), parents=frozenset(parents & included))
+    if core.ignore_case:
+        included = {_fold(f).decode("utf-8", "surrogateescape") for f in included}
+        parents = {_fold(f).decode("utf-8", "surrogateescape") for f in parents}
+    return SparseCone(
+        recursive=frozenset(included - parents),
+        parents=frozenset(parents & included),
+        ignore_case=core.ignore_case,
+    )
 
 
 @dataclass(frozen=True)
 class IndexEntryInfo:
-    """What the index says about one path: its mode and whether it is skip-worktree."""
+    """What the index says about one path: its mode, whether it is skip-worktree, and its
+    object id."""
 
     mode: int
     skip_worktree: bool
+    oid: pygit2.Oid | None = None
 
 
 def raw_entry(index: pygit2.Index, path: str) -> Any | None:
@@ -138,7 +150,12 @@ def index_entry_info(index: pygit2.Index, path: str) -> IndexEntryInfo | None:
     centry = raw_entry(index, path)
     if centry is None:
         return None
-    return IndexEntryInfo(mode=int(centry.mode), skip_worktree=bool(centry.flags_extended & _SKIP_WORKTREE))
+    ffi = pygit2.ffi
+    return IndexEntryInfo(
+        mode=int(centry.mode),
+        skip_worktree=bool(centry.flags_extended & _SKIP_WORKTREE),
+        oid=pygit2.Oid(raw=bytes(ffi.buffer(ffi.addressof(centry, "id"))[:])),
+    )
 
 
 def git_mode(st_mode: int, existing: int | None, core: CoreSettings) -> int:
@@ -206,3 +223,60 @@ class Boundaries:
             return bool(self._tree[path].filemode == FileMode.COMMIT)
         except KeyError:
             return False
+
+
+def _fold(name: str) -> bytes:
+    """git's case-insensitive key of a name (name-hash.c, strncasecmp): ASCII letters only."""
+    return os.fsencode(name).lower()
+
+
+class IndexNames:
+    """The index's names as git sees them with `core.ignoreCase = true` (name-hash.c,
+    read-cache.c): a working-tree path that differs from an index entry only in case is
+    that entry ("tracked" under its index name), and a new path takes the case of the
+    folders the index already has (`adjust_dirname_case`). One instance per pass: the
+    paths a pass adds are noted with `note`.
+    """
+
+    def __init__(self, index: pygit2.Index) -> None:
+        self._files: dict[bytes, str] = {}
+        self._dirs: dict[bytes, str] = {}
+        self._added: dict[bytes, str] = {}
+        for entry in index:
+            self._files.setdefault(_fold(entry.path), entry.path)
+            self._note_folders(entry.path)
+
+    def _note_folders(self, name: str) -> None:
+        folder = name
+        while "/" in folder:
+            folder = folder.rpartition("/")[0]
+            key = _fold(folder)
+            if key in self._dirs:
+                break  # its parents were noted with it
+            self._dirs[key] = folder
+
+    def alias(self, path: str) -> str | None:
+        """The index entry `path` is, by case only (None when there is none, or it is
+        `path` itself): `index_file_exists(..., ignore_case)`."""
+        found = self._files.get(_fold(path))
+        return None if found is None or found == path else found
+
+    def adjusted(self, path: str) -> str:
+        """`path` with each folder spelled as the index spells it (`adjust_dirname_case`)."""
+        parts = path.split("/")
+        for i in range(len(parts) - 1):
+            known = self._dirs.get(_fold("/".join(parts[: i + 1])))
+            if known is not None:
+                parts[i] = known.rpartition("/")[2]
+        return "/".join(parts)
+
+    def added_alias(self, name: str) -> str | None:
+        """A path added in this pass that `name` aliases (git then dies: "will not add file
+        alias"), or None."""
+        found = self._added.get(_fold(name))
+        return None if found is None or found == name else found
+
+    def note(self, name: str) -> None:
+        """`name` was added to the index in this pass."""
+        self._added.setdefault(_fold(name), name)
+        self._note_folders(name)

@@ -8,7 +8,9 @@ is looked at again), a path beyond a symbolic link is gone (as for git, the link
 is never followed), and a file that became a folder is gone (its files are paths
 of their own). Reads no mdbackup config; git's filters apply as `git add` applies
 them: a configured filter driver's clean command first (`mdbackup.git.attributes`),
-then libgit2's built-in ones (core.autocrlf, eol, ident); the mode follows
+then git's line-ending and ident conversion (`mdbackup.git.eol`: core.autocrlf, text,
+eol, ident, decided as git decides, not as libgit2's crlf filter does); a file that
+needs no conversion is streamed, never held whole in memory; the mode follows
 core.fileMode and core.symlinks (`mdbackup.git.shapes.git_mode`).
 """
 
@@ -25,7 +27,8 @@ from typing import Any
 import pygit2
 from pygit2.enums import FileMode
 
-from mdbackup.git.attributes import DriverFailed, apply_filter_list, clean, driver_for
+from mdbackup.git.attributes import DriverFailed, clean, driver_for
+from mdbackup.git.eol import EolRefused, conversion_for, has_crlf_in_index, to_git
 from mdbackup.git.objects import Entry, RepositoryUnwritable, storing
 from mdbackup.git.scan import path_is_ignored
 from mdbackup.git.shapes import CoreSettings, git_mode
@@ -66,6 +69,7 @@ def snapshot(
     max_file_size: int,
     folders: dict[str, bool] | None = None,
     existing_mode: int | None = None,
+    existing_id: pygit2.Oid | None = None,
     core: CoreSettings = _GIT_DEFAULTS,
 ) -> Snapshot:
     """The working-tree content of the repository-relative `path`, stored as a blob.
@@ -84,7 +88,9 @@ def snapshot(
     `folders` caches which folders on the way are real folders: share one dict
     across the paths of one pass, never across passes. `existing_mode` is the index
     entry's mode and `core` the repository's core settings: with core.fileMode or
-    core.symlinks false they decide the mode as git does.
+    core.symlinks false they decide the mode as git does. `existing_id` is the index
+    entry's object: under core.autocrlf (or `text=auto`) a file whose index blob is text
+    with CRLF keeps its CRLFs, as in git.
 
     A configured filter driver's clean command runs on the content first; a required
     driver that is missing or fails is Failed (naming the driver), and nothing of the
@@ -101,6 +107,7 @@ def snapshot(
             max_file_size=max_file_size,
             folders=folders,
             existing_mode=existing_mode,
+            existing_id=existing_id,
             core=core,
         )
     except _Skip:
@@ -136,6 +143,7 @@ def _snapshot(
     max_file_size: int,
     folders: dict[str, bool] | None,
     existing_mode: int | None,
+    existing_id: pygit2.Oid | None,
     core: CoreSettings,
 ) -> Entry | None:
     """`snapshot`, with Skipped and Failed raised as _Skip and _Failed."""
@@ -171,7 +179,14 @@ def _snapshot(
         if st.st_size > max_file_size:
             raise _Failed(f"file is {st.st_size} bytes, over store.max_file_size ({max_file_size})")
         try:
-            oid = _file_blob(repo, path, full, st, max_file_size)
+            oid = _file_blob(
+                repo,
+                path,
+                full,
+                st,
+                max_file_size,
+                index_has_crlf=lambda: has_crlf_in_index(repo, existing_id, existing_mode),
+            )
         except _Changed:
             folders.clear()  # something moved: look at the folders again too
             continue
@@ -182,58 +197,40 @@ def _snapshot(
 
 
 def _file_blob(
-    repo: pygit2.Repository, path: str, full: str, st: os.stat_result, max_file_size: int
+    repo: pygit2.Repository,
+    path: str,
+    full: str,
+    st: os.stat_result,
+    max_file_size: int,
+    *,
+    index_has_crlf: Callable[[], bool],
 ) -> pygit2.Oid | None:
-    """Store the regular file's content as a blob; None when it vanished meanwhile."""
-    try:
-        # pygit2's stub says str; it takes bytes too, which names that are not UTF-8 need.
-        filters = repo.load_filter_list(os.fsencode(path))  # type: ignore[arg-type]
-        libgit2_reads = filters is not None
-    except (pygit2.GitError, OSError):
-        filters = None
-        libgit2_reads = True  # let libgit2 decide below
+    """Store the regular file's content as a blob, converted as `git add` converts it
+    (clean driver, then line endings and ident: `mdbackup.git.eol`); None when it
+    vanished meanwhile."""
+    conversion = conversion_for(repo, path)
     driver = driver_for(repo, path)
-    if driver is not None:  # git runs the driver's clean command first, then its built-in filters
-        data = _read_whole(full, max_file_size, expected=st)
-        if data is None:
-            return None
-        try:
-            data = clean(driver, workdir=_workdir(repo), path=path, data=data)
-            if filters is not None:
-                data = apply_filter_list(filters, data)
-        except DriverFailed as exc:
-            raise _Failed(str(exc)) from exc
-        except pygit2.GitError as exc:
-            raise _Failed(f"git's filters failed on the output of filter {driver.name!r}: {exc}") from exc
-        if not _real_folders_on_the_way(_workdir(repo), path, {}):
-            raise _Changed(path)
-        with storing("store the file"):
-            return repo.create_blob(data)
-    if not libgit2_reads:  # no core.autocrlf/.gitattributes filter applies: read it ourselves
-        workdir = _workdir(repo)
+    workdir = _workdir(repo)
+    if driver is None and conversion.changes_nothing:  # stored as it is: streamed
 
         def folders_still_real() -> None:
             if not _real_folders_on_the_way(workdir, path, {}):
                 raise _Changed(path)  # a folder became a link while we read
 
         return _read_regular(full, max_file_size, expected=st, repo=repo, check=folders_still_real)
-    # Filters apply: libgit2 reads and filters the file itself.
-    try:
-        oid = repo.create_blob_fromworkdir(path)
-    except (OSError, pygit2.GitError) as exc:
-        if not os.path.lexists(full):
-            return None
-        _check_readable(full)
-        if "changed before we could read it" in str(exc):
-            raise _Changed(path) from exc
-        raise RepositoryUnwritable(f"cannot write to the repository (store the file): {exc}") from exc
-    try:
-        after = os.lstat(full)
-    except (FileNotFoundError, NotADirectoryError):
+    data = _read_whole(full, max_file_size, expected=st)
+    if data is None:
         return None
-    if (after.st_ino, stat.S_IFMT(after.st_mode)) != (st.st_ino, stat.S_IFMT(st.st_mode)):
-        raise _Changed(path)  # replaced (by a link?) while libgit2 read it
-    return oid
+    try:
+        if driver is not None:  # git runs the driver's clean command first
+            data = clean(driver, workdir=workdir, path=path, data=data)
+        data = to_git(conversion, data, path=path, index_has_crlf=index_has_crlf)
+    except (DriverFailed, EolRefused) as exc:
+        raise _Failed(str(exc)) from exc
+    if not _real_folders_on_the_way(workdir, path, {}):
+        raise _Changed(path)
+    with storing("store the file"):
+        return repo.create_blob(data)
 
 
 def _open_for_reading(full: str) -> int | None:
@@ -383,15 +380,3 @@ def _real_folders_on_the_way(workdir: str, path: str, known: dict[str, bool]) ->
             return False
         slash = path.find("/", slash + 1)
     return True
-
-
-def _check_readable(full: str) -> None:
-    """Raise _Failed when the file cannot be opened for reading (libgit2's message for
-    that case is misleading: "failed open - ... is locked")."""
-    try:
-        fd = os.open(full, os.O_RDONLY | os.O_NONBLOCK | os.O_CLOEXEC)
-    except (FileNotFoundError, NotADirectoryError):
-        return
-    except OSError as exc:
-        raise _Failed(f"cannot read: {exc.strerror}") from exc
-    os.close(fd)

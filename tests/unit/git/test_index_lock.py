@@ -143,3 +143,42 @@ def test_an_index_written_by_us_is_the_one_known(repo: Path) -> None:
     assert "n.md" in git(repo, "ls-files")
     assert files.current() is held.index  # what we wrote is what is there: no re-read
     assert os.stat(git_dir / "index").st_nlink == 1  # our claim link is gone
+
+
+def test_a_fresh_index_of_another_commit_is_told_apart(repo: Path) -> None:
+    """`is_another_commits`: a checkout's index (another process, moments ago, its whole
+    cache-tree naming another tree) is; our own index, an old one, or one whose
+    cache-tree a `git add` invalidated is not."""
+    head_tree = pygit2.Oid(hex=git(repo, "rev-parse", "HEAD^{tree}").strip())
+    git(repo, "switch", "-q", "-c", "side")
+    write(repo, "side.txt", "side\n")
+    git(repo, "add", "side.txt")
+    git(repo, "commit", "-qm", "side")
+    git(repo, "switch", "-q", "main")
+    git(repo, "read-tree", "side")  # the index is side's, HEAD still main's
+    files = IndexFiles(repo / ".git")
+    with files.lock() as held:
+        assert held.is_another_commits(head_tree)
+        assert not held.is_another_commits(pygit2.Oid(hex=git(repo, "rev-parse", "side^{tree}").strip()))
+    index_path = repo / ".git" / "index"
+    os.utime(index_path, ns=(0, 0))  # written long ago: a `git reset --soft` user's index, say
+    with files.lock() as held:
+        assert not held.is_another_commits(head_tree)
+    git(repo, "read-tree", "HEAD")
+    write(repo, "README.txt", "staged\n")
+    git(repo, "add", "README.txt")  # invalidates the root of the cache-tree
+    with files.lock() as held:
+        assert not held.is_another_commits(pygit2.Oid(hex="1" * 40))
+    committer = Committer(open_repository(repo))
+    git(repo, "reset", "-q")
+    (repo / "notes").mkdir()
+    write(repo, "notes/a.md", "a\n")
+    git(repo, "read-tree", "side")
+    assert committer.commit_paths(
+        ["notes/a.md"], message=lambda c: "b", author=SIG, committer=SIG, max_file_size=99
+    ).busy
+    git(repo, "read-tree", "HEAD")
+    done = committer.commit_paths(
+        ["notes/a.md"], message=lambda c: "b", author=SIG, committer=SIG, max_file_size=99
+    )
+    assert done.commit_id is not None

@@ -35,3 +35,25 @@ def test_the_index_lock_is_where_git_itself_takes_it(repo: Path) -> None:
     (repo / "README.txt").write_text("changed\n")
     with pytest.raises(AssertionError, match=r"index\.lock"):
         git(repo, "add", "README.txt")  # git refuses: the lock is held where layout says
+
+
+def test_shared_refs_lock_in_the_common_dir_of_a_linked_worktree(repo: Path, tmp_path: Path) -> None:
+    """In a linked worktree, branches and remote-tracking refs live in the main repository's
+    git directory; HEAD and git's per-worktree refs in the worktree's own (refs.c)."""
+    linked = tmp_path / "linked"
+    git(repo, "worktree", "add", "-q", "-b", "side", str(linked))
+    worktree_git_dir = Path(git(linked, "rev-parse", "--absolute-git-dir").strip())
+    common = Path(git(linked, "rev-parse", "--path-format=absolute", "--git-common-dir").strip())
+    assert worktree_git_dir != common
+    for shared in ("refs/heads/side", "refs/remotes/origin/main", "refs/tags/v1"):
+        assert layout.ref_lock(worktree_git_dir, shared) == common / f"{shared}.lock"
+    for own in ("HEAD", "ORIG_HEAD", "refs/bisect/bad", "refs/worktree/x", "refs/rewritten/y"):
+        assert layout.ref_lock(worktree_git_dir, own) == worktree_git_dir / f"{own}.lock"
+    # Where git takes it: with our lock on the branch, git cannot move that branch.
+    lock = layout.ref_lock(worktree_git_dir, "refs/heads/side")
+    lock.write_text("")
+    (linked / "x.txt").write_text("x\n")
+    git(linked, "add", "x.txt")
+    with pytest.raises(AssertionError, match=r"side\.lock"):
+        git(linked, "commit", "-qm", "x")
+    lock.unlink()

@@ -11,7 +11,14 @@ import pytest
 from pygit2.enums import FileMode
 
 from mdbackup.git.repo import open_repository
-from mdbackup.git.shapes import CoreSettings, core_settings, git_mode, index_entry_info
+from mdbackup.git.shapes import (
+    CoreSettings,
+    IndexNames,
+    SparseCone,
+    core_settings,
+    git_mode,
+    index_entry_info,
+)
 from tests.support.committing import commit, write
 from tests.support.git import git, head_files, init_repo
 
@@ -193,3 +200,29 @@ def test_in_a_sparse_checkout_a_file_back_in_the_working_tree_is_committed_as_gi
     git(repo, "update-index", "--skip-worktree", "notes/ign/f.md")
     write(repo, "notes/ign/f.md", "v3\n")
     assert commit(repo, ["notes/ign/f.md"]).commit_id is None
+
+
+def test_index_names_as_git_sees_them_with_ignore_case(repo: Path) -> None:
+    """IndexNames: aliases by ASCII case only, folders spelled as the index spells them,
+    and new aliases within one pass told apart (name-hash.c, read-cache.c)."""
+    write(repo, "Notes/Sub/a.md", "a\n")
+    write(repo, "Notes/é.md", "e\n")
+    commit(repo, ["Notes/Sub/a.md", "Notes/é.md"])
+    names = IndexNames(open_repository(repo).index)
+    assert names.alias("notes/sub/A.MD") == "Notes/Sub/a.md"
+    assert names.alias("Notes/Sub/a.md") is None  # itself
+    assert names.alias("Notes/É.md") is None  # git folds ASCII letters only
+    assert names.adjusted("notes/SUB/new.md") == "Notes/Sub/new.md"
+    assert names.adjusted("notes/other/x.md") == "Notes/other/x.md"
+    assert names.added_alias("Notes/New.md") is None
+    names.note("Notes/New.md")
+    assert names.added_alias("notes/new.MD") == "Notes/New.md"
+    assert names.added_alias("Notes/New.md") is None
+    names.note("Notes/Other/x.md")
+    assert names.adjusted("notes/OTHER/y.md") == "Notes/Other/y.md"
+
+
+def test_the_sparse_cone_ignores_case_with_ignore_case(repo: Path) -> None:
+    cone = SparseCone(recursive=frozenset({"notes/sub"}), parents=frozenset(), ignore_case=True)
+    assert cone.contains("Notes/SUB/a.md") and not cone.contains("notes/other/a.md")
+    assert not SparseCone(recursive=frozenset({"notes/sub"}), parents=frozenset()).contains("Notes/SUB/a.md")
