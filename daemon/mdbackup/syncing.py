@@ -87,6 +87,7 @@ class Syncer:
         self._signature = signature
         self._files = IndexFiles(git_dir(repo))
         self._next_at: float | None = None
+        self._fetched_at: float | None = None
         self._failures = 0
         self.log = logs.get()
 
@@ -114,13 +115,18 @@ class Syncer:
     def around_push(self, push: Callable[[bool], bool]) -> bool:
         """Push through `push(force)`; with sync on, fetch and merge first when something is
         to be pushed, and once more (then push again at once) when the push is refused."""
-        if self.enabled and self._state.push_state().status in (PushStatus.PENDING, PushStatus.FAILED):
+        due = self._state.push_state().status in (PushStatus.PENDING, PushStatus.FAILED)
+        if self.enabled and due and not self._just_fetched():
             self.sync(reason="before push")
         if push(False):
             return True
         if self.enabled and self.sync(reason="push refused").moved:
             return push(True)
         return False
+
+    def _just_fetched(self) -> bool:
+        """A fetch succeeded less than a second ago (start-up: the sync right before the push)."""
+        return self._fetched_at is not None and self._clock.wall() - self._fetched_at < 1.0
 
     def _record(self, status: SyncStatus, **extra: object) -> None:
         remote_branch = self._branches()[1]
@@ -154,6 +160,7 @@ class Syncer:
         if not result.ok:
             return self._failed(result.error or "fetch failed", kind=result.kind)
         self._failures = 0
+        self._fetched_at = self._clock.wall()
         self._step("sync_fetched")
         self.log.debug("sync_fetched", reason=reason, received=result.received, elapsed_ms=result.elapsed_ms)
         if result.remote_oid is None:  # the remote has no such branch yet: the push creates it
@@ -176,6 +183,9 @@ class Syncer:
             if plan.kind == merge.UP_TO_DATE:
                 self._record(SyncStatus.IDLE, fetched=True)
                 return SyncReport(SyncStatus.IDLE)
+            if self._state.paused():  # paused: nothing is committed, merges neither
+                self._record(SyncStatus.BEHIND, fetched=True)
+                return SyncReport(SyncStatus.BEHIND)
             if self._commit_first(()):
                 continue  # pending changes became a commit: plan again on top of it
             self._record(SyncStatus.MERGING, fetched=True)

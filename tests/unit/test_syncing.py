@@ -128,3 +128,18 @@ def test_the_next_fetch_is_an_interval_away_and_a_failure_is_recorded(
     backup.run_due(degraded=False)
     sync = report(backup, all_paths=False)["sync"]
     assert sync["status"] == "failed" and sync["last_error"]
+
+
+def test_paused_fetches_but_merges_nothing_until_resumed(backup: Backup, clones: Clones) -> None:
+    write(clones.b, "notes/new.md", "new\n")
+    commit_all(clones.b)
+    push(clones.b)
+    before = git(clones.a, "rev-parse", "HEAD").strip()
+    backup.set_paused(True)
+    assert backup._syncer.sync(reason="test").status is SyncStatus.BEHIND
+    assert git(clones.a, "rev-parse", "HEAD").strip() == before
+    assert not (clones.a / "notes/new.md").exists()
+    assert report(backup, all_paths=False)["sync"]["behind"] == 1
+    backup.set_paused(False)
+    assert backup._syncer.sync(reason="test").moved
+    assert (clones.a / "notes/new.md").read_text() == "new\n"

@@ -305,8 +305,7 @@ def _replace(
             mode = 0o755 if change.new.mode == FileMode.BLOB_EXECUTABLE else 0o644
             fd = os.open(temp, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_CLOEXEC, mode)
             try:
-                os.write(fd, data) if len(data) < (1 << 20) else _write_all(fd, data)
-                os.fsync(fd)
+                _write_all(fd, data)  # not fsynced, as git does not fsync checked-out files
             finally:
                 os.close(fd)
         if _stat_key(full) != seen:
