@@ -27,7 +27,7 @@ from mdbackup import logs
 from mdbackup.clock import Clock, SteadyClock, backoff
 from mdbackup.config import Config
 from mdbackup.crashpoints import Step
-from mdbackup.git import branch, fetch, merge, update
+from mdbackup.git import branch, fetch, merge, update, workfiles
 from mdbackup.git.index_lock import IndexFiles
 from mdbackup.git.repo import git_dir, head_info
 from mdbackup.patterns import StoreFilter
@@ -107,7 +107,7 @@ class Syncer:
 
     def start(self) -> SyncReport:
         """Start-up: remove the temporary files a killed sync left, then sync."""
-        removed = update.clear_temp(git_dir(self._repo))
+        removed = workfiles.clear_temp(git_dir(self._repo))
         if removed:
             self.log.warning("sync_temp_removed", files=removed, detail="left by an interrupted sync")
         return self.sync(reason="start")

@@ -8,11 +8,10 @@ own `index.lock` held from the first check to the rename (`index_lock`):
    disk must equal the old tree's version (or already the new one). A store path the
    user changed is `dirty` (commit it first, then merge again); a path outside the store
    the user changed (file or index entry) is `blocked_by`; nothing is written then;
-3. each file is written to a temporary file (in our state folder, else beside it) and
-   renamed over the path only if the file still equals the old version right before the
-   rename (stat unchanged, else hashed again); a file changed in that window is left as
-   the user's (`raced`: committed next as a new change, the remote's version is in history);
-   deletions likewise;
+3. each file is written to a temporary file and swapped in only while the file there is
+   still the one checked (`workfiles.place`: an atomic exchange, given back to a save that
+   landed in between); a file changed meanwhile is left as the user's (`raced`: committed
+   next as a new change, the remote's version is in history); deletions likewise;
 4. the index entries of those paths get the new tree's entries (no stat data: `git status`
    hashes them once and finds them clean), written to our copy; the branch moves by
    compare-and-swap (`branch.move`); the new index is renamed into place.
@@ -24,25 +23,21 @@ new version, which step 2 accepts, and the index waits for the branch (`leftover
 
 from __future__ import annotations
 
-import contextlib
 import os
-import secrets
 import stat
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
 import pygit2
 from pygit2.enums import DeltaStatus, FileMode, FilterMode
 
-from mdbackup.git import branch, layout
+from mdbackup.git import branch, workfiles
 from mdbackup.git.attributes import apply_filter_list
 from mdbackup.git.index_lock import IndexBusy, IndexFiles
 from mdbackup.git.objects import Entry
 from mdbackup.git.repo import busy_reason
 from mdbackup.git.scan import hash_file
-
-TEMP_SUFFIX = ".mdbackup-sync.tmp"
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -164,14 +159,6 @@ def _disk_oid(repo: pygit2.Repository, workdir: str, path: str) -> pygit2.Oid | 
     return hash_file(full) or _OTHER
 
 
-def _stat_key(full: str) -> tuple[int, int, int, int, int] | None:
-    try:
-        st = os.lstat(full)
-    except OSError:
-        return None
-    return st.st_ino, st.st_size, st.st_mode, st.st_mtime_ns, st.st_ctime_ns
-
-
 def update_to(
     repo: pygit2.Repository,
     *,
@@ -237,142 +224,58 @@ def update_to(
 def _write_tree(repo: pygit2.Repository, git_dir: Path, changes: list[Change]) -> tuple[list[str], list[str]]:
     """Write the new version of every changed path (deletions first); ([written], [raced])."""
     workdir = repo.workdir or ""
-    temp_dir = temp_folder(git_dir)
+    temp_dir = workfiles.temp_folder(git_dir)
     written: list[str] = []
     raced: list[str] = []
-    ordered = sorted(changes, key=lambda c: c.new is not None)
-    for change in ordered:
-        if (change.old is not None and change.old.mode == FileMode.COMMIT) or (
-            change.new is not None and change.new.mode == FileMode.COMMIT
-        ):
-            continue
+    for change in sorted(changes, key=lambda c: c.new is not None):
+        if any(e is not None and e.mode == FileMode.COMMIT for e in (change.old, change.new)):
+            continue  # a gitlink: another repository's folder, never written here
         full = os.path.join(workdir, change.path)
-        seen = _stat_key(full)
+        seen = workfiles.stat_key(full)
         current = _disk_oid(repo, workdir, change.path)
-        target = None if change.new is None else change.new.oid
-        if current == target and (change.new is None or _mode_matches(full, change.new)):
+        if current == (None if change.new is None else change.new.oid) and _mode_matches(full, change.new):
             continue  # already the new version (a kill after the write, before the branch moved)
-        old = None if change.old is None else change.old.oid
-        if current != old:
+        if current != (None if change.old is None else change.old.oid):
             raced.append(change.path)
             continue
         try:
             if change.new is None:
-                if _stat_key(full) != seen:
-                    raced.append(change.path)
-                    continue
-                with contextlib.suppress(FileNotFoundError):
-                    os.unlink(full)
-                _remove_empty_parents(workdir, change.path)
-            elif not _replace(repo, temp_dir, full, change, seen):
-                raced.append(change.path)
-                continue
+                done = workfiles.remove(full, expected=seen)
+                workfiles.remove_empty_parents(workdir, change.path)
+            else:
+                done = workfiles.place(
+                    full,
+                    _worktree_bytes(repo, change.path, change.new),
+                    link=change.new.mode == FileMode.LINK,
+                    executable=change.new.mode == FileMode.BLOB_EXECUTABLE,
+                    temp_dir=temp_dir,
+                    expected=seen,
+                )
         except OSError:
-            raced.append(change.path)
-            continue
-        written.append(change.path)
+            done = False  # a folder in the way, a full disk: left as it is, committed as found
+        (written if done else raced).append(change.path)
     return written, raced
 
 
-def _mode_matches(full: str, entry: Entry) -> bool:
+def _worktree_bytes(repo: pygit2.Repository, path: str, entry: Entry) -> bytes:
+    """The blob's content as checked out (libgit2's smudge filters: crlf, ident)."""
+    data = repo[entry.oid].peel(pygit2.Blob).data
     if entry.mode == FileMode.LINK:
-        return os.path.islink(full)
-    executable = bool(os.lstat(full).st_mode & 0o100)
-    return executable == (entry.mode == FileMode.BLOB_EXECUTABLE)
+        return data
+    filters = repo.load_filter_list(path, FilterMode.TO_WORKTREE)
+    return data if filters is None else apply_filter_list(filters, data)
 
 
-def _replace(
-    repo: pygit2.Repository,
-    temp_dir: Path,
-    full: str,
-    change: Change,
-    seen: tuple[int, int, int, int, int] | None,
-) -> bool:
-    """Write `change.new` to a temporary file and rename it over `full` if the file there
-    is still what it was when `seen` was taken; False (temp removed) when it changed."""
-    assert change.new is not None
-    blob = repo.get(change.new.oid)
-    assert isinstance(blob, pygit2.Blob)
-    os.makedirs(os.path.dirname(full) or ".", exist_ok=True)
-    with _temp_file(temp_dir, full) as temp:
-        if change.new.mode == FileMode.LINK:
-            os.symlink(blob.data, temp)
-        else:
-            data = blob.data
-            filters = repo.load_filter_list(change.path, FilterMode.TO_WORKTREE)
-            if filters is not None:
-                data = apply_filter_list(filters, data)
-            mode = 0o755 if change.new.mode == FileMode.BLOB_EXECUTABLE else 0o644
-            fd = os.open(temp, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_CLOEXEC, mode)
-            try:
-                _write_all(fd, data)  # not fsynced, as git does not fsync checked-out files
-            finally:
-                os.close(fd)
-        if _stat_key(full) != seen:
-            return False  # a save landed since the check: the user's version stays
-        try:
-            os.replace(temp, full)
-        except OSError as exc:
-            if exc.errno != 18:  # EXDEV: our state folder is on another file system
-                raise
-            beside = f"{full}.{secrets.token_hex(4)}{TEMP_SUFFIX}"
-            _copy_then_rename(temp, beside, full)
-    return True
-
-
-def _write_all(fd: int, data: bytes) -> None:
-    view = memoryview(data)
-    while view:
-        view = view[os.write(fd, view) :]
-
-
-def _copy_then_rename(temp: Path, beside: str, full: str) -> None:
-    """The temp file is on another file system: copy it beside the target, then rename."""
-    if os.path.islink(temp):
-        os.symlink(os.readlink(temp), beside)
-    else:
-        with open(temp, "rb") as src, open(beside, "xb") as out:
-            out.write(src.read())
-        os.chmod(beside, os.lstat(temp).st_mode & 0o777)
-    os.replace(beside, full)
-
-
-@contextlib.contextmanager
-def _temp_file(temp_dir: Path, full: str) -> Iterator[Path]:
-    temp_dir.mkdir(parents=True, exist_ok=True)
-    temp = temp_dir / f"{secrets.token_hex(8)}{TEMP_SUFFIX}"
+def _mode_matches(full: str, entry: Entry | None) -> bool:
+    if entry is None:
+        return True
     try:
-        yield temp
-    finally:
-        with contextlib.suppress(FileNotFoundError):
-            os.unlink(temp)
+        st = os.lstat(full)
+    except OSError:
+        return False
+    if entry.mode == FileMode.LINK:
+        return stat.S_ISLNK(st.st_mode)
+    return bool(st.st_mode & 0o100) == (entry.mode == FileMode.BLOB_EXECUTABLE)
 
 
-def _remove_empty_parents(workdir: str, path: str) -> None:
-    folder = os.path.dirname(path)
-    while folder:
-        try:
-            os.rmdir(os.path.join(workdir, folder))
-        except OSError:
-            return
-        folder = os.path.dirname(folder)
-
-
-def temp_folder(git_dir: Path) -> Path:
-    """Where new file versions are written before their rename (in our state folder)."""
-    return layout.sync_temp_dir(git_dir)
-
-
-def clear_temp(git_dir: Path) -> int:
-    """At start: remove the temporary files a killed sync left; returns how many."""
-    removed = 0
-    with contextlib.suppress(FileNotFoundError):
-        for name in os.listdir(temp_folder(git_dir)):
-            if name.endswith(TEMP_SUFFIX):
-                with contextlib.suppress(FileNotFoundError):
-                    os.unlink(temp_folder(git_dir) / name)
-                    removed += 1
-    return removed
-
-
-__all__ = ["Change", "UpdateResult", "changes_between", "clear_temp", "preflight", "update_to"]
+__all__ = ["Change", "UpdateResult", "changes_between", "preflight", "update_to"]

@@ -4,14 +4,14 @@ oracle)."""
 
 from __future__ import annotations
 
-import os
 from pathlib import Path
 
 import pygit2
 import pytest
 
 from mdbackup.git.index_lock import IndexFiles
-from mdbackup.git.update import Change, _replace, clear_temp, temp_folder, update_to
+from mdbackup.git.update import update_to
+from mdbackup.git.workfiles import temp_folder
 from tests.support.clones import Clones, commit_all, make_clones, write
 from tests.support.git import git
 
@@ -126,37 +126,3 @@ def test_a_branch_that_moved_is_left_alone(clones: Clones) -> None:
     moved = commit_all(clones.a)
     result = update(repo, ours, theirs)
     assert result.moved and git(clones.a, "rev-parse", "HEAD").strip() == moved
-
-
-def test_a_save_landing_before_the_rename_wins(clones: Clones) -> None:
-    write(clones.b, "notes/a.md", "a from b\n")
-    commit_all(clones.b)
-    repo, _ours, theirs = fetched(clones)
-    full = clones.a / "notes/a.md"
-    seen_before_the_save = os.lstat(full)
-    key = (
-        seen_before_the_save.st_ino,
-        seen_before_the_save.st_size,
-        seen_before_the_save.st_mode,
-        seen_before_the_save.st_mtime_ns - 1,
-        seen_before_the_save.st_ctime_ns,
-    )
-    blob = repo[theirs].peel(pygit2.Commit).tree["notes/a.md"]
-    change = Change(path="notes/a.md", old=None, new=_entry(blob))
-    assert not _replace(repo, temp_folder(Path(repo.path)), str(full), change, key)
-    assert full.read_text() == "a\n"
-    assert not list(temp_folder(Path(repo.path)).iterdir())
-
-
-def _entry(obj: pygit2.Object):
-    from mdbackup.git.objects import Entry
-
-    return Entry(obj.id, pygit2.enums.FileMode.BLOB)
-
-
-def test_clear_temp_removes_what_a_kill_left(tmp_path: Path) -> None:
-    folder = temp_folder(tmp_path)
-    folder.mkdir(parents=True)
-    (folder / "0123.mdbackup-sync.tmp").write_text("half")
-    assert clear_temp(tmp_path) == 1
-    assert not list(folder.iterdir())
