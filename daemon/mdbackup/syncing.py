@@ -260,8 +260,9 @@ class Syncer:
         )
         if plan.kind == merge.MERGE:
             self._record(SyncStatus.IDLE, fetched=True, conflicts=copies)
-            if self._config.push.enabled:
+            if self._config.push.enabled:  # the merge is what the remote lacks: push it now
                 self._state.mark_push_pending(ahead=None)
+                self._state.retry_push()  # a push refused as diverged waits out no backoff
         else:
             self._record(SyncStatus.IDLE, fetched=True)
         return SyncReport(SyncStatus.IDLE, moved=True, conflicts=copies)

@@ -168,3 +168,19 @@ def test_check_tells_clean_conflict_and_blocked_and_moves_nothing(backup: Backup
     assert git(clones.a, "rev-parse", "refs/remotes/origin/main").strip() == tracking
     assert (clones.a / "other/c.txt").read_text() == "mine\n"
     assert report(backup, all_paths=False)["sync"]["last_fetch_at"] is None  # check records nothing
+
+
+def test_a_merge_makes_a_refused_push_due_at_once(backup: Backup, clones: Clones, clock: FakeClock) -> None:
+    write(clones.a, "notes/mine.md", "mine\n")
+    backup.record(["notes/mine.md"])
+    backup.commit_now()
+    write(clones.b, "notes/theirs.md", "theirs\n")
+    commit_all(clones.b)
+    push(clones.b)
+    backup._pusher.push_if_due(force=True)  # refused: the remote moved
+    assert report(backup, all_paths=False)["push"]["status"] == "failed"
+    assert backup._syncer.sync(reason="test").moved
+    push_state = report(backup, all_paths=False)["push"]
+    assert push_state["status"] == "pending" and push_state["next_attempt_at"] is None
+    backup.run_due(degraded=False)
+    assert remote_head(clones) == git(clones.a, "rev-parse", "HEAD").strip()
