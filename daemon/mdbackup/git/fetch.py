@@ -21,6 +21,7 @@ Reads no config and no environment variable: everything comes in as arguments
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
 import time
 from dataclasses import dataclass
@@ -111,8 +112,11 @@ def _run_fetch(
     if refusal is not None:
         return _failure(KIND_AUTH, refusal, credentials, started)
     git_dir = Path(repo.path)
-    locks = [marked] if marked is not None else []
-    with transport.network_timeouts(timeout) as deadline, leftovers.writing(layout.state_dir(git_dir), locks):
+    # No marker for `check`: it moves no ref of ours, and the marker file is the daemon's.
+    marker = (
+        contextlib.nullcontext() if marked is None else leftovers.writing(layout.state_dir(git_dir), [marked])
+    )
+    with transport.network_timeouts(timeout) as deadline, marker:
         callbacks = AuthCallbacks(credentials=credentials, url=url, deadline=deadline)
         try:
             with callbacks.libssh2_known_hosts():
