@@ -16,6 +16,7 @@ conflicts are resolved so that nothing is lost and nothing holds conflict marker
 from __future__ import annotations
 
 import posixpath
+import time
 from dataclasses import dataclass
 from typing import Literal
 
@@ -51,6 +52,11 @@ class MergePlan:
     conflicts: tuple[Conflict, ...] = ()
     behind: int = 0
     ahead: int = 0
+
+
+def stamp(wall: float) -> str:
+    """`yyyymmddThhmmssZ` (UTC) of the epoch seconds `wall`: the time in a conflict copy's name."""
+    return time.strftime("%Y%m%dT%H%M%SZ", time.gmtime(wall))
 
 
 def conflict_name(path: str, *, label: str, stamp: str, taken: set[str]) -> str:

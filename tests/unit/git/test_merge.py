@@ -8,7 +8,15 @@ from pathlib import Path
 import pygit2
 import pytest
 
-from mdbackup.git.merge import FAST_FORWARD, MERGE, UP_TO_DATE, commit_merge, conflict_name, plan_merge
+from mdbackup.git.merge import (
+    FAST_FORWARD,
+    MERGE,
+    UP_TO_DATE,
+    commit_merge,
+    conflict_name,
+    plan_merge,
+    stamp,
+)
 from tests.support.clones import Clones, commit_all, make_clones, push, write
 from tests.support.git import git
 
@@ -51,6 +59,7 @@ def test_conflict_name_keeps_the_extension_and_avoids_taken_names() -> None:
     again = conflict_name("notes/a.md", label="abc1234", stamp="20261203T100000Z", taken={name})
     assert again == "notes/a.conflict-abc1234-20261203T100000Z-2.md"
     assert conflict_name(".hidden", label="x", stamp="s", taken=set()) == ".hidden.conflict-x-s"
+    assert stamp(0) == "19700101T000000Z" and stamp(1_796_295_600.9) == "20261203T110000Z"
 
 
 def test_up_to_date_and_fast_forward(clones: Clones) -> None:
