@@ -182,3 +182,26 @@ def test_git_agrees_the_merge_commit_is_a_merge_of_both(clones: Clones) -> None:
     git(clones.a, "merge-base", "--is-ancestor", str(ours), str(merge))
     expected = git(clones.a, "merge-tree", "--write-tree", str(ours), str(theirs)).split()[0]
     assert str(plan.tree) == expected
+
+
+def test_a_deletion_paired_by_rename_detection_with_a_file_added_on_both_stays(
+    clones: Clones,
+) -> None:
+    """a deletes x.md and adds y.md; b adds the same y.md: git deletes x.md and keeps one y.md
+    (libgit2 calls x.md -> y.md a rename and reports conflicts git does not have)."""
+    body = "".join(f"line {i}\n" for i in range(30))
+    write(clones.a, "notes/x.md", "x first\n" + body)
+    commit_all(clones.a)
+    push(clones.a)
+    git(clones.b, "pull", "-q", "--no-rebase", "origin", "main")
+    git(clones.a, "rm", "-q", "notes/x.md")
+    write(clones.a, "notes/y.md", "y first\n" + body)
+    commit_all(clones.a)
+    write(clones.b, "notes/y.md", "y first\n" + body)
+    commit_all(clones.b)
+    repo, ours, theirs = heads(clones)
+    plan = plan_merge(repo, ours=ours, theirs=theirs, label="x", stamp="s")
+    expected = git(clones.a, "merge-tree", "--write-tree", str(ours), str(theirs)).split()[0]
+    assert str(plan.tree) == expected
+    assert plan.tree is not None and "notes/x.md" not in tree_files(repo, plan.tree)
+    assert not any(c.copy for c in plan.conflicts)
