@@ -41,6 +41,7 @@ __all__ = [
     "PushConfig",
     "StateConfig",
     "StoreConfig",
+    "SyncConfig",
     "WatchConfig",
     "default_config",
     "find_config_file",
@@ -142,6 +143,16 @@ class AuthConfig:
 
 
 @dataclass(frozen=True, kw_only=True)
+class SyncConfig:
+    """Sync across machines: `enabled` fetches `push.remote`'s `push.branch` and merges it
+    (fast-forward or a merge commit, never a rebase); `interval` (> 0) is the seconds
+    between fetches while idle."""
+
+    enabled: bool
+    interval: float
+
+
+@dataclass(frozen=True, kw_only=True)
 class StateConfig:
     """The state database: "" means `<git dir>/mdbackup/state.db` (the caller computes it),
     otherwise an absolute path (`~` expanded, relative to the config file's folder)."""
@@ -170,6 +181,7 @@ class Config:
     commit: CommitConfig
     push: PushConfig
     auth: AuthConfig
+    sync: SyncConfig
     state: StateConfig
     log: LogConfig
     source: Path | None
@@ -203,6 +215,7 @@ SECTIONS: Mapping[str, type] = {
     "commit": CommitConfig,
     "push": PushConfig,
     "auth": AuthConfig,
+    "sync": SyncConfig,
     "state": StateConfig,
     "log": LogConfig,
 }

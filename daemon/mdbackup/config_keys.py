@@ -205,6 +205,20 @@ KEYS: Mapping[str, Mapping[str, Key]] = {
             doc="true: allow sending credentials over http:// (loopback hosts are always allowed)",
         ),
     },
+    "sync": {
+        "enabled": Key(
+            kind=boolean,
+            default=False,
+            doc="true: fetch the remote, merge its commits, update the store's files",
+        ),
+        "interval": Key(
+            kind=seconds,
+            default=60.0,
+            checks=_POSITIVE_DURATION,
+            doc="seconds between fetches while idle "
+            "(also at start, before a push, and when a push finds the remote ahead)",
+        ),
+    },
     "state": {
         "db": Key(
             kind=string,

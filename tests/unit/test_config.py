@@ -257,7 +257,7 @@ def expect_one(repo: Path, text: str, key: str, what: str) -> None:
     assert problems_of(path, cwd=repo) == [f"{path}: at '{key}': {what}"]
 
 
-KNOWN_SECTIONS = "auth, commit, log, push, state, store, watch"
+KNOWN_SECTIONS = "auth, commit, log, push, state, store, sync, watch"
 WATCH_KEYS = "debounce, max_delay, poll_interval, rescan_interval"
 
 
@@ -762,6 +762,8 @@ KEY_TYPES: dict[str, tuple[type, ...]] = {
     "auth.username": (str,),
     "auth.token_env": (str,),
     "auth.allow_plain_http": (bool,),
+    "sync.enabled": (bool,),
+    "sync.interval": SECONDS,
     "state.db": (str,),
     "log.level": (str,),
     "log.format": (str,),

@@ -87,3 +87,16 @@ def test_every_key_in_the_table_has_a_doc_and_a_valid_default() -> None:
                 == key.default
             )
             assert not [problem for check in key.checks for problem in check(key.default)]
+
+
+def test_sync_defaults_off_and_interval_must_be_positive() -> None:
+    problems = Problems("c.toml")
+    values = parse({}, problems)
+    assert (values["sync.enabled"], values["sync.interval"]) == (False, 60.0)
+    problems = Problems("c.toml")
+    values = parse({"sync": {"enabled": "yes", "interval": 0}}, problems)
+    assert "sync.enabled" not in values and "sync.interval" not in values
+    assert problems.lines == [
+        "c.toml: at 'sync.enabled': expected true or false, got string \"yes\"",
+        "c.toml: at 'sync.interval': must be > 0, got 0",
+    ]

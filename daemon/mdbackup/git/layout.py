@@ -36,6 +36,12 @@ def index_copy(git_dir: Path) -> Path:
     return state_dir(git_dir) / "index.next"
 
 
+def sync_temp_dir(git_dir: Path) -> Path:
+    """Where a sync writes new file versions before renaming them into the working tree
+    (`<git dir>/mdbackup/sync-tmp`): never seen by the watcher, emptied at start."""
+    return state_dir(git_dir) / "sync-tmp"
+
+
 def index_lock(git_dir: Path) -> Path:
     """git's lock on the index (`<git dir>/index.lock`)."""
     return git_dir / "index.lock"
@@ -54,6 +60,11 @@ def ref_lock(git_dir: Path, ref_name: str) -> Path:
     """
     per_worktree = not ref_name.startswith("refs/") or ref_name.startswith(_PER_WORKTREE_REFS)
     return (git_dir if per_worktree else common_dir(git_dir)) / f"{ref_name}.lock"
+
+
+def fetch_head_lock(git_dir: Path) -> Path:
+    """git's lock on FETCH_HEAD, which every fetch rewrites (`<git dir>/FETCH_HEAD.lock`)."""
+    return git_dir / "FETCH_HEAD.lock"
 
 
 def sparse_checkout(git_dir: Path) -> Path:
