@@ -23,7 +23,7 @@ from dataclasses import dataclass
 
 import pygit2
 
-__all__ = ["Driver", "DriverFailed", "clean", "driver_for"]
+__all__ = ["Driver", "DriverFailed", "apply_filter_list", "clean", "driver_for"]
 
 _TIMEOUT = 600.0  # seconds a clean command may take (git-lfs on a large file is slow)
 
@@ -104,6 +104,24 @@ def clean(driver: Driver, *, workdir: str, path: str, data: bytes) -> bytes:
     if result.returncode != 0:
         return _failed(driver, f"exited with status {result.returncode}", data)
     return result.stdout
+
+
+def apply_filter_list(filters: pygit2.filter.FilterList, data: bytes) -> bytes:
+    """`data` through libgit2's filter list (crlf, ident; either direction).
+
+    pygit2's own `FilterList.apply_to_buffer` cuts its result at the first NUL byte
+    (it reads the buffer as a C string): binary content came back empty. This reads
+    the buffer by its size. Raises pygit2.GitError when a filter fails.
+    """
+    ffi, lib = pygit2.ffi, pygit2.C
+    buf = ffi.new("git_buf *")
+    err = lib.git_filter_list_apply_to_buffer(buf, filters._pointer, data, len(data))
+    try:
+        if err < 0:
+            raise pygit2.GitError(f"libgit2's filters failed (error {err})")
+        return bytes(ffi.buffer(buf.ptr, buf.size)) if buf.ptr != ffi.NULL else b""
+    finally:
+        lib.git_buf_dispose(buf)
 
 
 def _failed(driver: Driver, how: str, data: bytes) -> bytes:
