@@ -10,6 +10,7 @@ them in.
 from __future__ import annotations
 
 import threading
+import time
 from collections.abc import Callable
 from dataclasses import dataclass
 
@@ -68,6 +69,8 @@ class Worker(threading.Thread):
         self.stopped = Stopped(clean=True)
         self._flush_deadline: float | None = None
         self.heartbeat = heartbeat or Heartbeat(clock)
+        self._status_sent_at: float | None = None
+        self._status_line: str | None = None
         self._touched: set[str] = set()
         """Folders with a change taken in since the last full scan (scanned at stop)."""
         self.log = logs.get()
@@ -136,8 +139,27 @@ class Worker(threading.Thread):
                 self.backup.rescan_after(degraded=self.watcher.degraded)
             else:
                 self.watcher.check_coverage()
-        self._on_status(self.backup.status_line())
-        return None if tick.next_at is None else max(0.0, tick.next_at - self._clock.monotonic())
+        waits = [] if tick.next_at is None else [tick.next_at - self._clock.monotonic()]
+        status_at = self._status_due()
+        waits += [] if status_at is None else [status_at - time.monotonic()]
+        return max(0.0, min(waits)) if waits else None
+
+    def _status_due(self) -> float | None:
+        """Send the status line, at most every STATUS_EVERY seconds (and only when it
+        changed): a burst wakes the worker hundreds of times and the line costs queries.
+        Returns when a deferred line is due (`time.monotonic()`: a rate on real time, not on
+        the injected clock; None: nothing deferred)."""
+        now = time.monotonic()
+        if self._status_sent_at is not None and now < self._status_sent_at + STATUS_EVERY:
+            return self._status_sent_at + STATUS_EVERY
+        self._status_sent_at = now
+        line = self.backup.status_line()
+        if line != self._status_line:
+            self._status_line = line
+            self._on_status(line)
+            return None
+        self._status_sent_at = None  # unchanged: the next change is shown at once
+        return None
 
     def _take_in_all(self) -> None:
         """Take in what the watcher collected, again and again while more arrives (a burst
@@ -207,6 +229,9 @@ class Worker(threading.Thread):
     def _time_left(self) -> float | None:
         return None if self._flush_deadline is None else self._flush_deadline - self._clock.monotonic()
 
+
+STATUS_EVERY = 1.0
+"""Seconds between two status lines while changes keep arriving (the last one is never lost)."""
 
 FINAL_SCAN_MIN = 5.0
 """Seconds of the stop bound that must be left for the final scan of the touched folders."""
