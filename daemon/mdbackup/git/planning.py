@@ -19,6 +19,7 @@ from typing import Literal
 import pygit2
 from pygit2.enums import FileMode
 
+from mdbackup.git.attributes import FilterScope
 from mdbackup.git.names import refusal
 from mdbackup.git.objects import Entry, RepositoryUnwritable
 from mdbackup.git.shapes import (
@@ -70,6 +71,7 @@ class _Shape:
     core: CoreSettings
     cone: SparseCone | None
     folders: dict[str, bool]  # folder -> is a real folder (not a link), this pass
+    filters: FilterScope  # whether an attribute file can reach a path, this pass
 
 
 def plan_paths(
@@ -99,6 +101,7 @@ def plan_paths(
         core=core,
         cone=sparse_cone(repo, core),
         folders={},
+        filters=FilterScope(repo, index),
     )
     for path in dict.fromkeys(paths):
         old = tree_entry(base_tree, path)
@@ -171,8 +174,9 @@ def _path_snapshot(
         folders=shape.folders,
         existing_mode=None if info is None else info.mode,
         core=shape.core,
+        filters=shape.filters,
     )
-    if isinstance(new, Entry):
+    if isinstance(new, Entry) and new.mode == FileMode.LINK:  # the rest was checked above
         reason = refusal(path, new.mode)
         if reason is not None:
             return Failed(reason)
