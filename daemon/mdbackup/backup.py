@@ -162,10 +162,14 @@ class Backup(Reporting):
 
     # -- taking in changes --------------------------------------------------------------
 
-    def record(self, paths: Iterable[str]) -> int:
+    def record(self, paths: Iterable[str], *, at: float | None = None) -> int:
         """Record changes to `paths`, store paths that the watcher's handler or a scan
-        already filtered (the filter runs once, where a path is first seen)."""
-        recorded = self._queue.record(paths, now=self._clock.wall(), disabled=not self.config.commit.enabled)
+        already filtered (the filter runs once, where a path is first seen). `at`: when
+        the newest change arrived (`Clock.monotonic`; None: now), the debounce runs from it."""
+        now = self._clock.wall()
+        if at is not None:
+            now -= min(max(0.0, self._clock.monotonic() - at), 1.0)  # never more than a second back
+        recorded = self._queue.record(paths, now=now, disabled=not self.config.commit.enabled)
         if recorded:
             self._step("recorded")
         return recorded
@@ -174,7 +178,7 @@ class Backup(Reporting):
         """Record what the watcher collected and scan the folders it names (the whole
         store when it asks for a rescan). True when it scanned."""
         if drained.paths:
-            self.record(drained.paths)
+            self.record(drained.paths, at=drained.newest_at)
         if drained.rescan:
             self.scan(reason=drained.rescan)
             return True

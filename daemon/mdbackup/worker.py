@@ -56,7 +56,7 @@ class Worker(threading.Thread):
         # being cut off anywhere is a crash the next start recovers from.
         super().__init__(name="mdbackup-worker", daemon=True)
         self.backup = backup
-        self.inbox = Inbox()
+        self.inbox = Inbox(now=clock.monotonic)
         self._make_watcher = make_watcher
         self._on_ready = on_ready
         self._on_status = on_status
@@ -124,7 +124,11 @@ class Worker(threading.Thread):
                     raise
                 timeout = backoff(errors, minimum=ERROR_PAUSE_MIN, maximum=ERROR_PAUSE_MAX)
             self.heartbeat.idle()
-            self.inbox.wait(timeout)
+            if self.inbox.wait(timeout):
+                # One save is several events (modify, modify, close) microseconds apart:
+                # gather them into one wake-up. Each path keeps its arrival time, so the
+                # debounce does not move.
+                self._stop_requested.wait(GATHER)
 
     def _iterate(self) -> float | None:
         """One round: apply a reload, take in what arrived, run what is due. Returns how
@@ -229,6 +233,9 @@ class Worker(threading.Thread):
     def _time_left(self) -> float | None:
         return None if self._flush_deadline is None else self._flush_deadline - self._clock.monotonic()
 
+
+GATHER = 0.005
+"""Seconds the worker lets events gather after being woken, before it takes them in."""
 
 STATUS_EVERY = 1.0
 """Seconds between two status lines while changes keep arriving (the last one is never lost)."""

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import threading
+import time
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -101,3 +102,14 @@ def test_stop_right_after_a_burst_hands_over_every_event(started: Started, repo:
     head = head_files(repo)
     missing = [p for p, text in names.items() if head.get(p) != text]
     assert not missing, f"{len(missing)} saves dropped, e.g. {missing[:3]}"
+
+
+def test_a_burst_sends_few_status_lines_and_the_last_one_is_true(started: Started, store: Path) -> None:
+    """Why: the status line cost four queries and a datagram at every wake-up of a burst;
+    it is now sent at most once a second, and the line in force after the burst is true."""
+    before = len(started.statuses)
+    for i in range(60):
+        (store / f"s{i}.md").write_text(f"{i}\n")
+        time.sleep(0.01)  # paced over 0.6 s: each save is its own wake-up
+    wait_until(lambda: started.statuses[-1].startswith("60 pending"), message="the true line", timeout=10)
+    assert len(started.statuses) - before <= 8, started.statuses[before:]
