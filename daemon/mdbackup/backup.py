@@ -12,7 +12,7 @@ from __future__ import annotations
 import os
 import socket
 from collections.abc import Iterable
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import datetime
 from functools import partial
 from pathlib import Path
@@ -36,7 +36,7 @@ from mdbackup.reading import open_state
 from mdbackup.reporting import Reporting
 from mdbackup.schedule import PATH_RETRY_MAX, PATH_RETRY_MIN, BusyBackoff, batch_deadline, rescan_interval
 from mdbackup.state.db import StateDB
-from mdbackup.state.queue import FORGET, SUCCESS, Batch, Outcome, PathQueue
+from mdbackup.state.queue import FORGET, SUCCESS, Batch, Outcome, PathQueue, Window
 from mdbackup.state.repository import RepositoryState
 from mdbackup.statuses import PathStatus
 
@@ -72,6 +72,9 @@ class Tick:
 
     scanned: bool
     next_at: float | None
+    pending_at: float | None = None
+    """When the pending paths' batch is due (`Clock.monotonic`; None: none pending, paused,
+    or commits off). Recording more changes never brings it earlier."""
 
 
 class Backup(Reporting):
@@ -255,17 +258,24 @@ class Backup(Reporting):
         if scanned:
             self.scan(reason="periodic")
             self.rescan_after(degraded=degraded)
-        commit_at = self._commit_deadline()
+            window = self._queue.window()
+        commit_at = self._commit_deadline(window)
         if commit_at is not None and commit_at <= now:
             self._commit_pass(failed_too=False)
-            commit_at = self._commit_deadline()
+            window = self._queue.window()
+            commit_at = self._commit_deadline(window)
         push_at = self._pusher.deadline()
         if push_at is not None and push_at <= self._clock.wall():
             self._pusher.push_if_due()
             push_at = self._pusher.deadline()
         wakeups = [self._clock.to_monotonic(t) for t in (commit_at, push_at) if t is not None]
         wakeups += [self._next_rescan] if self._next_rescan is not None else []
-        return Tick(scanned=scanned, next_at=min(wakeups) if wakeups else None)
+        pending_at = self._commit_deadline(window, retries=False)
+        return Tick(
+            scanned=scanned,
+            next_at=min(wakeups) if wakeups else None,
+            pending_at=None if pending_at is None else self._clock.to_monotonic(pending_at),
+        )
 
     def flush(self, *, time_left: float | None) -> None:
         """Stopping: commit everything pending now (no debounce) and push, when more than a
@@ -281,11 +291,14 @@ class Backup(Reporting):
         interval = rescan_interval(self.config.watch.rescan_interval, degraded=degraded)
         self._next_rescan = None if interval is None else self._clock.monotonic() + interval
 
-    def _commit_deadline(self) -> float | None:
+    def _commit_deadline(self, window: Window, *, retries: bool = True) -> float | None:
+        """When the next batch is due (epoch seconds); without `retries`, only the pending paths'."""
         if not self.config.commit.enabled or self._repository.paused():
             return None
         watch = self.config.watch
-        deadline = batch_deadline(self._queue.window(), debounce=watch.debounce, max_delay=watch.max_delay)
+        if not retries:
+            window = replace(window, next_retry_at=None)
+        deadline = batch_deadline(window, debounce=watch.debounce, max_delay=watch.max_delay)
         if deadline is not None and self._busy.until is not None:
             return max(deadline, self._busy.until)
         return deadline

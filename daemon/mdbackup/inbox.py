@@ -22,6 +22,8 @@ class Drained:
     rewatch: bool = False
     newest_at: float | None = None
     """When the newest of `paths` arrived (the inbox's monotonic clock), None without paths."""
+    poked: bool = False
+    """Woken for something other than changes (a signal, a stop, a reload, a put-back)."""
 
 
 class Inbox:
@@ -61,6 +63,7 @@ class Inbox:
 
     def wake(self) -> None:
         with self._cond:
+            self._pending.poked = True
             self._woken = True
             self._cond.notify()
 
@@ -83,6 +86,7 @@ class Inbox:
             self._pending.rewatch = self._pending.rewatch or drained.rewatch
             if drained.newest_at is not None:
                 self._pending.newest_at = max(self._pending.newest_at or drained.newest_at, drained.newest_at)
+            self._pending.poked = True
             self._woken = True
             self._cond.notify()
 

@@ -15,7 +15,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 
 from mdbackup import logs
-from mdbackup.backup import ERRORS, Backup
+from mdbackup.backup import ERRORS, Backup, Tick
 from mdbackup.clock import SYSTEM_CLOCK, Clock, Heartbeat, backoff
 from mdbackup.config import Config
 from mdbackup.inbox import Drained, Inbox, topmost
@@ -69,6 +69,7 @@ class Worker(threading.Thread):
         self.stopped = Stopped(clean=True)
         self._flush_deadline: float | None = None
         self.heartbeat = heartbeat or Heartbeat(clock)
+        self._tick = Tick(scanned=False, next_at=None)  # what the last run_due said
         self._status_sent_at: float | None = None
         self._status_line: str | None = None
         self._touched: set[str] = set()
@@ -133,9 +134,17 @@ class Worker(threading.Thread):
     def _iterate(self) -> float | None:
         """One round: apply a reload, take in what arrived, run what is due. Returns how
         long to sleep (None: until woken)."""
-        self._apply_reload()
-        self._take_in_all()
-        tick = self.backup.run_due(degraded=self.watcher.degraded)
+        reloaded = self._apply_reload()
+        only_changes = self._take_in_all() and not reloaded
+        last = self._tick
+        due = None if last.pending_at is None or last.next_at is None else min(last.pending_at, last.next_at)
+        if only_changes and due is not None and self._clock.monotonic() < due:
+            # A burst: nothing is due yet, and changes recorded now can only put the batch
+            # later; nothing else moved (no signal, reload or error). Skip run_due's queries
+            # (four a wake-up, each over every pending path) until the deadline we know of.
+            tick = Tick(scanned=False, next_at=last.next_at, pending_at=last.pending_at)
+        else:
+            tick = self._tick = self.backup.run_due(degraded=self.watcher.degraded)
         if tick.scanned:
             self._touched.clear()
             if self.watcher.degraded:
@@ -165,15 +174,20 @@ class Worker(threading.Thread):
         self._status_sent_at = None  # unchanged: the next change is shown at once
         return None
 
-    def _take_in_all(self) -> None:
+    def _take_in_all(self) -> bool:
         """Take in what the watcher collected, again and again while more arrives (a burst
-        keeps its batch open), but no longer than `watch.max_delay`."""
+        keeps its batch open), but no longer than `watch.max_delay`. True when nothing but
+        changes (paths, folders) arrived."""
         until = self._clock.monotonic() + self.backup.config.watch.max_delay
         drained = self.inbox.drain()
-        while drained.paths or drained.folders or drained.rescan or drained.rewatch:
+        only_changes = True
+        while True:
+            only_changes = only_changes and not (drained.poked or drained.rescan or drained.rewatch)
+            if not (drained.paths or drained.folders or drained.rescan or drained.rewatch):
+                return only_changes
             self._take_in(drained)
             if self._clock.monotonic() >= until:
-                break
+                return only_changes
             drained = self.inbox.drain()
 
     def _take_in(self, drained: Drained) -> None:
@@ -196,11 +210,12 @@ class Worker(threading.Thread):
         self.watcher.check_coverage()
         self.backup.rescan_after(degraded=self.watcher.degraded)
 
-    def _apply_reload(self) -> None:
+    def _apply_reload(self) -> bool:
+        """Use a config `reload` handed over, if any; True when it did."""
         with self._config_lock:
             config, self._new_config = self._new_config, None
         if config is None:
-            return
+            return False
         self.watcher.stop(drain=False)  # a full scan follows
         self.backup.reload(config)
         self.watcher = self._make_watcher(self.backup, self.inbox)
@@ -208,6 +223,7 @@ class Worker(threading.Thread):
         self.backup.scan(reason="config reloaded")
         self._after_scan()
         self.log.info("reloaded", source=str(config.source))
+        return True
 
     def _shut_down(self) -> None:
         """Stop watching (watchdog hands over every event it still holds), record what
