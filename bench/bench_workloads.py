@@ -39,6 +39,7 @@ from bench.bench_daemon import (
     idle_rows,
     ref_reader,
     save_paths,
+    status_kb,
     store_blobs,
     write_files,
 )
@@ -60,6 +61,7 @@ class Scale:
     w3_store: int = 10_000
     w3_edits: int = 5
     idle_seconds: float = 60.0
+    idle_files: int = 10_000
     runs: int = 3
     debounce: float = 2.0
 
@@ -74,6 +76,7 @@ QUICK = Scale(
     w3_store=2_000,
     w3_edits=5,
     idle_seconds=10.0,
+    idle_files=10_000,
     runs=2,
     debounce=1.0,
 )
@@ -291,6 +294,7 @@ def w3_rows(workdir: Path, sc: Scale) -> tuple[list[Row], Path]:
     debounce = 0.5
     samples: list[float] = []
     cpu: list[float] = []
+    rss: list[float] = []
     for _run in range(sc.runs):
         daemon = Daemon(
             repo=repo_path, home=workdir / "w3-home", config=watch_config(debounce=debounce, max_delay=5.0)
@@ -301,6 +305,7 @@ def w3_rows(workdir: Path, sc: Scale) -> tuple[list[Row], Path]:
             paths = save_paths(sc.w3_edits, sc.w3_store)
             samples += [s.overhead for s in daemon_saves(daemon, repo_path, paths, debounce)]
             cpu.append((wait_idle(daemon.pid) - cpu0) / sc.w3_edits)
+            rss.append(status_kb(daemon.pid, "VmRSS") / 1024)
             daemon.stop(kill_after=True)
         finally:
             daemon.close()
@@ -319,7 +324,8 @@ def w3_rows(workdir: Path, sc: Scale) -> tuple[list[Row], Path]:
             f"libgit2 index read+write {base:.1f} ms",
             "<= 1.3x baseline",
             ("PASS" if ours <= 1.3 * base else "FAIL") + f" ({ours / base:.2f}x)",
-        )
+        ),
+        Row(f"  W3 daemon RSS after the edits, {sc.w3_total} files", f"{med(rss):.1f} MB", "", "(info)", ""),
     ], repo_path
 
 
@@ -329,5 +335,8 @@ def run(workdir: Path) -> list[Row]:
     rows += w1_rows(workdir, sc)
     w3, w3_repo = w3_rows(workdir, sc)
     rows += w3
-    rows += idle_rows(w3_repo, workdir / "idle-home", seconds=sc.idle_seconds)
+    shutil.rmtree(w3_repo, ignore_errors=True)
+    # Idle as in the daemon suite: a 10,000-file repository, all of it the watched store.
+    idle_repo = big_repo(workdir / "idle-repo", total=sc.idle_files, store_files=sc.idle_files)
+    rows += idle_rows(idle_repo, workdir / "idle-home", seconds=sc.idle_seconds)
     return rows
