@@ -36,7 +36,7 @@ from mdbackup.reading import open_state
 from mdbackup.reporting import Reporting
 from mdbackup.schedule import PATH_RETRY_MAX, PATH_RETRY_MIN, BusyBackoff, batch_deadline, rescan_interval
 from mdbackup.state.db import StateDB
-from mdbackup.state.queue import FORGET, SUCCESS, Batch, Outcome, PathQueue, Window
+from mdbackup.state.queue import FORGET, SUCCESS, Batch, Outcome, PathQueue
 from mdbackup.state.repository import RepositoryState
 from mdbackup.statuses import PathStatus
 
@@ -72,9 +72,7 @@ class Tick:
 
     scanned: bool
     next_at: float | None
-    pending_at: float | None = None
-    """When the pending paths' batch is due (`Clock.monotonic`; None: none pending, paused,
-    or commits off). Recording more changes never brings it earlier."""
+    pending_at: float | None = None  # the pending paths' batch deadline: new changes only delay it
 
 
 class Backup(Reporting):
@@ -166,12 +164,9 @@ class Backup(Reporting):
     # -- taking in changes --------------------------------------------------------------
 
     def record(self, paths: Iterable[str], *, at: float | None = None) -> int:
-        """Record changes to `paths`, store paths that the watcher's handler or a scan
-        already filtered (the filter runs once, where a path is first seen). `at`: when
-        the newest change arrived (`Clock.monotonic`; None: now), the debounce runs from it."""
-        now = self._clock.wall()
-        if at is not None:
-            now -= min(max(0.0, self._clock.monotonic() - at), 1.0)  # never more than a second back
+        """Record changes to `paths` (filtered where first seen); the newest arrived at `at`
+        (`Clock.monotonic`, None: now, at most a second back): the debounce runs from it."""
+        now = self._clock.wall() if at is None else self._clock.wall_at(at)
         recorded = self._queue.record(paths, now=now, disabled=not self.config.commit.enabled)
         if recorded:
             self._step("recorded")
@@ -245,10 +240,7 @@ class Backup(Reporting):
 
     def run_due(self, *, degraded: bool) -> Tick:
         """Do what is due now (a rescan, a batch, a push) and say when to come back.
-
-        `degraded`: the watcher cannot see every folder, so rescans come every
-        DEGRADED_RESCAN seconds.
-        """
+        `degraded`: the watcher cannot see every folder (rescans every DEGRADED_RESCAN s)."""
         self._finish_batch()
         window = self._queue.window()
         if not window.pending and window.next_retry_at is None and self._pusher.deadline() is None:
@@ -258,24 +250,18 @@ class Backup(Reporting):
         if scanned:
             self.scan(reason="periodic")
             self.rescan_after(degraded=degraded)
-            window = self._queue.window()
-        commit_at = self._commit_deadline(window)
+        commit_at = self._commit_deadline()
         if commit_at is not None and commit_at <= now:
             self._commit_pass(failed_too=False)
-            window = self._queue.window()
-            commit_at = self._commit_deadline(window)
+            commit_at = self._commit_deadline()
         push_at = self._pusher.deadline()
         if push_at is not None and push_at <= self._clock.wall():
             self._pusher.push_if_due()
             push_at = self._pusher.deadline()
         wakeups = [self._clock.to_monotonic(t) for t in (commit_at, push_at) if t is not None]
         wakeups += [self._next_rescan] if self._next_rescan is not None else []
-        pending_at = self._commit_deadline(window, retries=False)
-        return Tick(
-            scanned=scanned,
-            next_at=min(wakeups) if wakeups else None,
-            pending_at=None if pending_at is None else self._clock.to_monotonic(pending_at),
-        )
+        pending = self._commit_deadline(retries=False)  # 0.0 and None alike: nothing to wait for
+        return Tick(scanned, min(wakeups) if wakeups else None, pending and self._clock.to_monotonic(pending))
 
     def flush(self, *, time_left: float | None) -> None:
         """Stopping: commit everything pending now (no debounce) and push, when more than a
@@ -291,13 +277,11 @@ class Backup(Reporting):
         interval = rescan_interval(self.config.watch.rescan_interval, degraded=degraded)
         self._next_rescan = None if interval is None else self._clock.monotonic() + interval
 
-    def _commit_deadline(self, window: Window, *, retries: bool = True) -> float | None:
-        """When the next batch is due (epoch seconds); without `retries`, only the pending paths'."""
+    def _commit_deadline(self, *, retries: bool = True) -> float | None:
         if not self.config.commit.enabled or self._repository.paused():
             return None
-        watch = self.config.watch
-        if not retries:
-            window = replace(window, next_retry_at=None)
+        watch, window = self.config.watch, self._queue.window()
+        window = window if retries else replace(window, next_retry_at=None)
         deadline = batch_deadline(window, debounce=watch.debounce, max_delay=watch.max_delay)
         if deadline is not None and self._busy.until is not None:
             return max(deadline, self._busy.until)

@@ -92,6 +92,11 @@ class SteadyClock:
     def monotonic(self) -> float:
         return self._clock.monotonic()
 
+    def wall_at(self, at: float) -> float:
+        """`wall()` at the monotonic instant `at`, taken at most a second back (an arrival
+        time stamped just before it is handed over)."""
+        return self.wall() - min(max(0.0, self._clock.monotonic() - at), 1.0)
+
     def to_monotonic(self, at: float) -> float:
         """The monotonic time at which `wall()` reaches `at`."""
         return at - self._wall0 + self._mono0

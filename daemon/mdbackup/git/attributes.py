@@ -28,7 +28,7 @@ from pygit2.enums import ConfigLevel, Option
 from mdbackup.git import layout
 from mdbackup.git.repo import git_dir
 
-__all__ = ["Driver", "DriverFailed", "FilterScope", "apply_filter_list", "clean", "driver_for"]
+__all__ = ["Driver", "DriverFailed", "FilterScope", "apply_filter_list", "clean", "driver_for", "filters_for"]
 
 _TIMEOUT = 600.0  # seconds a clean command may take (git-lfs on a large file is slow)
 
@@ -87,6 +87,24 @@ class FilterScope:
                 known = True
             self._folders[folder] = known
         return known
+
+
+def filters_for(
+    repo: pygit2.Repository, path: str, scope: FilterScope | None = None
+) -> tuple[pygit2.filter.FilterList | None, bool, Driver | None]:
+    """What `git add` would run on `path`: libgit2's filter list (None: none applies),
+    whether libgit2 should read the file itself (a filter applies, or that is unknown), and
+    the filter driver. With a `scope` that says no attribute can reach the path, nothing."""
+    if scope is not None and not scope.may_apply(path):
+        return None, False, None
+    try:
+        # pygit2's stub says str; it takes bytes too, which names that are not UTF-8 need.
+        filters = repo.load_filter_list(os.fsencode(path))  # type: ignore[arg-type]
+        libgit2_reads = filters is not None
+    except (pygit2.GitError, OSError):
+        filters = None
+        libgit2_reads = True  # let libgit2 decide
+    return filters, libgit2_reads, driver_for(repo, path)
 
 
 def _global_filters_possible(repo: pygit2.Repository) -> bool:

@@ -25,7 +25,7 @@ from typing import Any
 import pygit2
 from pygit2.enums import FileMode
 
-from mdbackup.git.attributes import DriverFailed, FilterScope, apply_filter_list, clean, driver_for
+from mdbackup.git.attributes import DriverFailed, FilterScope, apply_filter_list, clean, filters_for
 from mdbackup.git.objects import Entry, RepositoryUnwritable, storing
 from mdbackup.git.scan import path_is_ignored
 from mdbackup.git.shapes import CoreSettings, git_mode
@@ -185,28 +185,12 @@ def _snapshot(
 
 
 def _file_blob(
-    repo: pygit2.Repository,
-    path: str,
-    full: str,
-    st: os.stat_result,
-    max_file_size: int,
-    scope: FilterScope | None = None,
+    repo: pygit2.Repository, path: str, full: str, st: os.stat_result, limit: int, scope: FilterScope | None
 ) -> pygit2.Oid | None:
     """Store the regular file's content as a blob; None when it vanished meanwhile."""
-    if scope is not None and not scope.may_apply(path):
-        return _read_regular(  # no filter can apply: read it ourselves
-            full, max_file_size, expected=st, repo=repo, check=_folders_check(_workdir(repo), path)
-        )
-    try:
-        # pygit2's stub says str; it takes bytes too, which names that are not UTF-8 need.
-        filters = repo.load_filter_list(os.fsencode(path))  # type: ignore[arg-type]
-        libgit2_reads = filters is not None
-    except (pygit2.GitError, OSError):
-        filters = None
-        libgit2_reads = True  # let libgit2 decide below
-    driver = driver_for(repo, path)
+    filters, libgit2_reads, driver = filters_for(repo, path, scope)
     if driver is not None:  # git runs the driver's clean command first, then its built-in filters
-        data = _read_whole(full, max_file_size, expected=st)
+        data = _read_whole(full, limit, expected=st)
         if data is None:
             return None
         try:
@@ -222,9 +206,13 @@ def _file_blob(
         with storing("store the file"):
             return repo.create_blob(data)
     if not libgit2_reads:  # no core.autocrlf/.gitattributes filter applies: read it ourselves
-        return _read_regular(
-            full, max_file_size, expected=st, repo=repo, check=_folders_check(_workdir(repo), path)
-        )
+        workdir = _workdir(repo)
+
+        def folders_still_real() -> None:
+            if not _real_folders_on_the_way(workdir, path, {}):
+                raise _Changed(path)  # a folder became a link while we read
+
+        return _read_regular(full, limit, expected=st, repo=repo, check=folders_still_real)
     # Filters apply: libgit2 reads and filters the file itself.
     try:
         oid = repo.create_blob_fromworkdir(path)
@@ -242,17 +230,6 @@ def _file_blob(
     if (after.st_ino, stat.S_IFMT(after.st_mode)) != (st.st_ino, stat.S_IFMT(st.st_mode)):
         raise _Changed(path)  # replaced (by a link?) while libgit2 read it
     return oid
-
-
-def _folders_check(workdir: str, path: str) -> Callable[[], None]:
-    """A check run after the last byte is read: raises _Changed when a folder on the way
-    became a link (or went) while we read."""
-
-    def folders_still_real() -> None:
-        if not _real_folders_on_the_way(workdir, path, {}):
-            raise _Changed(path)
-
-    return folders_still_real
 
 
 def _open_for_reading(full: str) -> int | None:
@@ -304,43 +281,16 @@ def _read_regular(
             raise _Changed(full)
         if opened.st_size > limit:
             raise _Failed(f"file grew over store.max_file_size ({limit}) while being read")
-        if opened.st_size <= _READ_CHUNK:
-            # One read and one object write: libgit2's blob stream writes a temporary file
-            # and then the object (twice the file work, 0.2 ms a small note more).
-            data = _read_exactly(fd, opened.st_size, full)
-            check()
-            try:
-                return repo.create_blob(data)
-            except (pygit2.GitError, OSError) as exc:
-                reason = _stream_failure(repo, exc)
-                raise RepositoryUnwritable(
-                    f"cannot write to the repository (store the file): {reason}"
-                ) from exc
         reader = _FileReader(fd, opened.st_size, full, check)
         try:
+            if opened.st_size <= _READ_CHUNK:  # at once: one object write (the stream writes a temp file too)
+                return repo.create_blob(reader.readall())
             return repo.create_blob_fromiobase(reader)
         except (pygit2.GitError, OSError) as exc:
             reason = _stream_failure(repo, exc)
             raise RepositoryUnwritable(f"cannot write to the repository (store the file): {reason}") from exc
     finally:
         os.close(fd)
-
-
-def _read_exactly(fd: int, size: int, full: str) -> bytes:
-    """The first `size` bytes of the open file `fd` (one snapshot, even of a growing file);
-    raises _Changed when it shrank under the read, _Failed when it cannot be read."""
-    chunks: list[bytes] = []
-    left = size
-    try:
-        while left > 0:
-            chunk = os.read(fd, left)
-            if not chunk:
-                raise _Changed(full)  # shrank under the read
-            chunks.append(chunk)
-            left -= len(chunk)
-    except OSError as exc:
-        raise _Failed(f"cannot read: {exc.strerror}") from exc
-    return chunks[0] if len(chunks) == 1 else b"".join(chunks)
 
 
 def _read_whole(full: str, limit: int, *, expected: os.stat_result) -> bytes | None:
