@@ -164,9 +164,8 @@ class Backup(Reporting):
     # -- taking in changes --------------------------------------------------------------
 
     def record(self, paths: Iterable[str], *, at: float | None = None) -> int:
-        """Record changes to `paths` (filtered where first seen); the newest arrived at `at`
-        (`Clock.monotonic`, None: now, at most a second back): the debounce runs from it."""
-        now = self._clock.wall() if at is None else self._clock.wall_at(at)
+        """Record changes to `paths` (filtered where first seen), the newest arrived at `at`."""
+        now = self._clock.wall_at(at)  # `Clock.monotonic` (None: now): the debounce runs from it
         recorded = self._queue.record(paths, now=now, disabled=not self.config.commit.enabled)
         if recorded:
             self._step("recorded")
