@@ -12,7 +12,7 @@ from __future__ import annotations
 import os
 import socket
 from collections.abc import Iterable
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import datetime
 from functools import partial
 from pathlib import Path
@@ -73,6 +73,7 @@ class Tick:
 
     scanned: bool
     next_at: float | None
+    pending_at: float | None = None  # the pending paths' batch deadline: new changes only delay it
 
 
 class Backup(Reporting, Syncing):
@@ -164,10 +165,10 @@ class Backup(Reporting, Syncing):
 
     # -- taking in changes --------------------------------------------------------------
 
-    def record(self, paths: Iterable[str]) -> int:
-        """Record changes to `paths`, store paths that the watcher's handler or a scan
-        already filtered (the filter runs once, where a path is first seen)."""
-        recorded = self._queue.record(paths, now=self._clock.wall(), disabled=not self.config.commit.enabled)
+    def record(self, paths: Iterable[str], *, at: float | None = None) -> int:
+        """Record changes to `paths` (filtered where first seen), the newest arrived at `at`."""
+        now = self._clock.wall_at(at)  # `Clock.monotonic` (None: now): the debounce runs from it
+        recorded = self._queue.record(paths, now=now, disabled=not self.config.commit.enabled)
         if recorded:
             self._step("recorded")
         return recorded
@@ -176,7 +177,7 @@ class Backup(Reporting, Syncing):
         """Record what the watcher collected and scan the folders it names (the whole
         store when it asks for a rescan). True when it scanned."""
         if drained.paths:
-            self.record(drained.paths)
+            self.record(drained.paths, at=drained.newest_at)
         if drained.rescan:
             self.scan(reason=drained.rescan)
             return True
@@ -240,10 +241,7 @@ class Backup(Reporting, Syncing):
 
     def run_due(self, *, degraded: bool) -> Tick:
         """Do what is due now (a rescan, a batch, a push) and say when to come back.
-
-        `degraded`: the watcher cannot see every folder, so rescans come every
-        DEGRADED_RESCAN seconds.
-        """
+        `degraded`: the watcher cannot see every folder (rescans every DEGRADED_RESCAN s)."""
         self._finish_batch()
         window = self._queue.window()
         if not window.pending and window.next_retry_at is None and self._nothing_due():
@@ -264,7 +262,8 @@ class Backup(Reporting, Syncing):
             push_at = self._pusher.deadline()
         wakeups = [self._clock.to_monotonic(t) for t in (commit_at, push_at, sync_at) if t is not None]
         wakeups += [self._next_rescan] if self._next_rescan is not None else []
-        return Tick(scanned=scanned, next_at=min(wakeups) if wakeups else None)
+        pending = self._commit_deadline(retries=False)  # 0.0 and None alike: nothing to wait for
+        return Tick(scanned, min(wakeups) if wakeups else None, pending and self._clock.to_monotonic(pending))
 
     def flush(self, *, time_left: float | None) -> None:
         """Stopping: commit everything pending now (no debounce) and push, when more than a
@@ -280,11 +279,12 @@ class Backup(Reporting, Syncing):
         interval = rescan_interval(self.config.watch.rescan_interval, degraded=degraded)
         self._next_rescan = None if interval is None else self._clock.monotonic() + interval
 
-    def _commit_deadline(self) -> float | None:
+    def _commit_deadline(self, *, retries: bool = True) -> float | None:
         if not self.config.commit.enabled or self._repository.paused():
             return None
-        watch = self.config.watch
-        deadline = batch_deadline(self._queue.window(), debounce=watch.debounce, max_delay=watch.max_delay)
+        watch, window = self.config.watch, self._queue.window()
+        window = window if retries else replace(window, next_retry_at=None)
+        deadline = batch_deadline(window, debounce=watch.debounce, max_delay=watch.max_delay)
         if deadline is not None and self._busy.until is not None:
             return max(deadline, self._busy.until)
         return deadline

@@ -92,6 +92,13 @@ class SteadyClock:
     def monotonic(self) -> float:
         return self._clock.monotonic()
 
+    def wall_at(self, at: float | None) -> float:
+        """`wall()` at the monotonic instant `at` (None: now), taken at most a second back
+        (an arrival time stamped just before it is handed over)."""
+        if at is None:
+            return self.wall()
+        return self.wall() - min(max(0.0, self._clock.monotonic() - at), 1.0)
+
     def to_monotonic(self, at: float) -> float:
         """The monotonic time at which `wall()` reaches `at`."""
         return at - self._wall0 + self._mono0

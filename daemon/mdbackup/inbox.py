@@ -7,6 +7,8 @@ when something arrives or its timeout passes: nothing polls.
 from __future__ import annotations
 
 import threading
+import time
+from collections.abc import Callable
 from dataclasses import dataclass, field
 
 
@@ -18,6 +20,10 @@ class Drained:
     folders: set[str] = field(default_factory=set)
     rescan: str | None = None
     rewatch: bool = False
+    newest_at: float | None = None
+    """When the newest of `paths` arrived (the inbox's monotonic clock), None without paths."""
+    poked: bool = False
+    """Woken for something other than changes (a signal, a stop, a reload, a put-back)."""
 
 
 class Inbox:
@@ -26,14 +32,18 @@ class Inbox:
     `wait` blocks until something arrives or `timeout` passes; nothing polls.
     """
 
-    def __init__(self) -> None:
+    def __init__(self, *, now: Callable[[], float] = time.monotonic) -> None:
+        """`now`: the monotonic clock that stamps each path's arrival (`Drained.newest_at`)."""
+        self._now = now
         self._cond = threading.Condition()
         self._pending = Drained()
         self._woken = False
 
     def add_path(self, path: str) -> None:
+        arrived = self._now()
         with self._cond:
             self._pending.paths.add(path)
+            self._pending.newest_at = arrived
             self._woken = True
             self._cond.notify()
 
@@ -53,15 +63,18 @@ class Inbox:
 
     def wake(self) -> None:
         with self._cond:
+            self._pending.poked = True
             self._woken = True
             self._cond.notify()
 
-    def wait(self, timeout: float | None) -> None:
-        """Return when woken (or at once if woken since the last wait), or after `timeout`."""
+    def wait(self, timeout: float | None) -> bool:
+        """Return when woken (or at once if woken since the last wait), or after `timeout`;
+        True when woken."""
         with self._cond:
             if not self._woken:
                 self._cond.wait(timeout)
-            self._woken = False
+            woken, self._woken = self._woken, False
+            return woken
 
     def put_back(self, drained: Drained) -> None:
         """Return what was drained and could not be recorded: it is taken in again next time
@@ -71,6 +84,9 @@ class Inbox:
             self._pending.folders |= drained.folders
             self._pending.rescan = self._pending.rescan or drained.rescan
             self._pending.rewatch = self._pending.rewatch or drained.rewatch
+            if drained.newest_at is not None:
+                self._pending.newest_at = max(self._pending.newest_at or drained.newest_at, drained.newest_at)
+            self._pending.poked = True
             self._woken = True
             self._cond.notify()
 

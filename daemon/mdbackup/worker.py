@@ -10,11 +10,12 @@ them in.
 from __future__ import annotations
 
 import threading
+import time
 from collections.abc import Callable
 from dataclasses import dataclass
 
 from mdbackup import logs
-from mdbackup.backup import ERRORS, Backup
+from mdbackup.backup import ERRORS, Backup, Tick
 from mdbackup.clock import SYSTEM_CLOCK, Clock, Heartbeat, backoff
 from mdbackup.config import Config
 from mdbackup.inbox import Drained, Inbox, topmost
@@ -55,7 +56,7 @@ class Worker(threading.Thread):
         # being cut off anywhere is a crash the next start recovers from.
         super().__init__(name="mdbackup-worker", daemon=True)
         self.backup = backup
-        self.inbox = Inbox()
+        self.inbox = Inbox(now=clock.monotonic)
         self._make_watcher = make_watcher
         self._on_ready = on_ready
         self._on_status = on_status
@@ -68,6 +69,9 @@ class Worker(threading.Thread):
         self.stopped = Stopped(clean=True)
         self._flush_deadline: float | None = None
         self.heartbeat = heartbeat or Heartbeat(clock)
+        self._tick = Tick(scanned=False, next_at=None)  # what the last run_due said
+        self._status_sent_at: float | None = None
+        self._status_line: str | None = None
         self._touched: set[str] = set()
         """Folders with a change taken in since the last full scan (scanned at stop)."""
         self.log = logs.get()
@@ -121,14 +125,26 @@ class Worker(threading.Thread):
                     raise
                 timeout = backoff(errors, minimum=ERROR_PAUSE_MIN, maximum=ERROR_PAUSE_MAX)
             self.heartbeat.idle()
-            self.inbox.wait(timeout)
+            if self.inbox.wait(timeout):
+                # One save is several events (modify, modify, close) microseconds apart:
+                # gather them into one wake-up. Each path keeps its arrival time, so the
+                # debounce does not move.
+                self._stop_requested.wait(GATHER)
 
     def _iterate(self) -> float | None:
         """One round: apply a reload, take in what arrived, run what is due. Returns how
         long to sleep (None: until woken)."""
-        self._apply_reload()
-        self._take_in_all()
-        tick = self.backup.run_due(degraded=self.watcher.degraded)
+        reloaded = self._apply_reload()
+        only_changes = self._take_in_all() and not reloaded
+        last = self._tick
+        due = None if last.pending_at is None or last.next_at is None else min(last.pending_at, last.next_at)
+        if only_changes and due is not None and self._clock.monotonic() < due:
+            # A burst: nothing is due yet, and changes recorded now can only put the batch
+            # later; nothing else moved (no signal, reload or error). Skip run_due's queries
+            # (four a wake-up, each over every pending path) until the deadline we know of.
+            tick = Tick(scanned=False, next_at=last.next_at, pending_at=last.pending_at)
+        else:
+            tick = self._tick = self.backup.run_due(degraded=self.watcher.degraded)
         if tick.scanned:
             self._touched.clear()
             if self.watcher.degraded:
@@ -136,18 +152,42 @@ class Worker(threading.Thread):
                 self.backup.rescan_after(degraded=self.watcher.degraded)
             else:
                 self.watcher.check_coverage()
-        self._on_status(self.backup.status_line())
-        return None if tick.next_at is None else max(0.0, tick.next_at - self._clock.monotonic())
+        waits = [] if tick.next_at is None else [tick.next_at - self._clock.monotonic()]
+        status_at = self._status_due()
+        waits += [] if status_at is None else [status_at - time.monotonic()]
+        return max(0.0, min(waits)) if waits else None
 
-    def _take_in_all(self) -> None:
+    def _status_due(self) -> float | None:
+        """Send the status line, at most every STATUS_EVERY seconds (and only when it
+        changed): a burst wakes the worker hundreds of times and the line costs queries.
+        Returns when a deferred line is due (`time.monotonic()`: a rate on real time, not on
+        the injected clock; None: nothing deferred)."""
+        now = time.monotonic()
+        if self._status_sent_at is not None and now < self._status_sent_at + STATUS_EVERY:
+            return self._status_sent_at + STATUS_EVERY
+        self._status_sent_at = now
+        line = self.backup.status_line()
+        if line != self._status_line:
+            self._status_line = line
+            self._on_status(line)
+            return None
+        self._status_sent_at = None  # unchanged: the next change is shown at once
+        return None
+
+    def _take_in_all(self) -> bool:
         """Take in what the watcher collected, again and again while more arrives (a burst
-        keeps its batch open), but no longer than `watch.max_delay`."""
+        keeps its batch open), but no longer than `watch.max_delay`. True when nothing but
+        changes (paths, folders) arrived."""
         until = self._clock.monotonic() + self.backup.config.watch.max_delay
         drained = self.inbox.drain()
-        while drained.paths or drained.folders or drained.rescan or drained.rewatch:
+        only_changes = True
+        while True:
+            only_changes = only_changes and not (drained.poked or drained.rescan or drained.rewatch)
+            if not (drained.paths or drained.folders or drained.rescan or drained.rewatch):
+                return only_changes
             self._take_in(drained)
             if self._clock.monotonic() >= until:
-                break
+                return only_changes
             drained = self.inbox.drain()
 
     def _take_in(self, drained: Drained) -> None:
@@ -170,11 +210,12 @@ class Worker(threading.Thread):
         self.watcher.check_coverage()
         self.backup.rescan_after(degraded=self.watcher.degraded)
 
-    def _apply_reload(self) -> None:
+    def _apply_reload(self) -> bool:
+        """Use a config `reload` handed over, if any; True when it did."""
         with self._config_lock:
             config, self._new_config = self._new_config, None
         if config is None:
-            return
+            return False
         self.watcher.stop(drain=False)  # a full scan follows
         self.backup.reload(config)
         self.watcher = self._make_watcher(self.backup, self.inbox)
@@ -182,6 +223,7 @@ class Worker(threading.Thread):
         self.backup.scan(reason="config reloaded")
         self._after_scan()
         self.log.info("reloaded", source=str(config.source))
+        return True
 
     def _shut_down(self) -> None:
         """Stop watching (watchdog hands over every event it still holds), record what
@@ -207,6 +249,12 @@ class Worker(threading.Thread):
     def _time_left(self) -> float | None:
         return None if self._flush_deadline is None else self._flush_deadline - self._clock.monotonic()
 
+
+GATHER = 0.005
+"""Seconds the worker lets events gather after being woken, before it takes them in."""
+
+STATUS_EVERY = 1.0
+"""Seconds between two status lines while changes keep arriving (the last one is never lost)."""
 
 FINAL_SCAN_MIN = 5.0
 """Seconds of the stop bound that must be left for the final scan of the touched folders."""

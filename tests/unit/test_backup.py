@@ -39,6 +39,24 @@ def test_a_batch_waits_for_the_debounce_then_commits(
     assert head_files(repo)["notes/a.md"] == "a\n"
 
 
+def test_the_debounce_runs_from_when_a_change_arrived_not_when_it_was_taken_in(
+    backup: Backup, repo: Path, store: Path, clock: FakeClock
+) -> None:
+    """Why: the worker lets a save's events gather a few ms before taking them in; the
+    batch must not wait those ms longer (nor more than a second's worth, whatever `at`)."""
+    (store / "a.md").write_text("a\n")
+    arrived = clock.monotonic()
+    clock.now += 0.25  # taken in a quarter of a second after it arrived
+    backup.take_in(Drained(paths={"notes/a.md"}, newest_at=arrived))
+    tick = backup.run_due(degraded=False)
+    assert tick.next_at == pytest.approx(arrived + 2.0)
+    backup.take_in(Drained(paths={"notes/a.md"}, newest_at=clock.monotonic() - 60))
+    assert backup.run_due(degraded=False).next_at == pytest.approx(clock.monotonic() - 1.0 + 2.0)
+    clock.now += 1.0
+    backup.run_due(degraded=False)
+    assert head_files(repo)["notes/a.md"] == "a\n"
+
+
 def test_a_file_edited_without_pause_is_committed_after_max_delay(
     backup: Backup, repo: Path, store: Path, clock: FakeClock
 ) -> None:

@@ -79,3 +79,16 @@ def test_steady_clock_ignores_wall_steps_until_reanchored() -> None:
     assert steady.to_monotonic(1010.0) == clock.monotonic() + 5
     steady.reanchor()
     assert steady.wall() == clock.wall()
+
+
+def test_wall_at_gives_the_wall_time_of_a_recent_monotonic_instant() -> None:
+    from mdbackup.clock import SteadyClock
+    from tests.support.backup import FakeClock
+
+    fake = FakeClock()
+    steady = SteadyClock(fake)
+    arrived = fake.monotonic()
+    fake.now += 0.25
+    assert steady.wall_at(arrived) == steady.wall() - 0.25
+    assert steady.wall_at(arrived - 60) == steady.wall() - 1.0  # never more than a second back
+    assert steady.wall_at(fake.monotonic() + 5) == steady.wall()  # never ahead

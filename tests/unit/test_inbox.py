@@ -91,3 +91,27 @@ def test_topmost_keeps_only_folders_no_other_one_holds() -> None:
 
     assert topmost({"notes/a/b", "notes/a", "notes/ab", "notes/c/d"}) == ["notes/a", "notes/ab", "notes/c/d"]
     assert topmost({"", "notes/a"}) == [""]
+
+
+def test_wait_says_whether_it_was_woken() -> None:
+    inbox = Inbox()
+    assert inbox.wait(timeout=0.01) is False
+    inbox.add_path("notes/a.md")
+    assert inbox.wait(timeout=30) is True
+
+
+def test_a_path_carries_when_it_arrived_and_put_back_keeps_the_newest() -> None:
+    """Why: the worker lets a save's events gather before taking them in; the debounce must
+    still run from when the change arrived, not from when it was taken in."""
+    now = [100.0]
+    inbox = Inbox(now=lambda: now[0])
+    assert inbox.drain().newest_at is None
+    inbox.add_path("notes/a.md")
+    now[0] = 101.5
+    inbox.add_path("notes/b.md")
+    drained = inbox.drain()
+    assert drained.newest_at == 101.5
+    now[0] = 102.0
+    inbox.add_folder("notes/sub")  # a folder is scanned when taken in: no arrival time
+    inbox.put_back(drained)
+    assert inbox.drain().newest_at == 101.5

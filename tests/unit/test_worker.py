@@ -3,12 +3,13 @@
 from __future__ import annotations
 
 import threading
+import time
 from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
 
-from mdbackup.backup import Backup
+from mdbackup.backup import Backup, Tick
 from mdbackup.inbox import Inbox
 from mdbackup.watcher import Watcher
 from mdbackup.worker import Worker
@@ -101,3 +102,42 @@ def test_stop_right_after_a_burst_hands_over_every_event(started: Started, repo:
     head = head_files(repo)
     missing = [p for p, text in names.items() if head.get(p) != text]
     assert not missing, f"{len(missing)} saves dropped, e.g. {missing[:3]}"
+
+
+def test_a_burst_sends_few_status_lines_and_the_last_one_is_true(started: Started, store: Path) -> None:
+    """Why: the status line cost four queries and a datagram at every wake-up of a burst;
+    it is now sent at most once a second, and the line in force after the burst is true."""
+    before = len(started.statuses)
+    for i in range(60):
+        (store / f"s{i}.md").write_text(f"{i}\n")
+        time.sleep(0.01)  # paced over 0.6 s: each save is its own wake-up
+    wait_until(lambda: started.statuses[-1].startswith("60 pending"), message="the true line", timeout=10)
+    assert len(started.statuses) - before <= 8, started.statuses[before:]
+
+
+def test_a_burst_skips_run_due_until_its_deadline_but_a_wake_runs_it(
+    started: Started, store: Path, clock: FakeClock, repo: Path
+) -> None:
+    """Why: run_due's queries ran at every wake-up of a burst, each over every pending
+    path; while the batch deadline is ahead, changes can only put it later, so they are
+    skipped. A wake (a `retry`/`resume` signal) must still run it."""
+    backup = started.worker.backup
+    calls: list[float] = []
+    real_run_due = backup.run_due
+
+    def counting_run_due(*, degraded: bool) -> Tick:
+        calls.append(clock.monotonic())
+        return real_run_due(degraded=degraded)
+
+    backup.run_due = counting_run_due  # type: ignore[method-assign]
+    for i in range(30):
+        (store / f"b{i}.md").write_text(f"{i}\n")
+        time.sleep(0.01)  # paced: each save is its own wake-up
+    wait_until(lambda: started.statuses[-1].startswith("30 pending"), message="all recorded", timeout=10)
+    assert len(calls) <= 3, f"run_due ran {len(calls)} times during the burst"
+    before = len(calls)
+    started.worker.inbox.wake()
+    wait_until(lambda: len(calls) > before, message="a wake runs run_due")
+    clock.now += 30.0  # the debounce has passed: the next wake-up commits
+    started.worker.inbox.wake()
+    wait_until(lambda: head_files(repo).get("notes/b29.md") == "29\n", message="committed at the deadline")

@@ -100,6 +100,8 @@ def _is_ntfs_dot_generic(name: str, dotname: str, shortname_prefix: str) -> bool
 def _is_hfs_dot(name: str, needle: str) -> bool:
     """git's is_hfs_dot_generic: `name` is `.<needle>` (any case) once the code points
     HFS+ ignores are dropped."""
+    if name.isascii():  # every ignorable code point and every surrogate is beyond ASCII
+        return name[:1] == "." and name[1:].lower() == needle
     chars = []
     for char in name:
         if "\udc80" <= char <= "\udcff":

@@ -19,6 +19,7 @@ from typing import Literal
 import pygit2
 from pygit2.enums import FileMode
 
+from mdbackup.git.attributes import FilterScope
 from mdbackup.git.names import refusal
 from mdbackup.git.objects import Entry, RepositoryUnwritable
 from mdbackup.git.shapes import (
@@ -81,6 +82,7 @@ class _Shape:
     core: CoreSettings
     cone: SparseCone | None
     folders: dict[str, bool]  # folder -> is a real folder (not a link), this pass
+    filters: FilterScope  # whether an attribute file can reach a path, this pass
 
 
 def plan_paths(
@@ -110,6 +112,7 @@ def plan_paths(
         core=core,
         cone=sparse_cone(repo, core),
         folders={},
+        filters=FilterScope(repo, index),
     )
     names: dict[str, str] = {}
     icase = IndexNames(index) if core.ignore_case else None
@@ -231,8 +234,9 @@ def _path_snapshot(
         existing_mode=None if info is None else info.mode,
         existing_id=None if info is None else info.oid,
         core=shape.core,
+        filters=shape.filters,
     )
-    if isinstance(new, Entry):
+    if isinstance(new, Entry) and new.mode == FileMode.LINK:  # the rest was checked above
         reason = refusal(path, new.mode)
         if reason is not None:
             return Failed(reason)

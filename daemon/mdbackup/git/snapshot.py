@@ -27,13 +27,14 @@ from typing import Any
 import pygit2
 from pygit2.enums import FileMode
 
-from mdbackup.git.attributes import DriverFailed, clean, driver_for
-from mdbackup.git.eol import EolRefused, conversion_for, has_crlf_in_index, to_git
+from mdbackup.git.attributes import DriverFailed, FilterScope, clean, driver_for
+from mdbackup.git.eol import Conversion, EolRefused, conversion_for, has_crlf_in_index, to_git
 from mdbackup.git.objects import Entry, RepositoryUnwritable, storing
 from mdbackup.git.scan import path_is_ignored
 from mdbackup.git.shapes import CoreSettings, git_mode
 
 _GIT_DEFAULTS = CoreSettings()
+_AS_IT_IS = Conversion()  # stored as it is: no eol conversion, no ident
 
 _READ_ATTEMPTS = 3  # a file that changes type or size under the read is looked at again
 _READ_CHUNK = 1 << 20
@@ -71,6 +72,7 @@ def snapshot(
     existing_mode: int | None = None,
     existing_id: pygit2.Oid | None = None,
     core: CoreSettings = _GIT_DEFAULTS,
+    filters: FilterScope | None = None,
 ) -> Snapshot:
     """The working-tree content of the repository-relative `path`, stored as a blob.
 
@@ -109,6 +111,7 @@ def snapshot(
             existing_mode=existing_mode,
             existing_id=existing_id,
             core=core,
+            filters=filters,
         )
     except _Skip:
         return SKIPPED
@@ -145,6 +148,7 @@ def _snapshot(
     existing_mode: int | None,
     existing_id: pygit2.Oid | None,
     core: CoreSettings,
+    filters: FilterScope | None = None,
 ) -> Entry | None:
     """`snapshot`, with Skipped and Failed raised as _Skip and _Failed."""
     workdir = _workdir(repo)
@@ -186,6 +190,7 @@ def _snapshot(
                 st,
                 max_file_size,
                 index_has_crlf=lambda: has_crlf_in_index(repo, existing_id, existing_mode),
+                scope=filters,
             )
         except _Changed:
             folders.clear()  # something moved: look at the folders again too
@@ -204,12 +209,16 @@ def _file_blob(
     max_file_size: int,
     *,
     index_has_crlf: Callable[[], bool],
+    scope: FilterScope | None = None,
 ) -> pygit2.Oid | None:
     """Store the regular file's content as a blob, converted as `git add` converts it
     (clean driver, then line endings and ident: `mdbackup.git.eol`); None when it
-    vanished meanwhile."""
-    conversion = conversion_for(repo, path)
-    driver = driver_for(repo, path)
+    vanished meanwhile. A `scope` that says no attribute and no core.autocrlf can reach
+    the path spares the attribute lookups: nothing converts it."""
+    if scope is not None and not scope.may_apply(path):
+        conversion, driver = _AS_IT_IS, None
+    else:
+        conversion, driver = conversion_for(repo, path), driver_for(repo, path)
     workdir = _workdir(repo)
     if driver is None and conversion.changes_nothing:  # stored as it is: streamed
 
@@ -284,6 +293,8 @@ def _read_regular(
             raise _Failed(f"file grew over store.max_file_size ({limit}) while being read")
         reader = _FileReader(fd, opened.st_size, full, check)
         try:
+            if opened.st_size <= _READ_CHUNK:  # at once: one object write (the stream writes a temp file too)
+                return repo.create_blob(reader.readall())
             return repo.create_blob_fromiobase(reader)
         except (pygit2.GitError, OSError) as exc:
             reason = _stream_failure(repo, exc)

@@ -97,6 +97,14 @@ ON CONFLICT(path) DO UPDATE SET
     updated_at = excluded.updated_at
 """
 
+_WINDOW_SQL = """
+SELECT COUNT(path), MAX(last_event_at), MIN(first_seen_at),
+       (SELECT MIN(COALESCE(next_attempt_at, 0)) FROM paths WHERE status = 'failed')
+FROM paths WHERE status = 'pending'
+"""
+_COUNTS_SQL = "SELECT status, COUNT(path) FROM paths GROUP BY status"
+_LAST_BACKUP_SQL = "SELECT MAX(last_backup_at) FROM paths"
+
 RetryDelay = Callable[[int], float]
 """Seconds before a failed path is retried, given its consecutive failures (1, 2, ...)."""
 
@@ -259,27 +267,17 @@ class PathQueue:
 
     def window(self) -> Window:
         """Timing facts of the pending paths and the next failed retry."""
-        R = self._R
-        count, newest, oldest = (
-            R.select(pw.fn.COUNT(R.path), pw.fn.MAX(R.last_event_at), pw.fn.MIN(R.first_seen_at))
-            .where(R.status == PathStatus.PENDING.value)
-            .tuples()
-            .get()
-        )
-        next_retry = (
-            R.select(pw.fn.MIN(pw.fn.COALESCE(R.next_attempt_at, 0)))
-            .where(R.status == PathStatus.FAILED.value)
-            .scalar()
-        )
+        # Raw SQL, one statement: the worker asks at every wake-up, and peewee's query
+        # building cost more than SQLite's answer (about 0.3 ms against 0.02 ms).
+        count, newest, oldest, next_retry = self._state.db.execute_sql(_WINDOW_SQL).fetchone()
         return Window(
             pending=count, newest_event_at=newest, oldest_change_at=oldest, next_retry_at=next_retry
         )
 
     def counts(self) -> dict[str, int]:
         """Number of paths in each status (every status present, zero included)."""
-        R = self._R
         counts = {s.value: 0 for s in PathStatus}
-        for status, n in R.select(R.status, pw.fn.COUNT(R.path)).group_by(R.status).tuples():
+        for status, n in self._state.db.execute_sql(_COUNTS_SQL):
             counts[status] = n
         return counts
 
@@ -307,6 +305,5 @@ class PathQueue:
 
     def last_backup_at(self) -> float | None:
         """When a path was last committed (epoch seconds), or None."""
-        R = self._R
-        value = R.select(pw.fn.MAX(R.last_backup_at)).scalar()
+        (value,) = self._state.db.execute_sql(_LAST_BACKUP_SQL).fetchone()
         return None if value is None else float(value)

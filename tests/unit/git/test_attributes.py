@@ -8,7 +8,7 @@ from pathlib import Path
 
 import pytest
 
-from mdbackup.git.attributes import Driver, DriverFailed, clean, driver_for
+from mdbackup.git.attributes import Driver, DriverFailed, FilterScope, clean, driver_for
 from mdbackup.git.repo import open_repository
 from tests.support.committing import commit, write
 from tests.support.git import git, head_files
@@ -117,3 +117,54 @@ def test_binary_content_survives_the_driver_and_the_built_in_filters(upper: Path
     write(upper, "notes/bin.md", b"\x00binary\r\n")
     commit(upper, ["notes/bin.md"])
     assert git(upper, "rev-parse", "HEAD:notes/bin.md").strip() == git_would_store(upper, "notes/bin.md")
+
+
+# -- FilterScope: the per-pass shortcut that skips the attribute lookups -----------------
+
+
+def scope(repo: Path) -> FilterScope:
+    opened = open_repository(repo)
+    return FilterScope(opened, opened.index)
+
+
+def test_no_attribute_file_and_no_autocrlf_means_no_filter_can_apply(repo: Path) -> None:
+    assert not scope(repo).may_apply("notes/sub/a.md")
+
+
+@pytest.mark.parametrize("where", ["", "notes/", "notes/sub/"])
+def test_a_gitattributes_file_in_any_folder_above_the_path_counts(repo: Path, where: str) -> None:
+    (repo / where).mkdir(parents=True, exist_ok=True)
+    (repo / where / ".gitattributes").write_text("*.md ident\n")
+    assert scope(repo).may_apply("notes/sub/a.md")
+    assert not scope(repo).may_apply("other/a.md") or where == ""
+
+
+def test_a_gitattributes_file_only_in_the_index_counts(repo: Path) -> None:
+    write(repo, "notes/.gitattributes", b"*.md ident\n")
+    git(repo, "add", "notes/.gitattributes")
+    (repo / "notes/.gitattributes").unlink()
+    assert scope(repo).may_apply("notes/a.md")
+
+
+def test_repository_wide_sources_count(repo: Path, tmp_path: Path) -> None:
+    git(repo, "config", "core.autocrlf", "input")
+    assert scope(repo).may_apply("notes/a.md")
+    git(repo, "config", "core.autocrlf", "false")
+    assert not scope(repo).may_apply("notes/a.md")
+    (repo / ".git/info").mkdir(exist_ok=True)
+    (repo / ".git/info/attributes").write_text("*.md ident\n")
+    assert scope(repo).may_apply("notes/a.md")
+    (repo / ".git/info/attributes").unlink()
+    git(repo, "config", "core.attributesFile", str(tmp_path / "nowhere"))
+    assert scope(repo).may_apply("notes/a.md")
+
+
+def test_a_nested_gitattributes_file_is_applied_as_git_applies_it(repo: Path) -> None:
+    """Why: the shortcut must never skip a filter git runs (a folder's own attributes)."""
+    write(repo, "notes/sub/.gitattributes", b"*.md text\n")
+    write(repo, "notes/sub/a.md", b"one\r\ntwo\r\n")
+    write(repo, "notes/b.md", b"one\r\ntwo\r\n")
+    commit(repo, ["notes/sub/a.md", "notes/b.md"])
+    for rel in ("notes/sub/a.md", "notes/b.md"):
+        assert git(repo, "rev-parse", f"HEAD:{rel}").strip() == git_would_store(repo, rel)
+    assert git(repo, "cat-file", "blob", "HEAD:notes/sub/a.md") == "one\ntwo\n"
