@@ -3,6 +3,7 @@
 python bench/run.py            # all rows
 python bench/run.py commit     # only the rows whose name starts with "commit"
 python bench/run.py daemon     # the real daemon (MDBACKUP_BENCH_IDLE=10 for a short idle window)
+python bench/run.py sync       # two machines syncing (MDBACKUP_BENCH_SYNC_EDITS=20 for a short run)
 """
 
 from __future__ import annotations
@@ -13,13 +14,14 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from bench import bench_commit, bench_daemon, bench_push
+from bench import bench_commit, bench_daemon, bench_push, bench_sync
 from bench.common import Row
 
 SUITES = {
     "commit": bench_commit.run,
     "push": bench_push.run,
     "daemon": bench_daemon.run,
+    "sync": bench_sync.run,
 }
 
 
