@@ -134,6 +134,8 @@ def idle_fetch_rows(workdir: Path, *, seconds: float) -> list[Row]:
     cluster = Cluster.create(workdir / "idle", files=files, interval=1, debounce=DEBOUNCE)
     syncing, quiet = cluster.machines
     quiet.config = quiet.config.replace("[sync]\nenabled = true", "[sync]\nenabled = false")
+    for m in (syncing, quiet):  # the config body follows the harness's `[log]` table: fetches are logged
+        m.config = 'level = "debug"\n' + m.config
     try:
         cluster.start()
         time.sleep(3)  # the start-up scan and first fetch are not idle

@@ -56,7 +56,7 @@ BATCH_STEPS = {  # the steps of a local batch; the others are sync's (fetch, mer
 }
 SYNC_STEPS = tuple(s for s in STEPS if s not in BATCH_STEPS)
 DEBOUNCE = 0.2
-INTERVAL = 1.0
+INTERVAL = 0.5
 MAX_FILES = 40  # past this many notes, operations lean to deleting
 SHARED_NAMES = 6  # `notes/s<k>.md`: names every machine may add (both-add)
 
@@ -73,7 +73,7 @@ class SyncStats:
     converge_s: list[float] = field(default_factory=list)
     violations: list[str] = field(default_factory=list)
     merges: int = 0
-    conflict_copies: int = 0
+    conflict_copies: int = 0  # ever committed
     files: int = 0
     started: float = field(default_factory=time.monotonic)
 
@@ -100,6 +100,9 @@ class SyncMutator:
 
     def _notes(self) -> list[str]:
         return [p for p in self.m.store_files() if p.endswith(".md")]
+
+    def _deletable(self, notes: list[str]) -> list[str]:
+        return [p for p in notes if p != f"{STORE}/hot.md"]
 
     def _line(self) -> str:
         self.n += 1
@@ -131,17 +134,26 @@ class SyncMutator:
         self.m.write(path, body)
 
     def delete(self, notes: list[str]) -> None:
-        if notes:
-            self.m.delete(self.rng.choice(notes))
+        if self._deletable(notes):
+            self.m.delete(self.rng.choice(self._deletable(notes)))
 
     def rename(self, notes: list[str]) -> None:
-        if notes:
-            src = self.rng.choice(notes)
+        if self._deletable(notes):
+            src = self.rng.choice(self._deletable(notes))
             folder = self.rng.choice(["", "moved/"])
             self.n += 1
             self.m.rename(src, f"{STORE}/{folder}r-{self.tag.replace(' ', '-')}-{self.n}.md")
 
-    OPS = (("edit", 6.0), ("new", 2.0), ("delete", 1.0), ("rename", 1.0))
+    def clash(self, notes: list[str]) -> None:
+        """The first line of the hot note: two machines doing this in one round conflict."""
+        path = f"{STORE}/hot.md"
+        if path not in notes:
+            return self.new(notes)
+        lines = self.m.read(path).decode().splitlines(keepends=True) or ["\n"]
+        lines[0] = self._line()
+        self.m.write(path, "".join(lines))
+
+    OPS = (("edit", 6.0), ("new", 2.0), ("delete", 1.0), ("rename", 1.0), ("clash", 1.5))
 
     def step(self) -> str:
         notes = self._notes()
@@ -175,6 +187,7 @@ class SyncSoak:
         self._say = say
         self.log_path = root / "soak.log"
         files = {f"{STORE}/n{k}.md": "".join(f"seed line {i} of n{k}\n" for i in range(12)) for k in range(8)}
+        files[f"{STORE}/hot.md"] = "the line every machine edits\n" + "".join(f"line {i}\n" for i in range(8))
         self.cluster = Cluster.create(
             root, machines=machines, files=files, interval=INTERVAL, debounce=DEBOUNCE
         )
@@ -284,9 +297,12 @@ class SyncSoak:
             return
         files = self.cluster.remote_files(head)
         self.stats.files = len(files)
-        self.stats.conflict_copies = sum(is_conflict_copy(p) for p in files)
         merges = git_text(self.cluster.remote, "rev-list", "--merges", "--count", head).strip()
         self.stats.merges = int(merges or 0)
+        added = git_text(
+            self.cluster.remote, "log", "-m", "--diff-filter=A", "--name-only", "--format=", head
+        )
+        self.stats.conflict_copies = len({p for p in added.split("\n") if is_conflict_copy(p)})
 
 
 def main(argv: list[str] | None = None) -> int:

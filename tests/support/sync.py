@@ -31,6 +31,7 @@ import subprocess
 import tempfile
 import time
 from collections.abc import Iterable, Mapping
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -398,6 +399,8 @@ class Machine:
 
 def idle_problem(doc: Mapping) -> str | None:
     """Why `status --json` says the daemon still has work (None: nothing left)."""
+    if "sync" not in doc:
+        raise AssertionError(f"status --json has no `sync` block (the contract's): {sorted(doc)}")
     counts, push, sync = doc["counts"], doc["push"], doc["sync"]
     if counts["pending"] or counts["queued"] or counts["failed"]:
         return f"counts {counts}"
@@ -573,8 +576,10 @@ class Cluster:
             snap, why = self.convergence()
             if snap is None or not status:
                 return snap
-            for m in self.machines:
-                problem = idle_problem(m.status())
+            with ThreadPoolExecutor(len(self.machines)) as pool:  # one status --json each, at once
+                docs = list(pool.map(Machine.status, self.machines))
+            for m, doc in zip(self.machines, docs, strict=True):
+                problem = idle_problem(doc)
                 if problem:
                     why = f"{m.name} not idle: {problem}"
                     return None
