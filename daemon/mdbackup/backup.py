@@ -1,10 +1,10 @@
-"""One repository's backup: take in changes, scan, commit what is due, push.
+"""One repository's backup: take in changes, scan, commit what is due, sync, push.
 
 The orchestration over the state database (`mdbackup.state`) and the libgit2 layer
 (`mdbackup.git`); used alike by `run --once`, the daemon's worker and the flush on
-SIGTERM. It is the only caller of both (pushing goes through its `Pusher`). Every
-"when" (a batch, a retry, a rescan, a push) is computed here, once, from the state
-database and the injected clock.
+SIGTERM. It is the only caller of both (pushing goes through its `Pusher`, syncing
+through its `Syncer`). Every "when" (a batch, a retry, a rescan, a fetch, a push) is
+computed here, once, from the state database and the injected clock.
 """
 
 from __future__ import annotations
@@ -39,6 +39,7 @@ from mdbackup.state.db import StateDB
 from mdbackup.state.queue import FORGET, SUCCESS, Batch, Outcome, PathQueue
 from mdbackup.state.repository import RepositoryState
 from mdbackup.statuses import PathStatus
+from mdbackup.syncing import Syncing
 
 __all__ = ["ERRORS", "HOOKS_NOT_RUN", "Backup", "PassReport", "Tick"]
 
@@ -74,7 +75,7 @@ class Tick:
     next_at: float | None
 
 
-class Backup(Reporting):
+class Backup(Reporting, Syncing):
     """The backup of one repository, as configured."""
 
     def __init__(
@@ -140,6 +141,7 @@ class Backup(Reporting):
         self._pusher = Pusher(
             config=config, repo=self.repo, state=self._repository, clock=self._clock, step=self._step
         )
+        self._syncer = self._make_syncer(config)
         self.rescan_after(degraded=False)
         self._record_daemon()
 
@@ -227,7 +229,7 @@ class Backup(Reporting):
         self.forget_unwanted()
         self.scan(reason=reason)
         report = self.commit_now(failed_too=True)
-        return report, self._pusher.push_if_due(force=True)
+        return report, self._start_and_push()
 
     def commit_now(self, *, failed_too: bool = False) -> PassReport:
         """Commit every pending path at once, in one commit (failed ones too when
@@ -244,7 +246,7 @@ class Backup(Reporting):
         """
         self._finish_batch()
         window = self._queue.window()
-        if not window.pending and window.next_retry_at is None and self._pusher.deadline() is None:
+        if not window.pending and window.next_retry_at is None and self._nothing_due():
             self._clock.reanchor()  # nothing scheduled from stored times: follow the wall clock again
         now = self._clock.wall()
         scanned = self._next_rescan is not None and self._clock.monotonic() >= self._next_rescan
@@ -255,11 +257,12 @@ class Backup(Reporting):
         if commit_at is not None and commit_at <= now:
             self._commit_pass(failed_too=False)
             commit_at = self._commit_deadline()
+        sync_at = self._sync_if_due()
         push_at = self._pusher.deadline()
         if push_at is not None and push_at <= self._clock.wall():
-            self._pusher.push_if_due()
+            self._push()
             push_at = self._pusher.deadline()
-        wakeups = [self._clock.to_monotonic(t) for t in (commit_at, push_at) if t is not None]
+        wakeups = [self._clock.to_monotonic(t) for t in (commit_at, push_at, sync_at) if t is not None]
         wakeups += [self._next_rescan] if self._next_rescan is not None else []
         return Tick(scanned=scanned, next_at=min(wakeups) if wakeups else None)
 

@@ -31,6 +31,10 @@ STEPS: tuple[str, ...] = (
     "db_marked",  # the batch's outcome written to the state database
     "push_started",  # about to push
     "push_done",  # the remote has the commit, push state not yet recorded
+    "sync_fetched",  # the remote's branch fetched (remote-tracking ref moved), nothing merged yet
+    "sync_tree_written",  # the synced files written into the working tree (index, branch not yet)
+    "sync_index_written",  # the synced index written beside the real one (index.lock held)
+    "sync_ref_moved",  # the branch moved to the synced commit (the new index not yet in place)
 )
 
 ENV = "MDBACKUP_CRASH_AT"

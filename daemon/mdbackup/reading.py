@@ -14,11 +14,12 @@ from pathlib import Path
 import pygit2
 
 from mdbackup.config import Config
+from mdbackup.git import history
 from mdbackup.git import repo as gitrepo
 from mdbackup.pushing import Pusher
 from mdbackup.state.db import StateDB, StateMissing, StateOwnedElsewhere
 from mdbackup.state.queue import PathQueue, PathRow
-from mdbackup.state.repository import DaemonConfig, PushState, PushTarget, RepositoryState
+from mdbackup.state.repository import DaemonConfig, PushState, PushTarget, RepositoryState, SyncState
 
 
 @dataclass(frozen=True)
@@ -34,6 +35,10 @@ class Snapshot:
     push_target: PushTarget  # what this process's config would use
     ahead: int | None  # computed from the refs now, for the recorded (else own) remote and branch
     daemon: DaemonConfig | None  # the effective config the last daemon recorded
+    sync: SyncState | None = None  # as the process that last fetched recorded it
+    sync_enabled: bool = False  # this process's config (when nothing was recorded)
+    behind: int | None = None  # remote-tracking commits the local branch lacks, from the refs now
+    sync_ahead: int | None = None  # local commits the remote-tracking branch lacks, from the refs now
 
 
 @dataclass(frozen=True)
@@ -80,10 +85,11 @@ def take_snapshot(
     repo: pygit2.Repository,
     pusher: Pusher,
     all_paths: bool,
+    sync_enabled: bool = False,
 ) -> Snapshot:
     """Read what `status` shows in one transaction; `ahead` is counted from the refs
     now, toward the remote and branch the last pushing process recorded (else this
-    process's config)."""
+    process's config); `behind`/`sync_ahead` likewise toward the last syncing process's."""
     with state.db.atomic():
         push = repository.push_state()
         paused = repository.paused()
@@ -91,7 +97,12 @@ def take_snapshot(
         rows = tuple(queue.rows(include_success=all_paths))
         last_backup_at = queue.last_backup_at()
         daemon = repository.daemon()
+        sync = repository.sync_state()
     recorded = push.enabled is not None
+    target = pusher.target()
+    behind, sync_ahead = _sync_counts(
+        repo, remote=sync.remote or target.remote, branch=sync.branch or target.branch
+    )
     return Snapshot(
         paused=paused,
         counts=counts,
@@ -104,7 +115,28 @@ def take_snapshot(
             remote=push.remote if recorded else None, branch=push.branch if recorded else None
         ),
         daemon=daemon,
+        sync=sync,
+        sync_enabled=sync_enabled,
+        behind=behind,
+        sync_ahead=sync_ahead,
     )
+
+
+def _sync_counts(
+    repo: pygit2.Repository, *, remote: str, branch: str | None
+) -> tuple[int | None, int | None]:
+    """(behind, ahead) of the local branch against `refs/remotes/<remote>/<branch>`, from the
+    refs now; None where it cannot be counted (detached, unborn, never fetched)."""
+    local = gitrepo.head_info(repo).branch
+    if local is None or branch is None:
+        return None, None
+    ours = history.ref_commit(repo, f"refs/heads/{local}")
+    theirs = history.ref_commit(repo, f"refs/remotes/{remote}/{branch}")
+    if theirs is None:
+        return None, None
+    if ours is None:
+        return history.count_commits(repo, theirs, []), 0
+    return history.count_commits(repo, theirs, [ours]), history.count_commits(repo, ours, [theirs])
 
 
 def daemon_config(config: Config, *, pid: int, at: float) -> DaemonConfig:

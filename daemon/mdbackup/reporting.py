@@ -22,6 +22,7 @@ from mdbackup.reading import Snapshot, daemon_config, take_snapshot
 from mdbackup.state.db import StateDB
 from mdbackup.state.queue import PathQueue
 from mdbackup.state.repository import RepositoryState
+from mdbackup.syncing import Syncer
 
 
 @dataclass(frozen=True)
@@ -41,6 +42,7 @@ class Reporting:
     _queue: PathQueue
     _repository: RepositoryState
     _pusher: Pusher
+    _syncer: Syncer
     _clock: SteadyClock
     _serving_pid: int | None
     config: Config
@@ -77,6 +79,7 @@ class Reporting:
             repo=self.repo,
             pusher=self._pusher,
             all_paths=all_paths,
+            sync_enabled=self.config.sync.enabled,
         )
 
     def repository_facts(self) -> RepositoryFacts:
@@ -90,6 +93,11 @@ class Reporting:
     def check_remote(self) -> RemoteCheck:
         """Reach the remote with the configured credentials; changes nothing."""
         return self._pusher.check()
+
+    def check_sync(self) -> tuple[bool, str]:
+        """With sync on: fetch and say whether a merge would conflict or be blocked; changes
+        nothing. (ok, one line)."""
+        return self._syncer.check()
 
     def serving(self, *, pid: int) -> None:
         """This process is the daemon: record its effective config now and on every

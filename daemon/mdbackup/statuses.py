@@ -1,4 +1,4 @@
-"""The one definition of path and push statuses (used by the schema and by `status`)."""
+"""The one definition of path, push and sync statuses (used by the schema and by `status`)."""
 
 from enum import StrEnum
 
@@ -19,4 +19,15 @@ class PushStatus(StrEnum):
     DISABLED = "disabled"
     SUCCESS = "success"
     PENDING = "pending"
+    FAILED = "failed"
+
+
+class SyncStatus(StrEnum):
+    """Where the repository's sync with the remote stands; see the contract's "Sync status"."""
+
+    DISABLED = "disabled"
+    IDLE = "idle"
+    BEHIND = "behind"
+    MERGING = "merging"
+    BLOCKED = "blocked"
     FAILED = "failed"

@@ -37,8 +37,8 @@ ROOMS: dict[str, tuple[tuple[str, ...], tuple[str, ...]]] = {
     "scheduling": (("worker",), ("backup", "inbox", "watcher", "clock", "config", "logs")),
     "watching": (("watcher", "watch_events"), ("inbox", "patterns", "logs", "watch_events")),
     "orchestration": (
-        ("backup", "reporting", "reading", "pushing", "schedule"),
-        ("state", "git", "config", *LEAVES, "schedule", "pushing", "reporting", "reading"),
+        ("backup", "reporting", "reading", "pushing", "syncing", "schedule"),
+        ("state", "git", "config", *LEAVES, "schedule", "pushing", "syncing", "reporting", "reading"),
     ),
     "state": (("state",), ("state", "statuses", "logs")),
     "git": (("git",), ("git", "redact")),
@@ -52,6 +52,7 @@ THIRD_PARTY_OWNERS = {
         "reporting",
         "reading",
         "pushing",
+        "syncing",
     ),  # orchestration holds the Repository and names its errors
     "peewee": ("state", "backup"),  # backup names the database's errors
     "watchdog": ("watcher", "watch_events"),

@@ -52,10 +52,11 @@ def _check_repository(backup: Backup) -> int:
     )
     if facts.hooks:
         print(f"hooks: {', '.join(facts.hooks)} installed, not run for backup commits ({HOOKS_NOT_RUN})")
+    transport.configure(ca_file=os.environ.get("SSL_CERT_FILE"), ca_dir=os.environ.get("SSL_CERT_DIR"))
+    synced = _check_sync(backup)
     if not config.push.enabled:
         print("remote: push disabled")
-        return ExitCode.OK
-    transport.configure(ca_file=os.environ.get("SSL_CERT_FILE"), ca_dir=os.environ.get("SSL_CERT_DIR"))
+        return ExitCode.OK if synced else ExitCode.FAILED
     remote_branch = config.push.branch or facts.head.branch or ""
     result = backup.check_remote()
     if not result.ok:
@@ -67,4 +68,13 @@ def _check_repository(backup: Backup) -> int:
         else f"{remote_branch} not there yet (the first push creates it)"
     )
     print(f"remote: ok ({config.push.remote}, {where})")
-    return ExitCode.OK
+    return ExitCode.OK if synced else ExitCode.FAILED
+
+
+def _check_sync(backup: Backup) -> bool:
+    """With sync on: fetch and say whether a merge would conflict or be blocked."""
+    if not backup.config.sync.enabled:
+        return True
+    ok, line = backup.check_sync()
+    print(f"sync: {scrub(line)}")
+    return ok

@@ -28,7 +28,7 @@ from mdbackup.exitcodes import ExitCode
 from mdbackup.reading import Snapshot
 from mdbackup.state.db import StateLocked, StateOwnedElsewhere, StateUnavailable
 from mdbackup.state.repository import DaemonConfig
-from mdbackup.statuses import PathStatus, PushStatus
+from mdbackup.statuses import PathStatus, PushStatus, SyncStatus
 
 
 def report(backup: Backup, *, all_paths: bool) -> dict[str, Any]:
@@ -64,6 +64,33 @@ def report(backup: Backup, *, all_paths: bool) -> dict[str, Any]:
         "head": {"branch": head.branch, "commit": head.commit},
         "last_backup_at": iso_utc(snapshot.last_backup_at),
         "push": _push(snapshot, daemon),
+        "sync": _sync(snapshot, daemon),
+    }
+
+
+def _sync(snapshot: Snapshot, daemon: DaemonConfig | None) -> dict[str, Any]:
+    """The sync as the last syncing process recorded it (this command's config when nothing
+    was recorded); `behind`/`ahead` from the refs now."""
+    sync = snapshot.sync
+    recorded = sync is not None and sync.enabled is not None
+    enabled = bool(sync.enabled) if sync is not None and recorded else snapshot.sync_enabled
+    if daemon is not None and sync is not None and not recorded:
+        enabled = False  # a running daemon that never recorded a sync has it off
+    status = sync.status if sync is not None and recorded and enabled else SyncStatus.DISABLED
+    if enabled and status is SyncStatus.DISABLED:
+        status = SyncStatus.IDLE  # on, but nothing fetched yet
+    behind = snapshot.behind if enabled else 0
+    if enabled and status is SyncStatus.IDLE and behind:
+        status = SyncStatus.BEHIND  # fetched, not yet merged
+    return {
+        "enabled": enabled,
+        "status": status.value,
+        "last_fetch_at": iso_utc(sync.last_fetch_at) if sync is not None else None,
+        "behind": behind or 0,
+        "ahead": (snapshot.sync_ahead or 0) if enabled else 0,
+        "conflicts": list(sync.conflicts) if sync is not None and enabled else [],
+        "blocked_by": sync.blocked_by if sync is not None and status is SyncStatus.BLOCKED else None,
+        "last_error": sync.last_error if sync is not None and status is SyncStatus.FAILED else None,
     }
 
 
@@ -122,6 +149,8 @@ def render_text(doc: dict[str, Any]) -> str:
         f"last backup: {doc['last_backup_at'] or 'never'}",
         "push:    " + _push_line(push),
     ]
+    if doc.get("sync", {}).get("enabled"):
+        lines.append("sync:    " + _sync_line(doc["sync"]))
     rows = doc["paths"]
     if rows:
         lines.append(
@@ -143,6 +172,25 @@ def _push_line(push: dict[str, Any]) -> str:
         line += f": {push['last_error']} (next try {push['next_attempt_at']})"
     if push["last_push_at"]:
         line += f"; last push {push['last_push_at']}"
+    return line
+
+
+def _sync_line(sync: dict[str, Any]) -> str:
+    if not sync["enabled"]:
+        return "disabled"
+    line = str(sync["status"])
+    if sync["behind"] or sync["ahead"]:
+        line += f", {sync['behind']} behind, {sync['ahead']} ahead"
+    if sync["blocked_by"]:
+        line += (
+            f": blocked by your change to {sync['blocked_by']} (outside the store; the remote changed it too)"
+        )
+    if sync["last_error"]:
+        line += f": {sync['last_error']}"
+    if sync["last_fetch_at"]:
+        line += f"; last fetch {sync['last_fetch_at']}"
+    if sync["conflicts"]:
+        line += "; conflict copies of the last merge: " + ", ".join(sync["conflicts"])
     return line
 
 

@@ -36,6 +36,12 @@ def index_copy(git_dir: Path) -> Path:
     return state_dir(git_dir) / "index.next"
 
 
+def sync_temp_dir(git_dir: Path) -> Path:
+    """Where a sync writes new file versions before renaming them into the working tree
+    (`<git dir>/mdbackup/sync-tmp`): never seen by the watcher, emptied at start."""
+    return state_dir(git_dir) / "sync-tmp"
+
+
 def index_lock(git_dir: Path) -> Path:
     """git's lock on the index (`<git dir>/index.lock`)."""
     return git_dir / "index.lock"

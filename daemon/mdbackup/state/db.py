@@ -124,6 +124,15 @@ ADDED_COLUMNS: dict[str, dict[str, str]] = {
         "daemon_store": "TEXT",
         "daemon_push_enabled": "INTEGER",
         "daemon_recorded_at": "REAL",
+        "sync_enabled": "INTEGER",
+        "sync_remote": "TEXT",
+        "sync_branch": "TEXT",
+        "sync_status": "TEXT",
+        "sync_last_fetch_at": "REAL",
+        "sync_conflicts": "TEXT",
+        "sync_blocked_by": "TEXT",
+        "sync_last_error": "TEXT",
+        "sync_recorded_at": "REAL",
     }
 }
 """Columns added after the first release: an older database gets them added (all
@@ -321,6 +330,16 @@ def _models(db: pw.SqliteDatabase) -> tuple[Any, Any]:
         daemon_store = pw.TextField(null=True)
         daemon_push_enabled = pw.BooleanField(null=True)
         daemon_recorded_at = pw.FloatField(null=True)
+        # the sync as the process that last fetched recorded it (conflicts: a JSON list)
+        sync_enabled = pw.BooleanField(null=True)
+        sync_remote = pw.TextField(null=True)
+        sync_branch = pw.TextField(null=True)
+        sync_status = pw.TextField(null=True)
+        sync_last_fetch_at = pw.FloatField(null=True)
+        sync_conflicts = pw.TextField(null=True)
+        sync_blocked_by = pw.TextField(null=True)
+        sync_last_error = pw.TextField(null=True)
+        sync_recorded_at = pw.FloatField(null=True)
 
         class Meta:
             database = db

@@ -1,4 +1,4 @@
-"""The repository's own state: the paused flag and the push state.
+"""The repository's own state: the paused flag, the push state and the sync state.
 
 Push state is kept apart from the paths: `disabled`, `success` (the remote has the
 local head), `pending` (local is ahead, a push is due), `failed` (`last_error`,
@@ -7,11 +7,12 @@ local head), `pending` (local is ahead, a push is due), `failed` (`last_error`,
 
 from __future__ import annotations
 
+import json
 from dataclasses import dataclass
 from typing import Any
 
 from mdbackup.state.db import StateDB
-from mdbackup.statuses import PushStatus
+from mdbackup.statuses import PushStatus, SyncStatus
 
 
 @dataclass(frozen=True)
@@ -27,6 +28,22 @@ class PushState:
     branch: str | None = None
     head: str | None = None  # the local head the remote was last known to have
     recorded_at: float | None = None
+
+
+@dataclass(frozen=True)
+class SyncState:
+    """The sync as the process that last fetched recorded it (`enabled` None: nothing
+    recorded yet). `conflicts`: the conflict copies the last merge wrote."""
+
+    status: SyncStatus
+    enabled: bool | None
+    remote: str | None
+    branch: str | None
+    last_fetch_at: float | None
+    conflicts: tuple[str, ...]
+    blocked_by: str | None
+    last_error: str | None
+    recorded_at: float | None
 
 
 @dataclass(frozen=True)
@@ -167,3 +184,53 @@ class RepositoryState:
                 .where((R.id == 1) & (R.push_status == PushStatus.FAILED.value))
                 .execute()
             )
+
+    # -- sync ------------------------------------------------------------------------
+
+    def sync_state(self) -> SyncState:
+        r = self._R.get_by_id(1)
+        try:
+            conflicts = tuple(str(p) for p in json.loads(r.sync_conflicts or "[]"))
+        except (ValueError, TypeError):
+            conflicts = ()
+        return SyncState(
+            status=SyncStatus(r.sync_status or SyncStatus.DISABLED.value),
+            enabled=None if r.sync_enabled is None else bool(r.sync_enabled),
+            remote=r.sync_remote,
+            branch=r.sync_branch,
+            last_fetch_at=r.sync_last_fetch_at,
+            conflicts=conflicts,
+            blocked_by=r.sync_blocked_by,
+            last_error=r.sync_last_error,
+            recorded_at=r.sync_recorded_at,
+        )
+
+    def record_sync(
+        self,
+        *,
+        status: SyncStatus,
+        enabled: bool,
+        remote: str,
+        branch: str | None,
+        at: float,
+        fetched: bool = False,
+        conflicts: tuple[str, ...] | None = None,
+        blocked_by: str | None = None,
+        error: str | None = None,
+    ) -> None:
+        """The syncing process's state now: `status` with what it uses; `fetched`: a fetch
+        succeeded `at`; `conflicts` (None: keep those of the last merge)."""
+        columns: dict[str, object] = {
+            "sync_status": status.value,
+            "sync_enabled": enabled,
+            "sync_remote": remote,
+            "sync_branch": branch,
+            "sync_blocked_by": blocked_by,
+            "sync_last_error": error,
+            "sync_recorded_at": at,
+        }
+        if fetched:
+            columns["sync_last_fetch_at"] = at
+        if conflicts is not None:
+            columns["sync_conflicts"] = json.dumps(list(conflicts))
+        self._update(**columns)
