@@ -70,7 +70,8 @@ class SyncStats:
     kills_after: int = 0
     crash_points: int = 0
     crash_point_deaths: int = 0
-    converge_s: list[float] = field(default_factory=list)
+    converge_s: list[float] = field(default_factory=list)  # to converged and every daemon idle
+    trees_s: list[float] = field(default_factory=list)  # to the trees alone agreeing
     violations: list[str] = field(default_factory=list)
     merges: int = 0
     conflict_copies: int = 0  # ever committed
@@ -82,7 +83,8 @@ class SyncStats:
         return (
             f"rounds {self.rounds}  ops {self.ops}  kills {self.kills} (before {self.kills_before}, "
             f"after {self.kills_after}, crash points {self.crash_point_deaths}/{self.crash_points})  "
-            f"converge median {statistics.median(times):.1f} s max {max(times):.1f} s  "
+            f"converge median {statistics.median(times):.1f} s max {max(times):.1f} s "
+            f"(trees agree {statistics.median(self.trees_s or [0.0]):.1f} s)  "
             f"merges {self.merges}  conflict copies {self.conflict_copies}  files {self.files}  "
             f"violations {len(self.violations)}  {time.monotonic() - self.started:.0f} s"
         )
@@ -192,6 +194,7 @@ class SyncSoak:
             root, machines=machines, files=files, interval=INTERVAL, debounce=DEBOUNCE
         )
         self.stats = SyncStats()
+        self.ask = "db"  # the rounds ask each state.db; the last round asks `status --json`
 
     def say(self, text: str) -> None:
         with self.log_path.open("a") as fh:
@@ -261,11 +264,13 @@ class SyncSoak:
 
         started = time.monotonic()
         try:
-            done = self.cluster.wait_converged(timeout=self.converge_timeout)
+            done = self.cluster.wait_converged(timeout=self.converge_timeout, ask=self.ask)
         except AssertionError as exc:
             self._violation(f"no convergence ({plan}, victims {[m.name for m in victims]}): {exc}")
             return
         self.stats.converge_s.append(time.monotonic() - started)
+        if self.cluster.trees_agreed_at is not None:
+            self.stats.trees_s.append(self.cluster.trees_agreed_at - started)
         for problem in self.cluster.check_round(done):
             self._violation(problem)
 
@@ -276,6 +281,7 @@ class SyncSoak:
             for r in range(self.rounds):
                 if self.stats.violations and not self.keep_going:
                     break
+                self.ask = "status" if r == self.rounds - 1 else "db"
                 self.round(r)
                 self.stats.rounds += 1
                 if self.report_every and self.stats.rounds % self.report_every == 0:
