@@ -9,6 +9,7 @@ then always the merger's, so ours/theirs and the merge commit's parents are know
 
 from __future__ import annotations
 
+import threading
 import time
 from collections.abc import Callable, Iterator
 from pathlib import Path
@@ -25,7 +26,9 @@ from tests.support.sync import (
     conflict_pattern,
     is_ancestor,
     is_conflict_copy,
+    merged_in,
     parents,
+    read_blobs,
     status_lines,
     utc_stamp_near,
 )
@@ -280,6 +283,61 @@ def test_a_machine_offline_for_200_remote_commits_comes_back_and_converges(clust
         f"remote commit {k}\n".encode() for k in range(160, 200)
     }
     assert c.check_round(done) == []
+
+
+def test_saves_racing_the_updates_of_the_same_note_are_never_lost(cluster) -> None:
+    """An editor on b saves the note every few milliseconds without reloading it (each save
+    is b's buffer: the base with b's line 5) while a's edits of line 25 arrive and are
+    written into b's working tree under the editor's feet. No save is clobbered: b's last
+    save ends at the path, merged in, or as a conflict copy; every version a saved is in the
+    remote's history (b's next save of its stale buffer may take a's line out again: that
+    is b's save, committed as such)."""
+    c = cluster(files={NOTE: text()})
+    c.start()
+    a, b = c.machines
+    stop = threading.Event()
+    saves = 0
+
+    def editor() -> None:
+        nonlocal saves
+        while not stop.is_set():
+            saves += 1
+            b.write(NOTE, text({5: f"line 5, save {saves} of b's editor"}), atomic=saves % 2 == 0)
+            time.sleep(0.005)
+
+    a_saves = []
+    thread = threading.Thread(target=editor, name="b's editor")
+    thread.start()
+    try:
+        for k in range(5):
+            lines = a.read(NOTE).decode().splitlines(keepends=True)
+            lines[25] = f"line 25, edit {k} on a\n"
+            a.write(NOTE, "".join(lines))
+            a_saves.append("".join(lines).encode())
+            wait_until(  # b merged it (b's head read once), under the editor's feet
+                lambda k=k: git_text(b.repo, "log", f"-Sedit {k} on a", "--format=%H", b.head() or "HEAD"),
+                timeout=30,
+                message=lambda: f"a's edit merged on b\n{c.logs()}",
+            )
+    finally:
+        stop.set()
+        thread.join(timeout=10)
+    done = c.wait_converged(timeout=60)
+    files = c.remote_files(done.commit)
+    b_last = c.ledger.saved[("m1", NOTE)]
+    assert b_last is not None and saves > 50
+    merges = git_text(c.remote, "rev-list", "--merges", done.commit).split()
+    assert len(merges) >= 5, "a's edits were not merged into b's saves: no race was exercised"
+    places = [p for p in (NOTE, *conflict_copies(files, NOTE)) if p in files]
+    assert any(files[p] == b_last or merged_in(files[p], text().encode(), b_last) for p in places), places
+    raw = git_text(c.remote, "log", "-m", "--raw", "--no-abbrev", "--format=", done.commit, "--", NOTE)
+    versions = read_blobs(c.remote, (line.split()[3] for line in raw.splitlines() if line.startswith(":")))
+    for k, saved in enumerate(a_saves):
+        assert saved in versions.values(), f"a's save {k} is not in the remote's history"
+    assert all(b"<<<<<<<" not in data for data in files.values())
+    for key in [key for key in c.ledger.saved if key[0] == a.name]:  # checked in history above
+        del c.ledger.saved[key]
+    assert c.check_round(done) == []  # b's saves, and every commit of both in the remote
 
 
 # -- outside the store ---------------------------------------------------------------------
