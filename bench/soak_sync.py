@@ -28,6 +28,7 @@ import contextlib
 import os
 import random
 import shutil
+import signal
 import statistics
 import sys
 import tempfile
@@ -57,6 +58,7 @@ BATCH_STEPS = {  # the steps of a local batch; the others are sync's (fetch, mer
 SYNC_STEPS = tuple(s for s in STEPS if s not in BATCH_STEPS)
 DEBOUNCE = 0.2
 INTERVAL = 0.5
+CRASH_WAIT = 4.0  # seconds crash-point daemons get to reach their step
 MAX_FILES = 40  # past this many notes, operations lean to deleting
 SHARED_NAMES = 6  # `notes/s<k>.md`: names every machine may add (both-add)
 
@@ -70,6 +72,7 @@ class SyncStats:
     kills_after: int = 0
     crash_points: int = 0
     crash_point_deaths: int = 0
+    crash_steps: dict[str, int] = field(default_factory=dict)  # step -> deaths there
     converge_s: list[float] = field(default_factory=list)  # to converged and every daemon idle
     trees_s: list[float] = field(default_factory=list)  # to the trees alone agreeing
     violations: list[str] = field(default_factory=list)
@@ -240,15 +243,16 @@ class SyncSoak:
                 m.kill()
                 self.stats.kills += 1
                 self.stats.kills_after += 1
-        if plan == "crashpoint":
-            time.sleep(delay)
+        if plan == "crashpoint":  # the others' pushes make the victim fetch and merge soon
+            deadline = time.monotonic() + CRASH_WAIT
             for m in victims:
                 assert m.daemon is not None
-                code = m.daemon.wait_exit(timeout=0.01)
+                code = m.daemon.wait_exit(timeout=max(0.01, deadline - time.monotonic()))
                 if code is None:
                     m.kill()
                 elif code == -9:
                     self.stats.crash_point_deaths += 1
+                    self.stats.crash_steps[step] = self.stats.crash_steps.get(step, 0) + 1
                 else:
                     self._violation(f"{m.name} with MDBACKUP_CRASH_AT={step}:1 exited {code}\n{m.log_tail()}")
         for m in machines:
@@ -321,6 +325,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--dir", type=Path, default=None, help="where to build the repositories")
     parser.add_argument("--report-every", type=int, default=10)
     args = parser.parse_args(argv)
+    signal.signal(signal.SIGINT, signal.default_int_handler)  # stoppable in the background too
     seed = args.seed if args.seed is not None else random.SystemRandom().randrange(10**9)
     root = Path(tempfile.mkdtemp(prefix=f"mdbackup-soak-sync-{seed}-", dir=args.dir))
     soak = SyncSoak(
@@ -348,6 +353,7 @@ def main(argv: list[str] | None = None) -> int:
         f"violations={len(stats.violations)}",
         flush=True,
     )
+    print(f"crash point deaths by step: {stats.crash_steps}", flush=True)
     return 1 if failed else 0
 
 
