@@ -395,6 +395,70 @@ def test_a_user_change_outside_the_store_that_the_remote_also_changed_blocks_the
     assert c.check_round(done) == []
 
 
+def test_a_committed_user_change_outside_the_store_that_conflicts_keeps_both_versions(cluster) -> None:
+    """The user committed their README by hand (no uncommitted change: nothing blocks) and the
+    remote changed the same line: the merge keeps theirs beside ours, never markers."""
+    c = cluster(machines=1, files={NOTE: text()})
+    (m,) = c.machines
+    c.push_commits([{"README.txt": "the remote's README\n"}])
+    m.path("README.txt").write_text("the user's README, committed by hand\n")
+    git_text(m.repo, "commit", "-q", "-m", "the user's own commit", "--", "README.txt")
+    mine = m.head()
+    m.write(f"{STORE}/local.md", "a local backup\n")
+    m.start()
+    done = c.wait_converged(timeout=60)
+    assert mine is not None and is_ancestor(c.remote, mine, done.commit)  # the user's commit kept
+    top = {
+        name: git_text(c.remote, "show", f"{done.commit}:{name}").encode()
+        for name in git_text(c.remote, "ls-tree", "--name-only", done.commit).split()
+        if name not in (STORE, "src")
+    }
+    assert top["README.txt"] == b"the user's README, committed by hand\n"
+    copies = conflict_copies(top, "README.txt")
+    assert [top[p] for p in copies] == [b"the remote's README\n"], sorted(top)
+    assert m.path("README.txt").read_bytes() == top["README.txt"]
+    assert m.path(copies[0]).read_bytes() == b"the remote's README\n"
+    assert c.check_round(done) == []
+
+
+def test_the_users_staged_changes_stay_staged_through_a_merge_and_a_staged_clash_blocks(cluster) -> None:
+    """A staged new file the remote does not touch stays staged (same blob, not committed)
+    through a merge; a staged edit of a file the remote changed blocks the merge, and its
+    index entry and working-tree file stay the user's."""
+    c = cluster(machines=1, files={NOTE: text()})
+    (m,) = c.machines
+    staged = m.path("src/staged.txt")
+    staged.parent.mkdir()
+    staged.write_text("the user's staged file\n")
+    git_text(m.repo, "add", "src/staged.txt")
+    staged_entry = git_text(m.repo, "ls-files", "-s", "--", "src/staged.txt")
+    c.push_commits([{f"{STORE}/remote.md": "from elsewhere\n", "other.txt": "a new file outside\n"}])
+    m.write(f"{STORE}/local.md", "a local backup\n")
+    m.start()
+    done = c.wait_converged(timeout=60)
+    assert git_text(m.repo, "ls-files", "-s", "--", "src/staged.txt") == staged_entry
+    assert git_text(m.repo, "diff", "--cached", "--name-only") == "src/staged.txt\n"
+    assert git_text(c.remote, "ls-tree", "--name-only", done.commit, "--", "src/") == ""
+    assert m.path("other.txt").read_text() == "a new file outside\n"
+    assert c.check_round(done) == []
+
+    m.path("other.txt").write_text("the user's staged edit\n")
+    git_text(m.repo, "add", "other.txt")
+    other_entry = git_text(m.repo, "ls-files", "-s", "--", "other.txt")
+    c.push_commits([{"other.txt": "the remote's edit\n"}])
+    m.write(f"{STORE}/later.md", "saved while the merge waits\n")
+
+    def blocked() -> dict | None:
+        sync = m.status()["sync"]
+        return sync if sync["status"] == "blocked" else None
+
+    sync = wait_until(blocked, timeout=30, interval=0.2, message=lambda: f"blocked\n{m.log_tail()}")
+    assert sync["blocked_by"] == "other.txt", sync
+    assert git_text(m.repo, "ls-files", "-s", "--", "other.txt") == other_entry
+    assert m.path("other.txt").read_text() == "the user's staged edit\n"
+    assert git_text(m.repo, "ls-files", "-s", "--", "src/staged.txt") == staged_entry
+
+
 # -- over SSH ----------------------------------------------------------------------------------
 
 
