@@ -340,6 +340,26 @@ def test_saves_racing_the_updates_of_the_same_note_are_never_lost(cluster) -> No
     assert c.check_round(done) == []  # b's saves, and every commit of both in the remote
 
 
+def test_a_fetch_head_lock_left_by_a_killed_fetch_does_not_stop_sync(cluster) -> None:
+    """A SIGKILL inside a fetch (here: a `git fetch` killed long ago) leaves
+    `.git/FETCH_HEAD.lock`. It is git's lock, not ours to delete; sync must still bring the
+    remote's commits in (the remote-tracking ref says what was fetched) instead of idling
+    "behind" for ever while every push is refused. Found by the sync soak (seed 7, round 48)."""
+    c = cluster(machines=1, files={NOTE: text()})
+    (m,) = c.machines
+    lock = m.repo / ".git" / "FETCH_HEAD.lock"
+    lock.write_text("")
+    c.push_commits([{f"{STORE}/remote.md": "from elsewhere\n"}])
+    m.write(f"{STORE}/local.md", "a local backup\n")
+    m.start()
+    done = c.wait_converged(timeout=30)
+    files = c.remote_files(done.commit)
+    assert files[f"{STORE}/remote.md"] == b"from elsewhere\n"
+    assert files[f"{STORE}/local.md"] == b"a local backup\n"
+    assert lock.exists()  # never removed: not ours
+    assert c.check_round(done) == []
+
+
 # -- outside the store ---------------------------------------------------------------------
 
 USER_EDIT = b"the user's own unsaved edit of README.txt on this machine\n"
