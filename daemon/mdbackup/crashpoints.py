@@ -20,7 +20,7 @@ from collections.abc import Callable, Mapping
 Step = Callable[[str], None]
 """Called with a step's name each time the work reaches it."""
 
-STEPS: tuple[str, ...] = (
+BATCH_STEPS: tuple[str, ...] = (
     "recorded",  # changes written to the state database
     "queued",  # a batch taken: its paths marked queued
     "blobs_written",  # blob objects of the batch written
@@ -31,11 +31,20 @@ STEPS: tuple[str, ...] = (
     "db_marked",  # the batch's outcome written to the state database
     "push_started",  # about to push
     "push_done",  # the remote has the commit, push state not yet recorded
+)
+"""The steps of a batch and its push: every start with push on reaches them."""
+
+SYNC_STEPS: tuple[str, ...] = (
     "sync_fetched",  # the remote's branch fetched (remote-tracking ref moved), nothing merged yet
     "sync_tree_written",  # the synced files written into the working tree (index, branch not yet)
     "sync_index_written",  # the synced index written beside the real one (index.lock held)
     "sync_ref_moved",  # the branch moved to the synced commit (the new index not yet in place)
 )
+"""The steps of a sync (`[sync] enabled`): fetch, working tree, index, branch."""
+
+STEPS: tuple[str, ...] = BATCH_STEPS + SYNC_STEPS
+"""Every named step."""
+
 
 ENV = "MDBACKUP_CRASH_AT"
 HANG_ENV = "MDBACKUP_HANG_AT"

@@ -151,6 +151,12 @@ class Syncer:
         local, remote_branch = self._branches()
         if local is None or remote_branch is None:
             return self._failed("HEAD is detached (not on a branch); nothing to sync")
+        try:
+            return self._fetch_and_bring_in(remote_branch, reason=reason)
+        except (pygit2.GitError, OSError) as exc:  # the repository cannot be written, disk full, ...
+            return self._failed(f"sync failed: {exc}")
+
+    def _fetch_and_bring_in(self, remote_branch: str, *, reason: str) -> SyncReport:
         result = fetch.fetch_branch(
             self._repo,
             remote_name=self._config.push.remote,
@@ -170,7 +176,6 @@ class Syncer:
 
     def _bring_in(self, theirs: pygit2.Oid, *, reason: str) -> SyncReport:
         """Fast-forward or merge to `theirs`, committing the user's changes first."""
-        raced: tuple[str, ...] = ()
         for _attempt in range(_ATTEMPTS):
             try:
                 ref_name, head = branch.checked_out(self._repo)
@@ -218,7 +223,6 @@ class Syncer:
                 self.log.info("sync_deferred", reason=done.busy)
                 self._record(SyncStatus.BEHIND, fetched=True, error=None)
                 return SyncReport(SyncStatus.BEHIND)
-            raced += done.raced
         self._record(SyncStatus.BEHIND, fetched=True)
         return SyncReport(SyncStatus.BEHIND)
 
@@ -244,7 +248,7 @@ class Syncer:
             )
         if done.raced:  # saved while we wrote: committed next, on top (the remote's version is in history)
             self.log.info("sync_save_kept", paths=list(done.raced))
-            self._commit_first(done.raced)
+            self._commit_first([p for p in done.raced if self._is_store(p)])
         self.log.info(
             "sync",
             kind=plan.kind,
@@ -256,8 +260,9 @@ class Syncer:
         )
         if plan.kind == merge.MERGE:
             self._record(SyncStatus.IDLE, fetched=True, conflicts=copies)
-            if self._config.push.enabled:
+            if self._config.push.enabled:  # the merge is what the remote lacks: push it now
                 self._state.mark_push_pending(ahead=None)
+                self._state.retry_push()  # a push refused as diverged waits out no backoff
         else:
             self._record(SyncStatus.IDLE, fetched=True)
         return SyncReport(SyncStatus.IDLE, moved=True, conflicts=copies)

@@ -143,3 +143,44 @@ def test_paused_fetches_but_merges_nothing_until_resumed(backup: Backup, clones:
     backup.set_paused(False)
     assert backup._syncer.sync(reason="test").moved
     assert (clones.a / "notes/new.md").read_text() == "new\n"
+
+
+def test_check_tells_clean_conflict_and_blocked_and_moves_nothing(backup: Backup, clones: Clones) -> None:
+    assert backup.check_sync() == (True, "ok (origin/main: up to date, 0 ahead)")
+    write(clones.b, "notes/a.md", "one\nTWO from b\nthree\n")
+    commit_all(clones.b)
+    push(clones.b)
+    ok, line = backup.check_sync()
+    assert ok and line == "ok (1 behind, 0 ahead); a fast-forward would be clean"
+    write(clones.a, "notes/a.md", "one\nTWO from a\nthree\n")
+    commit_all(clones.a)
+    ok, line = backup.check_sync()
+    assert ok and line == "ok (1 behind, 1 ahead); a merge would keep both versions of: notes/a.md"
+    write(clones.a, "other/c.txt", "mine\n")
+    write(clones.b, "other/c.txt", "theirs\n")
+    commit_all(clones.b)
+    push(clones.b)
+    head = git(clones.a, "rev-parse", "HEAD").strip()
+    tracking = git(clones.a, "rev-parse", "refs/remotes/origin/main").strip()
+    ok, line = backup.check_sync()
+    assert not ok and line.startswith("blocked (2 behind, 1 ahead): the remote changed other/c.txt")
+    assert git(clones.a, "rev-parse", "HEAD").strip() == head
+    assert git(clones.a, "rev-parse", "refs/remotes/origin/main").strip() == tracking
+    assert (clones.a / "other/c.txt").read_text() == "mine\n"
+    assert report(backup, all_paths=False)["sync"]["last_fetch_at"] is None  # check records nothing
+
+
+def test_a_merge_makes_a_refused_push_due_at_once(backup: Backup, clones: Clones, clock: FakeClock) -> None:
+    write(clones.a, "notes/mine.md", "mine\n")
+    backup.record(["notes/mine.md"])
+    backup.commit_now()
+    write(clones.b, "notes/theirs.md", "theirs\n")
+    commit_all(clones.b)
+    push(clones.b)
+    backup._pusher.push_if_due(force=True)  # refused: the remote moved
+    assert report(backup, all_paths=False)["push"]["status"] == "failed"
+    assert backup._syncer.sync(reason="test").moved
+    push_state = report(backup, all_paths=False)["push"]
+    assert push_state["status"] == "pending" and push_state["next_attempt_at"] is None
+    backup.run_due(degraded=False)
+    assert remote_head(clones) == git(clones.a, "rev-parse", "HEAD").strip()

@@ -289,6 +289,9 @@ def push_branch(
         tracking_ref = f"refs/remotes/{remote_name}/{remote_branch}"
         remote_before = heads.get(dst_ref)
         state = _state(repo, local, remote_before, heads, tracking_ref)
+        if remote_before is not None and state.behind > 0 and state.ahead == 0:
+            # only the remote moved (known locally: fetched): it has the local head already
+            return PushResult(ok=True, pushed_oid=str(local), remote_before=remote_before)
         if remote_before is not None and state.behind != 0:
             lacking = (
                 f"remote branch at {remote_before[:12]} is not in the local branch"

@@ -99,3 +99,19 @@ def test_check_remote_lists_without_pushing(repo: Path, bare: Path) -> None:
     push(repo)
     after = check_remote(r, remote_name="origin", remote_branch="main", credentials=NO_CREDS)
     assert (after.ok, after.remote_before) == (True, head(repo))
+
+
+def test_a_remote_only_ahead_already_has_the_local_head(repo: Path, bare: Path, tmp_path: Path) -> None:
+    """The local branch is an ancestor of the remote's (fetched): nothing to push, not a failure."""
+    assert push(repo).ok
+    other = tmp_path / "other"
+    git(tmp_path, "clone", "-q", str(bare), str(other))
+    git(other, "-c", "user.name=o", "-c", "user.email=o@e", "commit", "-q", "--allow-empty", "-m", "theirs")
+    git(other, "push", "-q", "origin", "main")
+    theirs = remote_head(bare)
+    unfetched = push(repo)  # their commit is unknown here: diverged, as before
+    assert (unfetched.ok, unfetched.kind) == (False, "diverged")
+    git(repo, "fetch", "-q", "origin")
+    result = push(repo)
+    assert (result.ok, result.commits, result.remote_before) == (True, 0, theirs)
+    assert remote_head(bare) == theirs

@@ -4,6 +4,7 @@ oracle)."""
 
 from __future__ import annotations
 
+import os
 from pathlib import Path
 
 import pygit2
@@ -126,3 +127,37 @@ def test_a_branch_that_moved_is_left_alone(clones: Clones) -> None:
     moved = commit_all(clones.a)
     result = update(repo, ours, theirs)
     assert result.moved and git(clones.a, "rev-parse", "HEAD").strip() == moved
+
+
+def test_an_unborn_branch_takes_the_whole_tree(clones: Clones, tmp_path: Path) -> None:
+    fresh = tmp_path / "fresh"
+    git(tmp_path, "init", "-q", "-b", "main", "--template=", str(fresh))
+    git(fresh, "fetch", "-q", str(clones.remote), "main:refs/remotes/origin/main")
+    repo = pygit2.Repository(str(fresh))
+    theirs = repo.references["refs/remotes/origin/main"].target
+    assert isinstance(theirs, pygit2.Oid)
+    write(fresh, "notes/a.md", "a\n")  # the same content as the remote's: accepted
+    result = update_to(
+        repo,
+        files=IndexFiles(Path(repo.path)),
+        ref_name="refs/heads/main",
+        old=None,
+        new=theirs,
+        is_store=is_store,
+        step=lambda _s: None,
+    )
+    assert result.done, result
+    assert git(fresh, "rev-parse", "HEAD").strip() == str(theirs)
+    assert git(fresh, "status", "--porcelain") == ""
+    assert (fresh / "other/c.txt").read_text() == "c\n"
+
+
+def test_links_and_executables_arrive_as_git_would_check_them_out(clones: Clones) -> None:
+    (clones.b / "notes").joinpath("link.md").symlink_to("a.md")
+    write(clones.b, "other/run.sh", "#!/bin/sh\n").chmod(0o755)
+    commit_all(clones.b)
+    repo, ours, theirs = fetched(clones)
+    assert update(repo, ours, theirs).done
+    assert os.readlink(clones.a / "notes/link.md") == "a.md"
+    assert os.access(clones.a / "other/run.sh", os.X_OK)
+    assert git(clones.a, "status", "--porcelain") == ""
