@@ -10,7 +10,7 @@ one, save atomically, add a note, often under a name another machine may add too
 delete), so concurrent edits of one note, modify/delete, both-add and rename/edit all happen.
 Some rounds SIGKILL one or two daemons: before the burst (edits while down), a random moment
 after it (debounce, commit, fetch, merge, push all fall in the range), or at a random sync
-crash point (`MDBACKUP_CRASH_AT`, a step of `mdbackup.crashpoints.STEPS` beyond the batch's);
+crash point (`MDBACKUP_CRASH_AT`, one of `mdbackup.crashpoints.SYNC_STEPS`);
 each is restarted. Then `Cluster.wait_converged` (every head the remote's, every store equal
 to it, git status clean, every daemon idle) and `Cluster.check_round` (every machine's last
 save of every path at its path, merged in or in a conflict copy; no conflict markers; the
@@ -39,23 +39,10 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from mdbackup.crashpoints import STEPS
+from mdbackup.crashpoints import SYNC_STEPS
 from tests.support.invariants import git_text
 from tests.support.sync import STORE, Cluster, Machine, is_conflict_copy
 
-BATCH_STEPS = {  # the steps of a local batch; the others are sync's (fetch, merge, update, ref move)
-    "recorded",
-    "queued",
-    "blobs_written",
-    "tree_written",
-    "index_written",
-    "commit_written",
-    "ref_moved",
-    "db_marked",
-    "push_started",
-    "push_done",
-}
-SYNC_STEPS = tuple(s for s in STEPS if s not in BATCH_STEPS)
 DEBOUNCE = 0.2
 INTERVAL = 0.5
 CRASH_WAIT = 4.0  # seconds crash-point daemons get to reach their step

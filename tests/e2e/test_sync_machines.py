@@ -340,6 +340,11 @@ def test_saves_racing_the_updates_of_the_same_note_are_never_lost(cluster) -> No
     assert c.check_round(done) == []  # b's saves, and every commit of both in the remote
 
 
+@pytest.mark.xfail(
+    strict=True,
+    reason="sync gap (sync-findings #0): with FETCH_HEAD.lock present the fetch leaves FETCH_HEAD empty, "
+    "sync idles 'behind' with no error and every push is refused",
+)
 def test_a_fetch_head_lock_left_by_a_killed_fetch_does_not_stop_sync(cluster) -> None:
     """A SIGKILL inside a fetch (here: a `git fetch` killed long ago) leaves
     `.git/FETCH_HEAD.lock`. It is git's lock, not ours to delete; sync must still bring the
