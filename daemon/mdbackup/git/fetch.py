@@ -12,8 +12,8 @@ Reads no config and no environment variable: everything comes in as arguments
 - A path or file:// remote goes through libgit2's local transport: a fetch only reads the
   remote, so the compare-and-swap the push needs (`local_push`) is not needed here.
 - `fetch_branch` writes the remote-tracking ref `refs/remotes/<remote>/<branch>` (libgit2
-  moves it as git does, under its `.lock`) inside a `leftovers.writing` marker naming that
-  lock, so a lock left by a kill is cleared at the next start. `peek_branch` (for `check`)
+  moves it as git does, under its `.lock`) and FETCH_HEAD inside a `leftovers.writing`
+  marker naming both locks, so a lock left by a kill is cleared at the next start. `peek_branch` (for `check`)
   writes no ref of ours: the fetched commit is read from FETCH_HEAD.
 - Nothing else is written: no local branch, no index, no working-tree file. Never a force
   of anything but the remote-tracking ref (which mirrors the remote, as in git).
@@ -21,6 +21,7 @@ Reads no config and no environment variable: everything comes in as arguments
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
 import time
 from dataclasses import dataclass
@@ -111,8 +112,11 @@ def _run_fetch(
     if refusal is not None:
         return _failure(KIND_AUTH, refusal, credentials, started)
     git_dir = Path(repo.path)
-    locks = [marked] if marked is not None else []
-    with transport.network_timeouts(timeout) as deadline, leftovers.writing(layout.state_dir(git_dir), locks):
+    # No marker for `check`: it moves no ref of ours, and the marker file is the daemon's.
+    marker = (
+        contextlib.nullcontext() if marked is None else leftovers.writing(layout.state_dir(git_dir), [marked])
+    )
+    with transport.network_timeouts(timeout) as deadline, marker:
         callbacks = AuthCallbacks(credentials=credentials, url=url, deadline=deadline)
         try:
             with callbacks.libssh2_known_hosts():

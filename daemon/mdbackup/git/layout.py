@@ -52,6 +52,11 @@ def ref_lock(git_dir: Path, ref_name: str) -> Path:
     return git_dir / f"{ref_name}.lock"
 
 
+def fetch_head_lock(git_dir: Path) -> Path:
+    """git's lock on FETCH_HEAD, which every fetch rewrites (`<git dir>/FETCH_HEAD.lock`)."""
+    return git_dir / "FETCH_HEAD.lock"
+
+
 def sparse_checkout(git_dir: Path) -> Path:
     """git's sparse-checkout patterns (`<git dir>/info/sparse-checkout`)."""
     return git_dir / "info" / "sparse-checkout"

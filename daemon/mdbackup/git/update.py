@@ -30,7 +30,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import pygit2
-from pygit2.enums import DeltaStatus, FileMode, FilterMode
+from pygit2.enums import DeltaStatus, FileMode, FilterMode, RepositoryState
 
 from mdbackup.git import branch, workfiles
 from mdbackup.git.attributes import apply_filter_list
@@ -187,6 +187,8 @@ def update_to(
     except IndexBusy as exc:
         return UpdateResult(busy=str(exc))
     with held:
+        if repo.state() != RepositoryState.NONE or held.index.conflicts is not None:
+            return UpdateResult(busy="a git operation started; will retry")
         try:
             current = branch.checked_out(repo)
         except branch.Detached as exc:

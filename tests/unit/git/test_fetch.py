@@ -43,7 +43,11 @@ def test_peek_fetches_the_commit_without_moving_our_refs(clones: Clones) -> None
     push(clones.b)
     repo = pygit2.Repository(str(clones.a))
     before = git(clones.a, "rev-parse", "refs/remotes/origin/main").strip()
+    daemons = layout.state_dir(Path(repo.path)) / "writing"  # a running daemon's marker
+    daemons.parent.mkdir(parents=True, exist_ok=True)
+    daemons.write_text("the daemon's\n")
     result = peek_branch(repo, remote_name="origin", remote_branch="main", credentials=NO_CREDS)
+    assert daemons.read_text() == "the daemon's\n"
     assert result.ok and result.remote_oid == pushed
     assert pygit2.Oid(hex=pushed) in repo
     assert git(clones.a, "rev-parse", "refs/remotes/origin/main").strip() == before

@@ -28,6 +28,11 @@ def test_gits_own_locks() -> None:
     assert layout.ref_lock(GIT_DIR, "refs/remotes/origin/main") == Path(
         "/r/.git/refs/remotes/origin/main.lock"
     )
+    assert layout.fetch_head_lock(GIT_DIR) == Path("/r/.git/FETCH_HEAD.lock")
+
+
+def test_sync_writes_its_temporary_files_in_our_folder() -> None:
+    assert layout.sync_temp_dir(GIT_DIR) == Path("/r/.git/mdbackup/sync-tmp")
 
 
 def test_the_index_lock_is_where_git_itself_takes_it(repo: Path) -> None:
