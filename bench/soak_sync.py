@@ -63,6 +63,7 @@ class SyncStats:
     converge_s: list[float] = field(default_factory=list)  # to converged and every daemon idle
     trees_s: list[float] = field(default_factory=list)  # to the trees alone agreeing
     violations: list[str] = field(default_factory=list)
+    repairs: int = 0
     merges: int = 0
     conflict_copies: int = 0  # ever committed
     files: int = 0
@@ -76,7 +77,8 @@ class SyncStats:
             f"converge median {statistics.median(times):.1f} s max {max(times):.1f} s "
             f"(trees agree {statistics.median(self.trees_s or [0.0]):.1f} s)  "
             f"merges {self.merges}  conflict copies {self.conflict_copies}  files {self.files}  "
-            f"violations {len(self.violations)}  {time.monotonic() - self.started:.0f} s"
+            f"violations {len(self.violations)} (repairs {self.repairs})  "
+            f"{time.monotonic() - self.started:.0f} s"
         )
 
 
@@ -258,12 +260,38 @@ class SyncSoak:
             done = self.cluster.wait_converged(timeout=self.converge_timeout, ask=self.ask)
         except AssertionError as exc:
             self._violation(f"no convergence ({plan}, victims {[m.name for m in victims]}): {exc}")
+            self._repair()
             return
         self.stats.converge_s.append(time.monotonic() - started)
         if self.cluster.trees_agreed_at is not None:
             self.stats.trees_s.append(self.cluster.trees_agreed_at - started)
         for problem in self.cluster.check_round(done):
             self._violation(problem)
+
+    def _repair(self) -> None:
+        """After a reported violation with --keep-going: put things right the way a user would
+        (every daemon stopped, stale git locks removed, daemons restarted), wait for them to
+        converge and go on from there; the ledger starts again."""
+        if not self.keep_going:
+            return
+        for m in self.cluster.machines:
+            m.kill()
+            git_dir = m.repo / ".git"
+            for lock in [*git_dir.glob("*.lock"), *(git_dir / "refs").rglob("*.lock")]:
+                self.say(f"repair: removing {lock}")
+                lock.unlink()
+        self.stats.repairs += 1
+        for m in self.cluster.machines:
+            m.start(wait_ready=False)
+        try:
+            for m in self.cluster.machines:
+                assert m.daemon is not None
+                m.daemon.wait_ready(timeout=60)
+            done = self.cluster.wait_converged(timeout=self.converge_timeout, ask="db")
+        except AssertionError as exc:
+            self._violation(f"no convergence after the repair either: {exc}")
+            raise SystemExit(1) from None
+        self.cluster.check_round(done)  # the ledger starts from here
 
     def run(self) -> SyncStats:
         self.say(f"sync soak: seed {self.seed}, {self.rounds} rounds, in {self.cluster.root}")
