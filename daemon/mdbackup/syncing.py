@@ -15,8 +15,8 @@ what this process uses, so `status` shows the syncing process's truth.
 
 from __future__ import annotations
 
+import dataclasses
 import socket
-import time
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
 from typing import Protocol
@@ -128,15 +128,26 @@ class Syncer:
         """A fetch succeeded less than a second ago (start-up: the sync right before the push)."""
         return self._fetched_at is not None and self._clock.wall() - self._fetched_at < 1.0
 
-    def _record(self, status: SyncStatus, **extra: object) -> None:
-        remote_branch = self._branches()[1]
+    def _record(
+        self,
+        status: SyncStatus,
+        *,
+        fetched: bool = False,
+        conflicts: tuple[str, ...] | None = None,
+        blocked_by: str | None = None,
+        error: str | None = None,
+    ) -> None:
+        """Record `status` with what this process uses (see `RepositoryState.record_sync`)."""
         self._state.record_sync(
             status=status,
             enabled=self.enabled,
             remote=self._config.push.remote,
-            branch=remote_branch,
+            branch=self._branches()[1],
             at=self._clock.wall(),
-            **extra,  # type: ignore[arg-type]
+            fetched=fetched,
+            conflicts=conflicts,
+            blocked_by=blocked_by,
+            error=error,
         )
 
     def sync(self, *, reason: str) -> SyncReport:
@@ -183,7 +194,11 @@ class Syncer:
                 return self._failed(str(exc))
             ours = None if head is None else head.id
             plan = merge.plan_merge(
-                self._repo, ours=ours, theirs=theirs, label=str(theirs)[:7], stamp=_stamp(self._clock.wall())
+                self._repo,
+                ours=ours,
+                theirs=theirs,
+                label=str(theirs)[:7],
+                stamp=merge.stamp(self._clock.wall()),
             )
             if plan.kind == merge.UP_TO_DATE:
                 self._record(SyncStatus.IDLE, fetched=True)
@@ -238,14 +253,8 @@ class Syncer:
         self, plan: merge.MergePlan, new: pygit2.Oid, done: update.UpdateResult, *, reason: str
     ) -> SyncReport:
         copies = tuple(c.copy for c in plan.conflicts if c.copy)
-        for conflict in plan.conflicts:
-            self.log.warning(
-                "sync_conflict",
-                path=conflict.path,
-                kind=conflict.kind,
-                kept=conflict.kept,
-                copy=conflict.copy,
-            )
+        for conflict in plan.conflicts:  # path, kind, kept ("ours"/"theirs"), copy
+            self.log.warning("sync_conflict", **dataclasses.asdict(conflict))
         if done.raced:  # saved while we wrote: committed next, on top (the remote's version is in history)
             self.log.info("sync_save_kept", paths=list(done.raced))
             self._commit_first([p for p in done.raced if self._is_store(p)])
@@ -308,7 +317,7 @@ class Syncer:
             ours=None if head is None else head.id,
             theirs=pygit2.Oid(hex=result.remote_oid),
             label=result.remote_oid[:7],
-            stamp=_stamp(self._clock.wall()),
+            stamp=merge.stamp(self._clock.wall()),
         )
         counts = f"{plan.behind} behind, {plan.ahead} ahead"
         if plan.kind == merge.UP_TO_DATE or plan.tree is None:
@@ -325,11 +334,6 @@ class Syncer:
         if copies:
             return True, f"ok ({counts}); a merge would keep both versions of: {', '.join(copies)}"
         return True, f"ok ({counts}); a {plan.kind} would be clean"
-
-
-def _stamp(wall: float) -> str:
-    """`yyyymmddThhmmssZ` (UTC) of the epoch seconds `wall`."""
-    return time.strftime("%Y%m%dT%H%M%SZ", time.gmtime(wall))
 
 
 class Syncing:

@@ -13,8 +13,12 @@ Reads no config and no environment variable: everything comes in as arguments
   remote, so the compare-and-swap the push needs (`local_push`) is not needed here.
 - `fetch_branch` writes the remote-tracking ref `refs/remotes/<remote>/<branch>` (libgit2
   moves it as git does, under its `.lock`) and FETCH_HEAD inside a `leftovers.writing`
-  marker naming both locks, so a lock left by a kill is cleared at the next start. `peek_branch` (for `check`)
-  writes no ref of ours: the fetched commit is read from FETCH_HEAD.
+  marker naming both locks, so a lock left by a kill is cleared at the next start (a lock
+  older than the marker is git's and stays). `peek_branch` (for `check`) fetches through
+  an anonymous remote: no ref of ours moves, no marker is written.
+- The remote branch's commit is the one the remote advertised in that very fetch, never
+  read back from FETCH_HEAD (a `FETCH_HEAD.lock` left by a killed `git fetch` keeps it
+  empty while the fetch itself succeeds).
 - Nothing else is written: no local branch, no index, no working-tree file. Never a force
   of anything but the remote-tracking ref (which mirrors the remote, as in git).
 """
@@ -34,6 +38,7 @@ from mdbackup.git import history, layout, leftovers, transport
 from mdbackup.git.credentials import AuthCallbacks, Credentials, plain_http_refusal
 from mdbackup.git.remote_errors import (
     KIND_AUTH,
+    KIND_ERROR,
     KIND_NO_REMOTE,
     classify,
     error_line,
@@ -95,8 +100,9 @@ def _run_fetch(
     timeout: float,
     marked: Path | None,
     started: float,
-) -> FetchResult | int:
-    """Fetch `refspec` from a fresh Remote; the number of objects received, or a failure.
+) -> FetchResult | tuple[int, dict[str, str]]:
+    """Fetch `refspec` from a fresh Remote; (objects received, the refs the remote advertised
+    {name: oid}), or a failure.
     `marked`: the ref lock the fetch may leave, named in a `leftovers.writing` marker;
     None: fetch through an anonymous remote of the same URL, which moves no ref (libgit2
     would otherwise update the configured remote-tracking refs on its own)."""
@@ -123,7 +129,8 @@ def _run_fetch(
                 progress = remote.fetch(
                     [refspec], callbacks=callbacks, message=REFLOG_MESSAGE, prune=FetchPrune.NO_PRUNE
                 )
-            return int(progress.received_objects)
+            heads = {h.name: str(h.oid) for h in remote.list_heads(connect=False) if h.name}
+            return int(progress.received_objects), heads
         except Exception as exc:  # any libgit2 / callback failure: classified, one line, no secret
             kind, message = classify(exc, url, known_hosts=credentials.known_hosts_file())
             return _failure(kind, message, credentials, started)
@@ -159,15 +166,7 @@ def fetch_branch(
     )
     if isinstance(done, FetchResult):
         return done
-    fetched = _fetch_head(git_dir, remote_branch)
-    oid = history.ref_commit(repo, ref) if fetched is not None else None
-    return FetchResult(
-        ok=True,
-        remote_oid=None if oid is None else str(oid),
-        tracking_ref=ref,
-        received=done,
-        elapsed_ms=_ms(started),
-    )
+    return _fetched(repo, done, remote_branch, credentials, started, tracking=ref)
 
 
 def peek_branch(
@@ -179,7 +178,7 @@ def peek_branch(
     timeout: float = DEFAULT_TIMEOUT,
 ) -> FetchResult:
     """For `check`: fetch the objects of `remote_branch` without moving any ref of ours
-    (only git's FETCH_HEAD is written); `remote_oid` is the fetched commit."""
+    (only git's FETCH_HEAD is written); `remote_oid` is the remote branch's commit."""
     started = time.perf_counter()
     done = _run_fetch(
         repo,
@@ -192,24 +191,29 @@ def peek_branch(
     )
     if isinstance(done, FetchResult):
         return done
-    fetched = _fetch_head(Path(repo.path), remote_branch)
-    known = history.known_commits(repo, [fetched]) if fetched else []
+    return _fetched(repo, done, remote_branch, credentials, started, tracking=None)
+
+
+def _fetched(
+    repo: pygit2.Repository,
+    done: tuple[int, dict[str, str]],
+    remote_branch: str,
+    credentials: Credentials,
+    started: float,
+    *,
+    tracking: str | None,
+) -> FetchResult:
+    """The result of a fetch that went through: the remote branch's commit as the remote
+    advertised it (never read back from FETCH_HEAD, which a lock left by a killed `git fetch`
+    keeps empty), which must now be in the local object database."""
+    received, heads = done
+    advertised = heads.get(f"refs/heads/{remote_branch}")
+    if advertised is not None and not history.known_commits(repo, [advertised]):
+        message = f"fetched, but the remote's commit {advertised[:12]} is not in the local object database"
+        return _failure(KIND_ERROR, message, credentials, started)
     return FetchResult(
-        ok=True, remote_oid=str(known[0]) if known else None, received=done, elapsed_ms=_ms(started)
+        ok=True, remote_oid=advertised, tracking_ref=tracking, received=received, elapsed_ms=_ms(started)
     )
-
-
-def _fetch_head(git_dir: Path, remote_branch: str) -> str | None:
-    """The commit FETCH_HEAD records for `remote_branch` (None: the remote has no such branch)."""
-    try:
-        lines = (git_dir / "FETCH_HEAD").read_text(errors="replace").splitlines()
-    except OSError:
-        return None
-    for line in lines:
-        fields = line.split("\t")
-        if len(fields) >= 3 and fields[2].startswith(f"branch '{remote_branch}' of "):
-            return fields[0].strip() or None
-    return None
 
 
 __all__ = ["DEFAULT_TIMEOUT", "FetchResult", "fetch_branch", "peek_branch", "tracking_ref"]

@@ -10,12 +10,16 @@ conflicts are resolved so that nothing is lost and nothing holds conflict marker
 - both sides changed (or both added) a path differently: ours stays at the path, theirs
   is added beside it as `<stem>.conflict-<label>-<UTC yyyymmddThhmmssZ><ext>`;
 - one side deleted a path the other changed: the changed file is kept;
+- what libgit2's rename detection pairs into a conflict that git's merge does not have
+  (the same file added on both sides; a file deleted on one side and unchanged on the
+  other) is resolved as git resolves it: one copy; the deletion;
 - both renamed a file to different names: both names are kept.
 """
 
 from __future__ import annotations
 
 import posixpath
+import time
 from dataclasses import dataclass
 from typing import Literal
 
@@ -51,6 +55,11 @@ class MergePlan:
     conflicts: tuple[Conflict, ...] = ()
     behind: int = 0
     ahead: int = 0
+
+
+def stamp(wall: float) -> str:
+    """`yyyymmddThhmmssZ` (UTC) of the epoch seconds `wall`: the time in a conflict copy's name."""
+    return time.strftime("%Y%m%dT%H%M%SZ", time.gmtime(wall))
 
 
 def conflict_name(path: str, *, label: str, stamp: str, taken: set[str]) -> str:
@@ -111,6 +120,13 @@ def _resolve(index: pygit2.Index, *, label: str, stamp: str) -> list[Conflict]:
     keep: list[pygit2.IndexEntry] = []
     done: list[Conflict] = []
     for ancestor, ours, theirs in found:
+        if ours is not None and theirs is not None and _same(ours, theirs) and ours.path == theirs.path:
+            keep.append(ours)  # the same file on both sides (a pairing of rename detection)
+            continue
+        if ancestor is not None and (ours is None or theirs is None):
+            kept = ours if ours is not None else theirs
+            if kept is not None and _same(kept, ancestor) and kept.path == ancestor.path:
+                continue  # deleted on one side, unchanged on the other: the deletion wins
         if ours is not None and theirs is not None:
             if ours.path == theirs.path:
                 copy = conflict_name(theirs.path, label=label, stamp=stamp, taken=taken)
@@ -137,6 +153,10 @@ def _resolve(index: pygit2.Index, *, label: str, stamp: str) -> list[Conflict]:
     for entry in keep:
         index.add(pygit2.IndexEntry(entry.path, entry.id, entry.mode))
     return done
+
+
+def _same(a: pygit2.IndexEntry, b: pygit2.IndexEntry) -> bool:
+    return a.id == b.id and a.mode == b.mode
 
 
 def commit_merge(

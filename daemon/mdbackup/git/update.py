@@ -91,18 +91,30 @@ def _entry(file: pygit2.DiffFile) -> Entry:
     return Entry(file.id, FileMode(file.mode))
 
 
+_Seen = dict[str, tuple[workfiles.StatKey | None, pygit2.Oid | None]]
+"""What a path was when it was hashed: its `StatKey` taken before, and its blob id."""
+
+
 def preflight(
-    repo: pygit2.Repository, changes: list[Change], *, is_store: Callable[[str], bool], index: pygit2.Index
+    repo: pygit2.Repository,
+    changes: list[Change],
+    *,
+    is_store: Callable[[str], bool],
+    index: pygit2.Index,
+    seen: _Seen | None = None,
 ) -> tuple[list[str], str | None]:
     """(store paths the user changed, the first path outside the store the user changed)
     among `changes`: whose file is neither the old nor the new version, or (outside the
-    store) whose index entry is neither."""
+    store) whose index entry is neither. `seen` collects what each file was."""
     workdir = repo.workdir or ""
     dirty: list[str] = []
+    looked: _Seen = {} if seen is None else seen
     for change in changes:
         if change.old is not None and change.old.mode == FileMode.COMMIT:
             continue  # a gitlink: its folder is another repository, never written here
-        on_disk = _disk_matches(repo, workdir, change)
+        key = workfiles.stat_key(os.path.join(workdir, change.path))
+        looked[change.path] = (key, _disk_oid(repo, workdir, change.path))
+        on_disk = looked[change.path][1] in {None if e is None else e.oid for e in (change.old, change.new)}
         if is_store(change.path):
             if not on_disk:
                 dirty.append(change.path)
@@ -123,13 +135,6 @@ def _index_entry(index: pygit2.Index, path: str) -> tuple[pygit2.Oid, int] | Non
     except KeyError:
         return None
     return entry.id, int(entry.mode)
-
-
-def _disk_matches(repo: pygit2.Repository, workdir: str, change: Change) -> bool:
-    """True when the file at `change.path` is the old version or already the new one."""
-    current = _disk_oid(repo, workdir, change.path)
-    wanted = {None if e is None else e.oid for e in (change.old, change.new)}
-    return current in wanted
 
 
 _MISSING = None
@@ -195,12 +200,13 @@ def update_to(
             return UpdateResult(busy=str(exc))
         if current[0] != ref_name or (None if current[1] is None else current[1].id) != old:
             return UpdateResult(moved=True)
-        dirty, blocked = preflight(repo, changes, is_store=is_store, index=held.index)
+        seen: _Seen = {}
+        dirty, blocked = preflight(repo, changes, is_store=is_store, index=held.index, seen=seen)
         if blocked is not None:
             return UpdateResult(blocked_by=blocked)
         if dirty:
             return UpdateResult(dirty=tuple(dirty))
-        written, raced = _write_tree(repo, git_dir, changes)
+        written, raced = _write_tree(repo, git_dir, changes, seen)
         step("sync_tree_written")
         index = held.index
         for change in changes:
@@ -223,8 +229,11 @@ def update_to(
     return UpdateResult(done=True, written=tuple(written), raced=tuple(raced))
 
 
-def _write_tree(repo: pygit2.Repository, git_dir: Path, changes: list[Change]) -> tuple[list[str], list[str]]:
-    """Write the new version of every changed path (deletions first); ([written], [raced])."""
+def _write_tree(
+    repo: pygit2.Repository, git_dir: Path, changes: list[Change], seen: _Seen
+) -> tuple[list[str], list[str]]:
+    """Write the new version of every changed path (deletions first); ([written], [raced]).
+    A file whose `StatKey` is still the one `seen` has is not hashed again."""
     workdir = repo.workdir or ""
     temp_dir = workfiles.temp_folder(git_dir)
     written: list[str] = []
@@ -233,8 +242,11 @@ def _write_tree(repo: pygit2.Repository, git_dir: Path, changes: list[Change]) -
         if any(e is not None and e.mode == FileMode.COMMIT for e in (change.old, change.new)):
             continue  # a gitlink: another repository's folder, never written here
         full = os.path.join(workdir, change.path)
-        seen = workfiles.stat_key(full)
-        current = _disk_oid(repo, workdir, change.path)
+        key = workfiles.stat_key(full)
+        before = seen.get(change.path)
+        current = (
+            before[1] if before is not None and before[0] == key else _disk_oid(repo, workdir, change.path)
+        )
         if current == (None if change.new is None else change.new.oid) and _mode_matches(full, change.new):
             continue  # already the new version (a kill after the write, before the branch moved)
         if current != (None if change.old is None else change.old.oid):
@@ -242,7 +254,7 @@ def _write_tree(repo: pygit2.Repository, git_dir: Path, changes: list[Change]) -
             continue
         try:
             if change.new is None:
-                done = workfiles.remove(full, expected=seen)
+                done = workfiles.remove(full, expected=key)
                 workfiles.remove_empty_parents(workdir, change.path)
             else:
                 done = workfiles.place(
@@ -251,7 +263,7 @@ def _write_tree(repo: pygit2.Repository, git_dir: Path, changes: list[Change]) -
                     link=change.new.mode == FileMode.LINK,
                     executable=change.new.mode == FileMode.BLOB_EXECUTABLE,
                     temp_dir=temp_dir,
-                    expected=seen,
+                    expected=key,
                 )
         except OSError:
             done = False  # a folder in the way, a full disk: left as it is, committed as found

@@ -66,3 +66,18 @@ def test_no_such_remote_and_an_unreachable_one_are_failures(clones: Clones, tmp_
     git(clones.a, "remote", "add", "gone", str(tmp_path / "gone.git"))
     gone = fetch_branch(repo, remote_name="gone", remote_branch="main", credentials=NO_CREDS)
     assert not gone.ok and gone.error and "\n" not in gone.error
+
+
+def test_a_fetch_head_lock_left_by_git_neither_stops_nor_fools_the_fetch(clones: Clones) -> None:
+    """A killed `git fetch` left FETCH_HEAD.lock long ago: libgit2 then leaves FETCH_HEAD
+    empty, but the fetch still knows the remote's commit; the lock is git's and stays."""
+    write(clones.b, "notes/a.md", "from b\n")
+    pushed = commit_all(clones.b)
+    push(clones.b)
+    lock = clones.a / ".git" / "FETCH_HEAD.lock"
+    lock.write_text("")
+    repo = pygit2.Repository(str(clones.a))
+    for fetch in (fetch_branch, peek_branch):
+        result = fetch(repo, remote_name="origin", remote_branch="main", credentials=NO_CREDS)
+        assert result.ok and result.remote_oid == pushed, (fetch.__name__, result)
+    assert lock.exists()

@@ -8,7 +8,15 @@ from pathlib import Path
 import pygit2
 import pytest
 
-from mdbackup.git.merge import FAST_FORWARD, MERGE, UP_TO_DATE, commit_merge, conflict_name, plan_merge
+from mdbackup.git.merge import (
+    FAST_FORWARD,
+    MERGE,
+    UP_TO_DATE,
+    commit_merge,
+    conflict_name,
+    plan_merge,
+    stamp,
+)
 from tests.support.clones import Clones, commit_all, make_clones, push, write
 from tests.support.git import git
 
@@ -51,6 +59,7 @@ def test_conflict_name_keeps_the_extension_and_avoids_taken_names() -> None:
     again = conflict_name("notes/a.md", label="abc1234", stamp="20261203T100000Z", taken={name})
     assert again == "notes/a.conflict-abc1234-20261203T100000Z-2.md"
     assert conflict_name(".hidden", label="x", stamp="s", taken=set()) == ".hidden.conflict-x-s"
+    assert stamp(0) == "19700101T000000Z" and stamp(1_796_295_600.9) == "20261203T110000Z"
 
 
 def test_up_to_date_and_fast_forward(clones: Clones) -> None:
@@ -173,3 +182,26 @@ def test_git_agrees_the_merge_commit_is_a_merge_of_both(clones: Clones) -> None:
     git(clones.a, "merge-base", "--is-ancestor", str(ours), str(merge))
     expected = git(clones.a, "merge-tree", "--write-tree", str(ours), str(theirs)).split()[0]
     assert str(plan.tree) == expected
+
+
+def test_a_deletion_paired_by_rename_detection_with_a_file_added_on_both_stays(
+    clones: Clones,
+) -> None:
+    """a deletes x.md and adds y.md; b adds the same y.md: git deletes x.md and keeps one y.md
+    (libgit2 calls x.md -> y.md a rename and reports conflicts git does not have)."""
+    body = "".join(f"line {i}\n" for i in range(30))
+    write(clones.a, "notes/x.md", "x first\n" + body)
+    commit_all(clones.a)
+    push(clones.a)
+    git(clones.b, "pull", "-q", "--no-rebase", "origin", "main")
+    git(clones.a, "rm", "-q", "notes/x.md")
+    write(clones.a, "notes/y.md", "y first\n" + body)
+    commit_all(clones.a)
+    write(clones.b, "notes/y.md", "y first\n" + body)
+    commit_all(clones.b)
+    repo, ours, theirs = heads(clones)
+    plan = plan_merge(repo, ours=ours, theirs=theirs, label="x", stamp="s")
+    expected = git(clones.a, "merge-tree", "--write-tree", str(ours), str(theirs)).split()[0]
+    assert str(plan.tree) == expected
+    assert plan.tree is not None and "notes/x.md" not in tree_files(repo, plan.tree)
+    assert not any(c.copy for c in plan.conflicts)
