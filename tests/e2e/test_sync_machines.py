@@ -252,11 +252,6 @@ def test_rename_on_one_machine_and_edit_on_the_other_gives_the_edited_file_at_th
     assert parents(c.remote, done.commit) == [b_commit, a_commit]
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="sync gap (sync-findings #3): libgit2's rename detection makes a rename/add conflict of this; "
-    "it is resolved as modify/delete (x.md kept) though ours never changed x.md",
-)
 def test_a_deletion_that_looks_like_a_rename_onto_a_file_both_added_is_still_a_deletion(cluster) -> None:
     """a deletes x.md and adds y.md; b adds the same y.md and leaves x.md alone. x.md and y.md
     differ in one line, so libgit2's rename detection pairs a's deletion with its y.md (a
@@ -368,11 +363,6 @@ def test_saves_racing_the_updates_of_the_same_note_are_never_lost(cluster) -> No
     assert c.check_round(done) == []  # b's saves, and every commit of both in the remote
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="sync gap (sync-findings #0b): with a FETCH_HEAD.lock not its own, fetches leave FETCH_HEAD "
-    "empty and sync idles 'behind' with no error while every push is refused",
-)
 def test_a_fetch_head_lock_left_by_a_killed_git_fetch_never_stops_sync_silently(cluster) -> None:
     """A `git fetch` killed long ago left `.git/FETCH_HEAD.lock`: git's lock, not ours to delete.
     Sync must either still bring the remote's commits in (the remote-tracking ref says what
