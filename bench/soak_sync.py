@@ -202,6 +202,8 @@ class SyncSoak:
         rng = random.Random(f"{self.seed}:{r}")
         machines = self.cluster.machines
         plan = rng.choices(["none", "before", "after", "crashpoint"], [6, 1, 2, 1 if SYNC_STEPS else 0])[0]
+        if r % 7 == 3 and SYNC_STEPS:  # every seed's short slice reaches the sync crash points too
+            plan = "crashpoint"
         victims = rng.sample(machines, rng.choice([1, 1, 2])) if plan != "none" else []
         delay = rng.uniform(0, DEBOUNCE + INTERVAL + 0.5)
         step = rng.choice(SYNC_STEPS) if SYNC_STEPS else ""
