@@ -5,6 +5,7 @@ python bench/run.py commit     # only the rows whose name starts with "commit"
 python bench/run.py daemon     # the real daemon (MDBACKUP_BENCH_IDLE=10 for a short idle window)
 python bench/run.py workloads  # issue 11's workloads W1-W3 and idle (full scale, ~10 min)
 python bench/run.py --quick workloads   # smaller N (or MDBACKUP_BENCH_QUICK=1), ~3 min
+python bench/run.py sync       # two machines syncing (MDBACKUP_BENCH_SYNC_EDITS=20 for a short run)
 """
 
 from __future__ import annotations
@@ -16,7 +17,7 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from bench import bench_commit, bench_daemon, bench_push, bench_workloads
+from bench import bench_commit, bench_daemon, bench_push, bench_sync, bench_workloads
 from bench.common import Row
 
 SUITES = {
@@ -24,6 +25,7 @@ SUITES = {
     "push": bench_push.run,
     "daemon": bench_daemon.run,
     "workloads": bench_workloads.run,
+    "sync": bench_sync.run,
 }
 
 

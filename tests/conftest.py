@@ -26,6 +26,13 @@ def pytest_addoption(parser: pytest.Parser) -> None:
         "long runs: python bench/soak.py --iterations 1000)",
     )
     group.addoption(
+        "--sync-soak-rounds",
+        type=int,
+        default=20,
+        help="rounds of the three-machine sync soak (tests/e2e/test_soak_sync.py; default 20; "
+        "long runs: python bench/soak_sync.py --rounds 300)",
+    )
+    group.addoption(
         "--soak-seed",
         type=int,
         default=20261127,
