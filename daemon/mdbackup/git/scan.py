@@ -97,6 +97,22 @@ def changed_paths(
 
 
 def path_is_ignored(repo: pygit2.Repository, path: str) -> bool:
+    """Whether git ignores `path` (untracked) by its ignore files, as `git check-ignore` says.
+
+    A folder above it that the rules exclude excludes it whatever comes after (git never
+    looks inside an excluded folder, so `!name` cannot re-include a file there); libgit2
+    alone answers from the file's own last matching rule, so the folders are asked
+    first, each as a folder (trailing `/`).
+    """
+    slash = path.find("/")
+    while slash > 0:
+        if _is_ignored(repo, path[: slash + 1]):
+            return True
+        slash = path.find("/", slash + 1)
+    return _is_ignored(repo, path)
+
+
+def _is_ignored(repo: pygit2.Repository, path: str) -> bool:
     """`repo.path_is_ignored(path)`, also for names that are not valid UTF-8.
 
     Such names travel as `str` with surrogate escapes (os.fsdecode), which pygit2
