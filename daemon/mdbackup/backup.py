@@ -189,6 +189,7 @@ class Backup(Reporting):
             store_prefix=self.config.store_prefix if folder is None else folder,
             wants=self.filter.wants,
             wants_dir=self.filter.might_contain,
+            progress=partial(self._step, "scanning"),  # the heartbeat, at every folder and chunk
         )
         self.record(result.changed)
         self.log.info(

@@ -34,6 +34,7 @@ from __future__ import annotations
 
 import dataclasses
 import re
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -145,6 +146,7 @@ class _PushCallbacks(AuthCallbacks):
         """Keep the server's messages. No deadline here: a big transfer may take longer
         than `timeout`; libgit2's read timeout bounds a stalled one."""
         self.sideband.append(string)
+        self.progress()
 
     def remote_messages(self) -> str:
         """The server's sideband output (e.g. a hook's stderr) as one line: its last 5 lines."""
@@ -261,6 +263,7 @@ def push_branch(
     remote_branch: str,
     credentials: Credentials,
     timeout: float = DEFAULT_TIMEOUT,
+    progress: Callable[[], object] = lambda: None,
 ) -> PushResult:
     """Fast-forward `remote_branch` on the remote to the local branch's head. Never forces.
 
@@ -270,8 +273,8 @@ def push_branch(
     negotiation callback refuses non-fast-forward updates; a server-side
     rejection is kind "rejected". The push runs inside a `leftovers.writing` marker
     (in `layout.state_dir`) naming the lock of `refs/remotes/<remote>/<branch>`.
-    `timeout` bounds connecting, authenticating and every network read (a transfer
-    that keeps moving may take longer). Network and git errors come back as a failed
+    `timeout` bounds connecting, authenticating and every network read (a transfer that
+    keeps moving may take longer: `progress()` as it moves). Network and git errors come back as a failed
     result; raises only OSError when the marker cannot be written.
     """
     credentials = _with_url_secrets(repo, remote_name, credentials)
@@ -331,6 +334,7 @@ def push_branch(
             return _failure(KIND_NO_REMOTE, f"no remote named {remote_name!r}", credentials)
         url = parse_url(_remote_url(remote))
         callbacks = _PushCallbacks(credentials=credentials, url=url, deadline=deadline, repo=repo)
+        callbacks.progress = progress
         git_dir = Path(repo.path)
         with leftovers.writing(layout.state_dir(git_dir), [layout.ref_lock(git_dir, tracking_ref)]):
             try:

@@ -197,3 +197,19 @@ def test_a_file_in_an_excluded_folder_stays_ignored_whatever_a_negation_says(rep
     for path in ("notes/d5/note-1.md", "notes/d5/n-1.md", "notes/note-2.md", "notes/n-2.md"):
         assert path_is_ignored(r, path) == (path in by_git), path
     assert scan(repo).changed == ("notes/note-2.md",)
+
+
+def test_a_scan_reports_progress_at_every_folder_file_and_chunk(repo: Path, store: Path) -> None:
+    """The heartbeat beats on `progress`: never more than a folder, a file or 1 MiB apart."""
+    committed(repo, {"notes/a.md": "a\n", "notes/sub/b.md": "b\n", "notes/sub/deeper/c.md": "c\n"})
+    (store / "sub/b.md").write_text("b" * (3 << 20))  # 3 MiB: four reads, the last one empty
+    calls = []
+    result = changed_paths(
+        open_repository(repo),
+        store_prefix="notes",
+        wants=lambda path: path.endswith(".md"),
+        wants_dir=lambda path: True,
+        progress=lambda: calls.append(1),
+    )
+    assert result.changed == ("notes/sub/b.md",) and result.hashed == 1
+    assert len(calls) == 3 + 4  # three folders, four chunks of the one file hashed
