@@ -17,7 +17,7 @@ from pathlib import Path
 
 import pytest
 
-from bench.soak import GITIGNORE_LINES, GLOB_VARIANTS, Mutator, Soak, Stats
+from bench.soak import GITIGNORE_LINES, GLOB_VARIANTS, Mutator, Soak, Stats, Transition
 from bench.soak_clock import clock_soak
 from mdbackup.patterns import StoreFilter
 from tests.support.invariants import (
@@ -209,3 +209,31 @@ def test_gitignore_rules_of_the_soak_are_obeyed_as_git_obeys_them(tmp_path: Path
             if path not in tracked:
                 (world.repo / path).unlink(missing_ok=True)
         assert run_once(world) == 0
+
+
+def test_the_commit_check_flags_what_the_rules_in_force_refuse(tmp_path: Path) -> None:
+    """The soak's per-commit check can fail: a commit adding a path that the rules in force
+    ignore, or one the config does not want, is a violation; the same commit made while
+    new rules were being applied (not logged after the daemon applied them) may obey the old."""
+    lines: list[str] = []
+    soak = Soak(tmp_path / "world", seed=1, iterations=0, say=lines.append)
+    (soak.world.repo / STORE / "x-1.md").write_text("x\n")
+    (soak.world.repo / STORE / "n-1.md").write_text("n\n")
+    assert run_once(soak.world) == 0
+    head = soak.world.head()
+    base = soak.verified_head
+    soak.rules = Rules(gitignore="x-*.md\n")
+    soak._verify_commits(head)
+    assert len(soak.stats.violations) == 1 and "x-1.md" in soak.stats.violations[0], lines
+    soak.verified_head, soak.stats.violations = base, []
+    soak.rules = Rules(include=("x-*.md",))
+    soak._verify_commits(head)
+    assert len(soak.stats.violations) == 1 and "n-1.md" in soak.stats.violations[0], lines
+    soak.verified_head, soak.stats.violations = base, []
+    daemon = make_daemon(soak.world)  # a log without a `commit` event: the commit came before
+    try:
+        soak._transition = Transition(old=Rules(), daemon=daemon, marker=0)
+        soak._verify_commits(head)
+    finally:
+        daemon.close()
+    assert soak.stats.violations == [], soak.stats.violations
