@@ -9,8 +9,8 @@ Like git's own walk it never enters a folder that is another repository (it hold
 `.git`, a folder or a file), never reports a skip-worktree entry (sparse checkout)
 and compares modes as `git add` would give them (core.fileMode, core.symlinks).
 
-A long scan reports progress: `progress` is called for every folder walked, every file
-hashed and every chunk of a big one (the daemon's liveness heartbeat beats on it).
+A long scan reports progress: `progress` is called for every tree of HEAD read, every
+folder walked, every file hashed and every chunk of a big one (the daemon's liveness heartbeat beats on it).
 
 Nothing here can block or swallow a path: a file is hashed through a descriptor
 opened with O_NOFOLLOW and O_NONBLOCK and checked with fstat (a FIFO, device or link
@@ -58,10 +58,10 @@ def changed_paths(
     """Every path under `store_prefix` that `wants` accepts and whose working-tree
     content differs from HEAD: new files not ignored by .gitignore (a tracked path
     stays tracked), modified files and links, deleted files. `progress()` is called at
-    every folder, every file hashed and every chunk read (never more than 1 MiB apart).
+    every tree and folder, every file hashed and every chunk read (never 1 MiB apart).
     """
     started = time.perf_counter()
-    head = _head_entries(repo, store_prefix)
+    head = _head_entries(repo, store_prefix, progress)
     index = repo.index
     core = core_settings(repo)
     cone = sparse_cone(repo, core)
@@ -152,8 +152,11 @@ def _raw_ignore_function() -> Callable[..., int] | None:
     return function
 
 
-def _head_entries(repo: pygit2.Repository, prefix: str) -> dict[str, tuple[pygit2.Oid, int]]:
-    """Blob and link entries of HEAD's tree under `prefix`: path -> (oid, mode)."""
+def _head_entries(
+    repo: pygit2.Repository, prefix: str, progress: Callable[[], object]
+) -> dict[str, tuple[pygit2.Oid, int]]:
+    """Blob and link entries of HEAD's tree under `prefix`: path -> (oid, mode); `progress()`
+    at every tree read."""
     if repo.head_is_unborn:
         return {}
     tree = repo.head.peel(pygit2.Commit).tree
@@ -168,6 +171,7 @@ def _head_entries(repo: pygit2.Repository, prefix: str) -> dict[str, tuple[pygit
     entries: dict[str, tuple[pygit2.Oid, int]] = {}
     stack: list[tuple[pygit2.Tree, str]] = [(tree, prefix + "/" if prefix else "")]
     while stack:
+        progress()
         current, base = stack.pop()
         for entry in current:
             if entry.filemode == FileMode.TREE:

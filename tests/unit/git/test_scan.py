@@ -212,4 +212,4 @@ def test_a_scan_reports_progress_at_every_folder_file_and_chunk(repo: Path, stor
         progress=lambda: calls.append(1),
     )
     assert result.changed == ("notes/sub/b.md",) and result.hashed == 1
-    assert len(calls) == 3 + 4  # three folders, four chunks of the one file hashed
+    assert len(calls) == 3 + 3 + 4  # three trees of HEAD, three folders, four chunks of b.md
