@@ -21,7 +21,19 @@ and (issue 10, the loss oracle) faults that must lose nothing although no one is
   timeout while operations happen (worker errors must delay, never drop, a change);
 - `ignore`: `.git/info/exclude` hides `held-*.md`, such files are written, then the rule
   is removed: the same daemon (no restart, no hourly rescan) must commit them;
-- `reload`: the same through the config file's `exclude` and SIGHUP, both ways.
+- `reload`: the same through the config file's `exclude` and SIGHUP, both ways;
+- `gitignore`: the store's `.gitignore` gets new rules (none, or some of `GITIGNORE_LINES`:
+  names the operations make, folders, negations) while files change;
+- `include`: the config gets another `include`/`exclude` (`GLOB_VARIANTS`), then SIGHUP,
+  while files change.
+
+Rules persist across iterations (a restarted daemon gets the config in force). After
+a rule change the same daemon must bring the store to what the new rules want (a
+file no longer ignored or excluded is committed without a restart), and every commit
+is checked against the rules in force when it was made (`Soak._verify_commits`):
+it changes only paths the config wants and adds none that git ignores (`git
+check-ignore`; a tracked path stays tracked). A commit logged before the daemon said
+it applied new rules (`reloaded`, or its scan of the store) may obey the old ones.
 
 Then perhaps more operations while it is down, a restart without the variable,
 a bounded wait until idle and every invariant of `tests/support/invariants.py`. A
@@ -48,7 +60,7 @@ import sys
 import tempfile
 import time
 from collections.abc import Callable
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import ClassVar
 
@@ -66,6 +78,7 @@ from tests.support.invariants import (
     make_daemon,
     wait_idle,
 )
+from tests.support.rules import IgnoreOracle, Rules, commit_changes
 from tests.support.wait import WaitTimeout, wait_until
 
 DEBOUNCE = 0.15
@@ -86,22 +99,126 @@ class Stats:
     db_locks: int = 0
     ignore_edits: int = 0
     reloads: int = 0
+    gitignore_edits: int = 0
+    include_reloads: int = 0
     ops: int = 0
     files: set[str] = field(default_factory=set)
     violations: list[str] = field(default_factory=list)
     started: float = field(default_factory=time.monotonic)
 
+    @property
+    def faults(self) -> int:
+        """Kills plus the faults that kill nothing."""
+        return self.kills + self.lossless
+
+    @property
+    def lossless(self) -> int:
+        return (
+            self.sigterm_bursts
+            + self.db_locks
+            + self.ignore_edits
+            + self.reloads
+            + self.gitignore_edits
+            + self.include_reloads
+        )
+
     def line(self) -> str:
         elapsed = time.monotonic() - self.started
         return (
-            f"iterations {self.iterations}  kills {self.kills} (crash points "
+            f"iterations {self.iterations}  faults {self.faults}  kills {self.kills} (crash points "
             f"{self.crash_point_kills}, timed {self.timed_kills}, start-up "
             f"{self.startup_kills}, idle {self.idle_kills})  clean stops {self.clean_stops}  "
             f"SIGTERM bursts {self.sigterm_bursts}  db locks {self.db_locks}  "
             f"ignore edits {self.ignore_edits}  reloads {self.reloads}  "
+            f".gitignore edits {self.gitignore_edits}  include reloads {self.include_reloads}  "
             f"ops {self.ops}  files {len(self.files)}  violations {len(self.violations)}  "
             f"{elapsed:.0f} s"
         )
+
+
+KINDS = ("timed", "crashpoint", "startup", "sigterm", "dblock", "ignore", "reload", "gitignore", "include")
+KIND_WEIGHTS = {
+    "timed": 5,
+    "crashpoint": 4,
+    "startup": 1,
+    "sigterm": 2,
+    "dblock": 1,
+    "ignore": 1,
+    "reload": 1,
+    "gitignore": 1.5,
+    "include": 1.5,
+}
+LOSSLESS = ("sigterm", "dblock", "ignore", "reload", "gitignore", "include")
+
+# Lines of the store's .gitignore (relative to the store folder): they cover the names the
+# operations make (stems n, note, Notiz ü, with space, x; folders d<n> and moved-<n>).
+GITIGNORE_LINES = (
+    "n-*.md",
+    "/x-*.md",
+    "d*/",
+    "*ü*",
+    "with space-*.md",
+    "note-[0-4]*.md",
+    "moved-*/**/note-*.md",
+    "*.md\n!note-*.md",
+    "n-*.md\n!n-1*.md",
+)
+
+# (include, exclude) of the config; the first is the default.
+GLOB_VARIANTS: tuple[tuple[tuple[str, ...], tuple[str, ...]], ...] = (
+    (("**/*.md",), ()),
+    (("*.md", "*.txt"), ()),
+    (("**/*.md",), ("d*/",)),
+    (("n-*.md", "note-*.md", "x-*.md", "held-*.md"), ()),
+    (("/*.md", "moved-*/**"), ()),
+    (("**/*.md",), ("*ü*", "with space-*")),
+)
+
+
+@dataclass(frozen=True)
+class Transition:
+    """New rules being applied by `daemon`: its commits logged after event number `marker`
+    obey the new rules; the ones before may obey `old`."""
+
+    old: Rules
+    daemon: Daemon
+    marker: int
+
+
+def _random_gitignore(rng: random.Random) -> str:
+    """A new text for the store's .gitignore: none, or one to three of `GITIGNORE_LINES`."""
+    count = rng.choice([0, 1, 1, 2, 3])
+    lines = rng.sample(GITIGNORE_LINES, count)
+    return "".join(line + "\n" for line in lines)
+
+
+def _write_atomically(path: Path, text: str) -> None:
+    """`text` into `path` by rename (no moment with half the rules); "" removes the file."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    if not text:
+        path.unlink(missing_ok=True)
+        return
+    tmp = path.with_name(f".{path.name}.soak-new")
+    tmp.write_text(text)
+    os.replace(tmp, path)
+
+
+def _write_rules(config_path: Path, rules: Rules) -> None:
+    """Put the rules' `include` and `exclude` under `[store]` in the daemon's config file."""
+    lines = config_path.read_text().splitlines(keepends=True)
+    kept = "".join(line for line in lines if not line.startswith(("include = ", "exclude = ")))
+    config_path.write_text(kept.replace("[store]\n", "[store]\n" + rules.toml(), 1))
+
+
+def _marker(event: dict) -> str | None:
+    """What a daemon log event says about rules being applied: "reloaded" (a new config in
+    force), "scan" (a scan of the whole store after an ignore file changed), else None."""
+    name = event.get("event")
+    if name == "reloaded":
+        return "reloaded"
+    if name == "scan" and event.get("folder") in (None, STORE):
+        return "scan"
+    return None
 
 
 class Mutator:
@@ -262,7 +379,7 @@ class Mutator:
         """Editor leftovers: never committed, whatever happens."""
         if junk and self.rng.random() < 0.4:
             victim = self.rng.choice(junk)
-            if victim.name != ".gitkeep":
+            if victim.name not in (".gitkeep", ".gitignore"):  # the ignore rules are the soak's own
                 victim.unlink()
             return
         folder = self._folder(dirs)
@@ -342,6 +459,10 @@ class Soak:
         self.checker = Checker(self.world, fsck=False)
         self.daemon: Daemon | None = None
         self.config = self.world.config(debounce=DEBOUNCE)
+        self.rules = Rules()  # the config's globs and the ignore files in force
+        self.ignore_oracle = IgnoreOracle(root.parent / "ignore-oracle")
+        self.verified_head = self.world.head()  # every commit up to here obeyed its rules
+        self._transition: Transition | None = None
 
     def say(self, text: str) -> None:
         """Report a line, and keep it in `<root>/soak.log` next to the repository."""
@@ -352,7 +473,9 @@ class Soak:
     # -- the daemon ----------------------------------------------------------------------
 
     def _start(self, crash_at: str | None = None) -> Daemon:
-        self.daemon = make_daemon(self.world, config=self.config, crash_at=crash_at).start(wait_ready=False)
+        d = make_daemon(self.world, config=self.config, crash_at=crash_at)
+        _write_rules(d.config_path, self.rules)
+        self.daemon = d.start(wait_ready=False)
         return self.daemon
 
     def _stop_current(self, rng: random.Random) -> None:
@@ -401,15 +524,13 @@ class Soak:
     def iteration(self, i: int) -> None:
         rng = random.Random(f"{self.seed}:{i}")
         mutator = Mutator(self.world, rng, self.stats)
-        kind = rng.choices(
-            ["timed", "crashpoint", "startup", "sigterm", "dblock", "ignore", "reload"], [5, 4, 1, 2, 1, 1, 1]
-        )[0]
+        kind = rng.choices(KINDS, [KIND_WEIGHTS[k] for k in KINDS])[0]
         live_ops = rng.randrange(1, 10)
         down_ops = rng.choice([0, 0, 1, 3])
         step, n = rng.choice(STEPS), rng.choice([1, 1, 1, 2, 3])
         delay = rng.uniform(0, DEBOUNCE * 2 + 0.3)
 
-        if kind in ("sigterm", "dblock", "ignore", "reload"):
+        if kind in LOSSLESS:
             self._lossless_fault(kind, mutator, rng, live_ops)
         elif kind == "timed":
             d = self.daemon
@@ -459,6 +580,14 @@ class Soak:
             self._lock_database(d, mutator, rng, ops)
         elif kind in ("ignore", "reload"):
             self._hide_then_reveal(d, kind, rng)
+        elif kind == "gitignore":
+            self._new_rules(d, replace(self.rules, gitignore=_random_gitignore(rng)), mutator, ops)
+            self.stats.gitignore_edits += 1
+        elif kind == "include":
+            now = (self.rules.include, self.rules.exclude)
+            include, exclude = rng.choice([v for v in GLOB_VARIANTS if v != now])
+            self._new_rules(d, replace(self.rules, include=include, exclude=exclude), mutator, ops)
+            self.stats.include_reloads += 1
         else:
             mutator.run(ops * 5)  # a burst, then SIGTERM at once: every save committed or pending
             self.stats.sigterm_bursts += 1
@@ -469,35 +598,116 @@ class Soak:
         d.close()
         self.daemon = None
 
+    # -- changing what is wanted while the daemon runs -------------------------------------
+
+    def _new_rules(self, d: Daemon, rules: Rules, mutator: Mutator, ops: int) -> None:
+        """Put `rules` in force on the running daemon (a `.gitignore` edit, or a config with
+        another `include`/`exclude` and SIGHUP) while files change; then the same daemon (no
+        restart, no periodic rescan) must bring the store to what the new rules want."""
+        self._change_rules(d, rules, ops=lambda: mutator.run(ops, pause=DEBOUNCE))
+        mutator.run(ops, pause=DEBOUNCE)
+        self._settle(d, "after the rules changed")
+
     def _hide_then_reveal(self, d: Daemon, kind: str, rng: random.Random) -> None:
         """An ignore rule (`.git/info/exclude`, or the config's `exclude` + SIGHUP) hides
-        `held-*.md` while such files are written; once the rule goes, the running daemon
-        must commit them within a bounded time, with no restart and no periodic rescan."""
-        exclude = self.world.git_dir / "info" / "exclude"
-        exclude.parent.mkdir(exist_ok=True)
-        original = d.config_path.read_text()
+        `held-*.md` while such files are written (they must not be committed); once the rule
+        goes, the running daemon must commit them within a bounded time, with no restart
+        and no periodic rescan."""
+        before = self.rules
         if kind == "ignore":
-            exclude.write_text("held-*.md\n")
+            hidden = replace(before, info_exclude="held-*.md\n")
             self.stats.ignore_edits += 1
         else:
-            d.config_path.write_text(original.replace("[store]\n", '[store]\nexclude = ["held-*.md"]\n', 1))
-            d.signal(signal.SIGHUP)
+            hidden = replace(before, exclude=(*before.exclude, "held-*.md"))
             self.stats.reloads += 1
-        time.sleep(DEBOUNCE * 4)  # let the rule take effect before the hidden writes
+        self._change_rules(d, hidden)
         folder = self.world.repo / STORE
         for _ in range(rng.randrange(1, 4)):
             (folder / f"held-{rng.randrange(10**6)}.md").write_text(f"held {rng.random()}\n")
         self.stats.ops += 1
-        time.sleep(DEBOUNCE * 4)
-        if kind == "ignore":
-            exclude.write_text("")
-        else:
-            d.config_path.write_text(original)
+        time.sleep(DEBOUNCE * 4)  # time enough to commit them, if the rule were not obeyed
+        self._change_rules(d, before)
+        self._settle(d, f"after the {kind} rule was removed")
+
+    def _change_rules(self, d: Daemon, rules: Rules, *, ops: Callable[[], object] | None = None) -> None:
+        """Write `rules` (ignore files atomically; the config file, then SIGHUP), run `ops`
+        meanwhile, and wait until the daemon says it applied them: a `reloaded` event for
+        the config, a scan of the store for an ignore file. Commits logged after that must
+        obey `rules`; commits before it may obey the old ones (`Transition`)."""
+        old = self.rules
+        pre = self.world.head()
+        self._verify_commits(pre)
+        mark = len(d.events())
+        expect = []
+        if rules.gitignore != old.gitignore:
+            _write_atomically(self.world.repo / STORE / ".gitignore", rules.gitignore)
+            expect.append("scan")
+        if rules.info_exclude != old.info_exclude:
+            _write_atomically(self.world.git_dir / "info" / "exclude", rules.info_exclude)
+            expect.append("scan")
+        if (rules.include, rules.exclude) != (old.include, old.exclude):
+            _write_rules(d.config_path, rules)
             d.signal(signal.SIGHUP)
+            expect.append("reloaded")
+        self.rules = rules
+        self.checker.use_rules(rules)
+        if ops is not None:
+            ops()
+
+        def applied() -> tuple[int] | None:
+            seen = [_marker(e) for e in d.events()[mark:]]
+            if all(kind in seen for kind in expect):
+                return (mark + max(seen.index(kind) for kind in expect),)
+            return None
+
+        if not expect:  # the same rules again: nothing to apply
+            return
+        try:
+            (marker,) = wait_until(applied, timeout=30, interval=0.05)
+        except WaitTimeout:
+            self._violation(f"the daemon never applied the new rules ({rules.describe()})", d)
+            marker = len(d.events())
+        self._transition = Transition(old=old, daemon=d, marker=marker)
+
+    def _settle(self, d: Daemon, what: str) -> None:
+        """Wait (bounded) until the store is what the rules in force want, report what is
+        not, and check the commits made meanwhile."""
         with contextlib.suppress(WaitTimeout):  # a store still unequal is reported below
             wait_until(lambda: not self.checker.store_equals_head(), timeout=30, interval=0.1)
         for problem in self.checker.store_equals_head():
-            self._violation(f"after the {kind} rule was removed: {problem}", d)
+            self._violation(f"{what} ({self.rules.describe()}): {problem}", d)
+        self._verify_commits(self.world.head())
+
+    def _verify_commits(self, upto: str | None) -> None:
+        """Every commit after the last verified one up to `upto` changed only paths the rules
+        in force wanted (added no path git ignores); a commit made while new rules were
+        being applied (logged before the daemon said so) may obey the old rules instead."""
+        if upto is None or upto == self.verified_head:
+            return
+        changes = commit_changes(self.world.repo, self.verified_head, upto)
+        transition, self._transition = self._transition, None
+        strict: set[str] = set()
+        if transition is not None:
+            events = transition.daemon.events()[transition.marker + 1 :]
+            strict = {e.get("commit", "") for e in events if e.get("event") == "commit"}
+        refused = self._refused(self.rules, changes)
+        if transition is not None:
+            loose = [c for c in changes if c[0] not in strict and c in refused]
+            refused -= set(loose) - self._refused(transition.old, loose)
+        for commit, status, path in sorted(refused, key=changes.index):
+            self._violation(
+                f"commit {commit[:12]} changed ({status}) {path}, which the rules in force do not "
+                f"want ({self.rules.describe()})"
+            )
+        self.verified_head = upto
+
+    def _refused(self, rules: Rules, changes: list[tuple[str, str, str]]) -> set[tuple[str, str, str]]:
+        """The changes `rules` do not allow: a path the config does not want, or an added path
+        that the ignore files ignore (a tracked path stays tracked: git's rule)."""
+        refused = {c for c in changes if not rules.config_wants(c[2])}
+        added = sorted({c[2] for c in changes if c[1] == "A" and c not in refused})
+        ignored = self.ignore_oracle.ignored(rules, added)
+        return refused | {c for c in changes if c[1] == "A" and c[2] in ignored}
 
     def _lock_database(self, d: Daemon, mutator: Mutator, rng: random.Random, ops: int) -> None:
         """Write-lock state.db past the busy timeout while files change; once it is free,
@@ -538,6 +748,7 @@ class Soak:
         problems = ([not_idle] if not_idle else []) + self.checker.check()
         for problem in problems:
             self._violation(problem)
+        self._verify_commits(self.world.head())
         if problems:
             self.say("--- daemon log (tail):\n" + d.log()[-4000:])
             self._repair()
@@ -557,7 +768,8 @@ class Soak:
         self._start()
         self.daemon.ready_or_exited()
         wait_idle(self.world, timeout=30)
-        self.checker = Checker(self.world, fsck=False)
+        self.checker = Checker(self.world, fsck=False, rules=self.rules)
+        self.verified_head = self.world.head()
 
     def run(self) -> Stats:
         self.say(f"soak: seed {self.seed}, {self.iterations} iterations, repository {self.world.repo}")
@@ -617,6 +829,8 @@ def main(argv: list[str] | None = None) -> int:
         f"RESULT seed={seed} iterations={stats.iterations} kills={stats.kills} "
         f"sigterm_bursts={stats.sigterm_bursts} db_locks={stats.db_locks} "
         f"ignore_edits={stats.ignore_edits} reloads={stats.reloads} "
+        f"gitignore_edits={stats.gitignore_edits} include_reloads={stats.include_reloads} "
+        f"faults={stats.faults} "
         f"ops={stats.ops} files={len(stats.files)} violations={len(stats.violations)}",
         flush=True,
     )

@@ -1,10 +1,10 @@
 """One repository's backup: take in changes, scan, commit what is due, sync, push.
 
 The orchestration over the state database (`mdbackup.state`) and the libgit2 layer
-(`mdbackup.git`); used alike by `run --once`, the daemon's worker and the flush on
-SIGTERM. It is the only caller of both (pushing goes through its `Pusher`, syncing
-through its `Syncer`). Every "when" (a batch, a retry, a rescan, a fetch, a push) is
-computed here, once, from the state database and the injected clock.
+(`mdbackup.git`) for `run --once`, the daemon's worker and the SIGTERM flush; their only
+caller (pushing through its `Pusher`, syncing through its `Syncer`). Every "when" (a
+batch, a retry, a rescan, a fetch, a push) is computed here, once, from the state
+database and the injected clock.
 """
 
 from __future__ import annotations
@@ -192,17 +192,11 @@ class Backup(Reporting, Syncing):
             store_prefix=self.config.store_prefix if folder is None else folder,
             wants=self.filter.wants,
             wants_dir=self.filter.might_contain,
+            progress=partial(self._step, "scanning"),  # the heartbeat, at every folder and chunk
         )
         self.record(result.changed)
-        self.log.info(
-            "scan",
-            reason=reason,
-            folder=folder,
-            changed=len(result.changed),
-            files=result.files_seen,
-            hashed=result.hashed,
-            elapsed_ms=result.elapsed_ms,
-        )
+        counts = {"files": result.files_seen, "hashed": result.hashed, "elapsed_ms": result.elapsed_ms}
+        self.log.info("scan", reason=reason, folder=folder, changed=len(result.changed), **counts)
         return result
 
     # -- passes ---------------------------------------------------------------------------

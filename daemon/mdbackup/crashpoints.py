@@ -1,7 +1,8 @@
 """The named steps of a batch, and a step callback that can die at one of them.
 
 The steps are reached through a `Step` callback handed to the code that does the
-work (`Backup`, the git layer); by default it does nothing. FOR TESTS ONLY: when
+work (`Backup`, the git layer); by default it does nothing. The `PROGRESS` points are
+reached through the same callback, many times, inside a long scan or push. FOR TESTS ONLY: when
 the environment variable `MDBACKUP_CRASH_AT` is `STEP` or `STEP:N`,
 `from_environ` gives a callback that kills the process with SIGKILL the first (or
 N-th) time it reaches that step, the way a power cut or `kill -9` would; when
@@ -46,6 +47,14 @@ STEPS: tuple[str, ...] = BATCH_STEPS + SYNC_STEPS
 """Every named step."""
 
 
+PROGRESS: tuple[str, ...] = (
+    "scanning",  # a scan walked a folder, hashed a file or read a chunk of one
+    "pushing",  # libgit2 reported push progress (objects packed or sent, a server message)
+)
+"""Points reached again and again inside a long scan or push: the step callback gets them
+too, so the heartbeat beats while a long operation makes progress (and tests can hang
+or crash there as at a step)."""
+
 ENV = "MDBACKUP_CRASH_AT"
 HANG_ENV = "MDBACKUP_HANG_AT"
 
@@ -81,8 +90,8 @@ def _at(environ: Mapping[str, str], name: str) -> tuple[str, int] | None:
     if not value:
         return None
     target, _, count = value.partition(":")
-    if target not in STEPS:
-        raise SystemExit(f"{name}: unknown step {target!r}; steps: {', '.join(STEPS)}")
+    if target not in STEPS + PROGRESS:
+        raise SystemExit(f"{name}: unknown step {target!r}; steps: {', '.join(STEPS + PROGRESS)}")
     return target, int(count) if count else 1
 
 

@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import os
 from collections.abc import Mapping
+from functools import partial
 from pathlib import Path
 
 import pygit2
@@ -175,6 +176,7 @@ class Pusher:
             remote_branch=remote_branch,
             credentials=creds,
             timeout=timeout or gitpush.DEFAULT_TIMEOUT,
+            progress=partial(self._step, "pushing"),  # the heartbeat, while libgit2 reports progress
         )
         if not result.ok:
             return self._failed(result.error or "push failed", kind=result.kind)

@@ -16,6 +16,7 @@ import structlog
 from mdbackup.clock import SteadyClock
 from mdbackup.config import Config
 from mdbackup.git import repo as gitrepo
+from mdbackup.git.scan import path_is_ignored
 from mdbackup.patterns import StoreFilter
 from mdbackup.pushing import Pusher, RemoteCheck
 from mdbackup.reading import Snapshot, daemon_config, take_snapshot
@@ -112,12 +113,27 @@ class Reporting:
 
     def forget_unwanted(self) -> int:
         """Drop the recorded paths the config in force no longer wants (excluded, ignored
-        by a new include, ...): they are never committed and `status` stops counting them."""
-        unwanted = [
-            row.path for row in self._queue.rows(include_success=True) if not self.filter.wants(row.path)
-        ]
+        by a new include, ...) and those that are untracked files git ignores now (a row
+        left `success` while its file came back under an ignore rule, the daemon down):
+        they are never committed and `status` stops counting them."""
+        index = self.repo.index
+        index.read(False)  # libgit2 keeps the index it read first; ours is written apart
+        recorded = [row.path for row in self._queue.rows(include_success=True)]
+        unwanted = [p for p in recorded if not self.filter.wants(p) or _ignored(self.repo, index, p)]
         if unwanted:
             self.log.info(
-                "paths_dropped", paths=len(unwanted), reason="the configuration no longer wants them"
+                "paths_dropped",
+                paths=len(unwanted),
+                reason="the configuration no longer wants them, or git ignores them (untracked)",
             )
         return self._queue.forget(unwanted)
+
+
+def _ignored(repo: pygit2.Repository, index: pygit2.Index, path: str) -> bool:
+    """`path` is not in the index and git's ignore rules ignore it."""
+    try:
+        if path in index:
+            return False
+    except UnicodeEncodeError:  # a name that is not UTF-8: keep its row
+        return False
+    return path_is_ignored(repo, path)

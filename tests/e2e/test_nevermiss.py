@@ -3,12 +3,17 @@ ignore files, liveness, resource limits), against the real daemon."""
 
 from __future__ import annotations
 
+import os
+import signal
 import sqlite3
 import time
+from collections.abc import Callable
 from pathlib import Path
 
 from tests.support.cli import mdbackup
+from tests.support.daemon import Daemon
 from tests.support.git import git, head_files
+from tests.support.servers import HTTPServer, remote_ref
 from tests.support.wait import wait_until
 
 SLOW = "[watch]\ndebounce = 600\nmax_delay = 600\n"
@@ -90,14 +95,9 @@ def test_un_ignoring_is_noticed_within_the_debounce(daemon, repo: Path, store: P
     assert d.stop() == 0
 
 
-def test_a_hung_worker_stops_the_watchdog_pings(daemon, repo: Path, store: Path) -> None:
-    """A worker stuck inside a commit (test hook) stops WATCHDOG=1, so systemd restarts it."""
-    d = daemon(
-        "[watch]\ndebounce = 0.1\nmax_delay = 1\n",
-        env={"WATCHDOG_USEC": "1000000", "MDBACKUP_HANG_AT": "tree_written"},
-    ).start()
-    d.notify.wait_for("WATCHDOG=1", timeout=5)
-    (store / "a.md").write_text("a\n")
+def _pings_stop(d: Daemon) -> None:
+    """`d` (WATCHDOG_USEC=1 s) reached its test hang: after the allowance no WATCHDOG=1
+    comes any more and the stuck worker is logged."""
     wait_until(lambda: d.events("hang_for_tests"), timeout=10, message="the worker reached the hang")
     # the allowance: a worker is alive for one WATCHDOG_USEC after its last step
     allowance = time.monotonic() + 1.5
@@ -107,4 +107,131 @@ def test_a_hung_worker_stops_the_watchdog_pings(daemon, repo: Path, store: Path)
     wait_until(lambda: time.monotonic() >= quiet_until, timeout=5, message="six ping intervals")
     assert d.notify.messages.count("WATCHDOG=1") == pings, "a stuck worker is still reported alive"
     assert d.events("worker_stuck")
+
+
+def test_a_hung_worker_stops_the_watchdog_pings(daemon, repo: Path, store: Path) -> None:
+    """A worker stuck inside a commit (test hook) stops WATCHDOG=1, so systemd restarts it."""
+    d = daemon(
+        "[watch]\ndebounce = 0.1\nmax_delay = 1\n",
+        env={"WATCHDOG_USEC": "1000000", "MDBACKUP_HANG_AT": "tree_written"},
+    ).start()
+    d.notify.wait_for("WATCHDOG=1", timeout=5)
+    (store / "a.md").write_text("a\n")
+    _pings_stop(d)
+    d.kill()
+
+
+def test_a_scan_stuck_inside_a_folder_stops_the_watchdog_pings(daemon, repo: Path, store: Path) -> None:
+    """Scans beat the heartbeat at every folder (below), yet a scan stuck there (test hook at
+    its second folder: the start-up scan of the empty store walks one) still stops the pings."""
+    d = daemon(
+        "[watch]\ndebounce = 0.1\nmax_delay = 1\n",
+        env={"WATCHDOG_USEC": "1000000", "MDBACKUP_HANG_AT": "scanning:2"},
+    ).start()
+    d.notify.wait_for("WATCHDOG=1", timeout=5)
+    d.signal(signal.SIGHUP)  # a reload scans the whole store
+    _pings_stop(d)
+    d.kill()
+
+
+def _pings_during(
+    d: Daemon, action: Callable[[], object], *, done: Callable[[], object]
+) -> tuple[int, float]:
+    """(WATCHDOG=1 pings, seconds) from `action()` until `done()` holds (bounded)."""
+    before = d.notify.messages.count("WATCHDOG=1")
+    started = time.monotonic()
+    action()
+    log = lambda: f"the operation to finish; log:\n{d.log()[-3000:]}"  # noqa: E731
+    wait_until(done, timeout=120, interval=0.05, message=log)
+    return d.notify.messages.count("WATCHDOG=1") - before, time.monotonic() - started
+
+
+WATCHDOG_S = 0.5  # WATCHDOG_USEC of the push liveness test: pings every 0.25 s
+SCAN_WATCHDOG_S = 1.0  # of the scan one (its start-up and watcher restart do not beat inside)
+
+
+def test_a_long_scan_keeps_the_watchdog_pings_going(daemon, repo: Path, store: Path) -> None:
+    """A full scan longer than WATCHDOG_USEC (40,000 files the index does not vouch for: each
+    is hashed) beats at every folder and file: the pings go on and systemd leaves a healthy
+    daemon alone. Before, the scan counted as a stuck worker."""
+    for d_ in range(400):
+        folder = store / f"d{d_}"
+        folder.mkdir()
+        for f in range(100):
+            (folder / f"f{f}.md").write_text(f"{d_} {f}\n")
+    git(repo, "add", "notes")
+    git(repo, "commit", "-qm", "a big store")
+    for path in store.rglob("*.md"):  # same content, another mtime: every scan hashes every file
+        st = path.stat()
+        os.utime(path, ns=(st.st_atime_ns, st.st_mtime_ns + 1_000_000_000))
+    d = daemon(
+        "[watch]\ndebounce = 0.2\nmax_delay = 5\nrescan_interval = 0\n",
+        env={"WATCHDOG_USEC": str(int(SCAN_WATCHDOG_S * 1_000_000))},
+    ).start(wait_ready=False)
+    d.wait_ready(timeout=120)
+    mark = len(d.events())
+
+    def rescanned() -> dict | None:
+        return next((e for e in d.events()[mark:] if e.get("reason") == "config reloaded"), None)
+
+    pings, _seconds = _pings_during(d, lambda: d.signal(signal.SIGHUP), done=rescanned)
+    scan = rescanned()
+    assert scan is not None and scan["hashed"] == 40_000, scan
+    took = scan["elapsed_ms"] / 1000
+    # longer than one WATCHDOG_USEC plus a ping interval: without beats it is seen stuck
+    assert took > 1.5 * SCAN_WATCHDOG_S, f"the scan took {took:.2f} s: too quick to show anything"
+    assert not d.events("worker_stuck"), d.events("worker_stuck")
+    assert pings >= took / SCAN_WATCHDOG_S, f"{pings} pings during a {took:.2f} s scan"
+    assert d.stop() == 0
+
+
+def test_a_long_push_reporting_progress_keeps_the_watchdog_pings_going(
+    daemon, repo: Path, store: Path, http_server: HTTPServer
+) -> None:
+    """A push whose server takes 3 s (a pre-receive hook that reports as it checks) beats at
+    every progress report libgit2 passes on: the pings go on. Before, only the steps around
+    the push beat, and a push longer than WATCHDOG_USEC counted as a stuck worker."""
+    git(repo, "remote", "add", "origin", http_server.url)
+    config = (
+        "[watch]\ndebounce = 0.1\nmax_delay = 1\n[push]\nenabled = true\nretry_min = 1\nretry_max = 2\n"
+        f'[auth]\nusername = "{http_server.username}"\ntoken_env = "TEST_TOKEN"\n'
+    )
+    d = daemon(
+        config, env={"TEST_TOKEN": http_server.token, "WATCHDOG_USEC": str(int(WATCHDOG_S * 1_000_000))}
+    ).start()
+    assert remote_ref(http_server.bare) == git(repo, "rev-parse", "main").strip()  # the start-up push
+    http_server.install_hook(
+        "pre-receive",
+        '#!/bin/sh\ni=0\nwhile [ $i -lt 30 ]; do echo "checking $i"; sleep 0.1; i=$((i+1)); done\n',
+    )
+    http_server.stream_responses()
+
+    def pushed() -> bool:
+        remote = remote_ref(http_server.bare)  # read once: the commit we wait for, or not yet
+        return remote is not None and "notes/a.md" in git(repo, "ls-tree", "-r", "--name-only", remote)
+
+    pings, seconds = _pings_during(d, lambda: (store / "a.md").write_text("a\n"), done=pushed)
+    assert seconds > 3 * WATCHDOG_S
+    assert not d.events("worker_stuck"), d.events("worker_stuck")
+    assert pings >= 3.0 / WATCHDOG_S, f"{pings} pings during a {seconds:.2f} s save and push"
+    assert d.stop() == 0
+
+
+def test_a_push_stuck_in_a_progress_report_stops_the_watchdog_pings(
+    daemon, repo: Path, store: Path, http_server: HTTPServer
+) -> None:
+    """Beating from libgit2's progress reports does not hide a push that is stuck for good
+    (test hook at the first report)."""
+    git(repo, "remote", "add", "origin", http_server.url)
+    config = (
+        "[watch]\ndebounce = 0.1\nmax_delay = 1\n[push]\nenabled = true\n"
+        f'[auth]\nusername = "{http_server.username}"\ntoken_env = "TEST_TOKEN"\n'
+    )
+    http_server.install_hook("pre-receive", '#!/bin/sh\necho "checking"\n')
+    http_server.stream_responses()
+    d = daemon(
+        config,
+        env={"TEST_TOKEN": http_server.token, "WATCHDOG_USEC": "1000000", "MDBACKUP_HANG_AT": "pushing:1"},
+    ).start(wait_ready=False)  # the start-up push hangs at its first progress report
+    _pings_stop(d)
     d.kill()

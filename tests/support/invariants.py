@@ -13,7 +13,6 @@ bare remote; `wait_idle(world)` waits until the daemon has nothing left to do;
 
 from __future__ import annotations
 
-import fnmatch
 import hashlib
 import os
 import sqlite3
@@ -26,41 +25,21 @@ from pathlib import Path
 from tests.support.cli import mdbackup
 from tests.support.daemon import Daemon, watch_config
 from tests.support.git import init_repo
+from tests.support.rules import STORE, Rules, check_ignore
 from tests.support.wait import WaitTimeout, wait_until
 
-STORE = "notes"
 BRANCH = "main"
 REMOTE = "origin"
 STAGED_PATH = "src/staged.txt"
 STAGED_CONTENT = b"the user's own staged change, never ours to commit\n"
 README_EDIT = b"an unstaged edit outside the store\n"
-
-# The contract's built-in editor temp patterns (matched against the file's name).
-TEMP_PATTERNS = (
-    "*.swp",
-    "*.swo",
-    "*.swx",
-    "4913",
-    "*~",
-    ".#*",
-    "#*#",
-    "*.tmp",
-    "*___jb_tmp___",
-    "*___jb_old___",
-    ".DS_Store",
-)
+DEFAULT_RULES = Rules()
 
 
 def is_store_file(path: str) -> bool:
-    """`path` (repo-relative) is one the daemon must back up: under the store, `*.md`,
-    not a temp file, not in `.git`."""
-    if not path.startswith(STORE + "/"):
-        return False
-    parts = path.split("/")
-    if ".git" in parts:
-        return False
-    name = parts[-1]
-    return name.endswith(".md") and not any(fnmatch.fnmatchcase(name, p) for p in TEMP_PATTERNS)
+    """`path` (repo-relative) is one the daemon must back up under the default config: under
+    the store, `*.md`, not a temp file, not in `.git` (ignore files aside)."""
+    return DEFAULT_RULES.config_wants(path)
 
 
 def blob_id(data: bytes) -> str:
@@ -172,8 +151,9 @@ class World:
                 entries[path] = (mode, oid)
         return entries
 
-    def worktree_store(self) -> dict[str, tuple[str, str]]:
-        """The store's files in the working tree, as git would store them: path -> (mode, oid)."""
+    def worktree_store(self, wanted: Callable[[str], bool] = is_store_file) -> dict[str, tuple[str, str]]:
+        """The store's files that `wanted` accepts in the working tree, as git would store
+        them: path -> (mode, oid)."""
         files = {}
         top = self.repo / STORE
         for folder, dirs, names in os.walk(top):
@@ -185,7 +165,7 @@ class World:
             for name in names:
                 full = os.path.join(folder, name)
                 rel = os.path.relpath(full, self.repo).replace(os.sep, "/")
-                if not is_store_file(rel):
+                if not wanted(rel):
                     continue
                 entry = _file_entry(full)
                 if entry is not None:
@@ -326,11 +306,21 @@ class Checker:
     world: World
     fsck: bool = True
     remote_seen: list[str] = field(default_factory=list)
+    rules: Rules = DEFAULT_RULES
+    """The config's globs and the ignore files in force now (the soak changes them)."""
+    earlier_rules: list[Rules] = field(default_factory=list)
+    """Rules in force before: HEAD may keep a path committed while one of them wanted it."""
 
     def __post_init__(self) -> None:
         first = self.world.remote_head()
         if first:
             self.remote_seen.append(first)
+
+    def use_rules(self, rules: Rules) -> None:
+        """From now on `rules` decide what is wanted (the old ones are remembered)."""
+        if rules != self.rules:
+            self.earlier_rules.append(self.rules)
+            self.rules = rules
 
     def check(self) -> list[str]:
         """Every violated invariant, one line each (empty: all hold)."""
@@ -359,16 +349,25 @@ class Checker:
         return []
 
     def store_equals_head(self) -> list[str]:
-        """Nothing lost: every store file's content (and mode) in HEAD is the working
-        tree's; nothing else under the store (temp files) was ever committed."""
+        """Nothing lost: every wanted store file's content (and mode) in HEAD is the working
+        tree's; nothing else under the store (temp files) was ever committed.
+
+        Wanted: the config in force wants it (`Rules.config_wants`), and it is tracked (in
+        HEAD) or git does not ignore it (`git check-ignore` on the repository: .gitignore
+        and .git/info/exclude as they are now). A path the config no longer wants may stay
+        in HEAD as it was committed while wanted (the soak checks each commit for that)."""
+        rules = self.rules
         head = self.world.head_store()
-        tree = self.world.worktree_store()
+        tree = self.world.worktree_store(rules.config_wants)
+        ignored = check_ignore(self.world.repo, sorted(p for p in tree if p not in head))
         problems = []
         for path in sorted(set(head) | set(tree)):
-            if not is_store_file(path):
-                problems.append(f"HEAD holds a path that is not a store file: {path}")
+            if not rules.config_wants(path):
+                if not any(r.config_wants(path) for r in self.earlier_rules):
+                    problems.append(f"HEAD holds a path that is not a store file: {path}")
             elif path not in head:
-                problems.append(f"lost: {path} is in the working tree but not in HEAD")
+                if path not in ignored:
+                    problems.append(f"lost: {path} is in the working tree but not in HEAD")
             elif path not in tree:
                 problems.append(f"lost: {path} was deleted but HEAD still has it")
             elif head[path] != tree[path]:
@@ -391,7 +390,7 @@ class Checker:
             code, path = entry[:2], entry[3:]
             if code[0] in "RC":
                 i += 1  # the rename's source follows
-            if is_store_file(path):
+            if self.rules.config_wants(path):
                 problems.append(f"git status shows {code!r} for {path}")
         return problems
 

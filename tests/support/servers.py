@@ -440,6 +440,9 @@ class _GitHTTPHandler(http.server.BaseHTTPRequestHandler):
         for name in ("Content-Encoding", "Git-Protocol"):
             if self.headers.get(name):
                 env["HTTP_" + name.upper().replace("-", "_")] = self.headers[name]
+        if self.server.stream:
+            self._stream_backend(body, env)
+            return
         proc = subprocess.run(["git", "http-backend"], input=body, env=env, capture_output=True, timeout=60)
         head, sep, out = proc.stdout.partition(b"\r\n\r\n")
         if not sep:
@@ -455,6 +458,42 @@ class _GitHTTPHandler(http.server.BaseHTTPRequestHandler):
             elif name:
                 headers[name.strip()] = value.strip()
         self._send(code, out, headers)
+
+    def _stream_backend(self, body: bytes, env: dict[str, str]) -> None:
+        """Run `git http-backend` and pass its output on as it comes (chunked), the way a
+        real server lets a slow hook's messages through while it runs."""
+        proc = subprocess.Popen(
+            ["git", "http-backend"],
+            stdin=subprocess.PIPE,
+            stdout=subprocess.PIPE,
+            stderr=subprocess.DEVNULL,
+            env=env,
+        )
+        assert proc.stdin is not None and proc.stdout is not None
+        try:
+            proc.stdin.write(body)
+            proc.stdin.close()
+            code, headers = 200, {}
+            while (line := proc.stdout.readline().decode("latin-1").strip()) != "":
+                name, _, value = line.partition(":")
+                if name.lower() == "status":
+                    code = int(value.strip().split()[0])
+                else:
+                    headers[name.strip()] = value.strip()
+            self.send_response(code)
+            for k, v in headers.items():
+                self.send_header(k, v)
+            self.send_header("Transfer-Encoding", "chunked")
+            self.send_header("Connection", "close")
+            self.end_headers()
+            while data := proc.stdout.read1(65536):
+                self.wfile.write(b"%x\r\n%s\r\n" % (len(data), data))
+                self.wfile.flush()
+            self.wfile.write(b"0\r\n\r\n")
+            self.close_connection = True
+        finally:
+            proc.stdout.close()
+            proc.wait(timeout=60)
 
     def do_GET(self) -> None:
         self._handle()
@@ -480,6 +519,7 @@ class _GitHTTPServer(socketserver.ThreadingMixIn, http.server.HTTPServer):
         self.redirect_to: str | None = None  # set: answer 302 to this URL + the request path
         self.redirect_after_auth = False  # True: only an authorized request is redirected
         self.tls: ssl.SSLContext | None = None
+        self.stream = False  # True: responses are passed on as http-backend writes them
 
     def get_request(self) -> tuple[socket.socket, Any]:
         """Accept; with `tls`, wrap the connection (the handshake runs in the handler's thread)."""
@@ -525,6 +565,19 @@ class HTTPServer:
     def authorizations(self) -> list[str]:
         """The Authorization header of every request so far ("" when there was none)."""
         return list(self.server.authorizations)
+
+    def stream_responses(self, on: bool = True) -> None:
+        """Pass `git http-backend`'s output on as it comes (chunked) instead of all at once
+        at the end: a slow pre-receive hook's lines then reach the client one by one."""
+        self.server.stream = on
+
+    def install_hook(self, name: str, script: str) -> Path:
+        """An executable hook `name` (e.g. "pre-receive") in the served bare repository."""
+        hook = self.bare / "hooks" / name
+        hook.parent.mkdir(exist_ok=True)
+        hook.write_text(script)
+        hook.chmod(0o755)
+        return hook
 
     def redirect(self, to: str | None, *, after_auth: bool = False) -> None:
         """Answer every request (every authorized one, with `after_auth`) with a 302 to

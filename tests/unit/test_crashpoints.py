@@ -94,3 +94,19 @@ def test_hang_at_blocks_the_thread_at_the_nth_step_and_beats_before() -> None:
     finally:
         release_hangs()
         worker.join(5)
+
+
+def test_progress_points_are_named_apart_from_the_steps_and_can_be_hung_at() -> None:
+    """`scanning` and `pushing` come many times inside one scan or push: they are not steps
+    of a batch (the crash tests walk those), yet the hooks accept them like steps."""
+    from mdbackup.crashpoints import HANG_ENV, PROGRESS
+
+    assert set(PROGRESS) == {"scanning", "pushing"} and not set(PROGRESS) & set(STEPS)
+    seen: list[str] = []
+    step = from_environ({HANG_ENV: "scanning:1000", ENV: "pushing:1000"}, on_step=seen.append)
+    for name in PROGRESS:
+        step(name)  # reached once: neither hangs nor dies
+    assert seen == list(PROGRESS)
+    with pytest.raises(SystemExit) as exc:
+        from_environ({HANG_ENV: "scan"})
+    assert all(point in str(exc.value.code) for point in PROGRESS)

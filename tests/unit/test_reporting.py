@@ -46,3 +46,24 @@ def test_repository_facts_name_the_branch_busy_state_and_hooks(backup: Backup, r
         assert backup.repository_facts().busy == "another process holds index.lock"
     finally:
         (repo / ".git" / "index.lock").unlink()
+
+
+def test_a_success_row_whose_file_came_back_ignored_is_dropped_at_start(repo: Path, store: Path) -> None:
+    """A path recorded `success` (here: deleted, and the deletion committed) whose file comes
+    back while an ignore rule covers it and no daemon runs: the start-up scan does not see it
+    (git ignores it, untracked), so its row stayed `success` for a file never committed
+    (found by the soak). Recovering drops it, as it drops paths the config no longer wants."""
+    b = Backup.open(make_config(repo), clock=FakeClock())
+    try:
+        (store / "with space-1.md").write_text("v1\n")
+        (store / "kept.md").write_text("kept\n")
+        b.recover(reason="start")
+        (store / "with space-1.md").unlink()
+        b.recover(reason="start")
+        (store / ".gitignore").write_text("with space-*.md\nkept.md\n")
+        (store / "with space-1.md").write_text("back, ignored\n")
+        b.recover(reason="start")
+        rows = {r.path: r.status.value for r in b.snapshot(all_paths=True).rows}
+        assert rows == {"notes/kept.md": "success"}, rows  # tracked: ignore rules do not apply
+    finally:
+        b.close()

@@ -25,7 +25,7 @@ import ipaddress
 import os
 import tempfile
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -193,11 +193,13 @@ class AuthCallbacks(pygit2.RemoteCallbacks):
     host keys, and the deadline (a monotonic time) for connecting and authenticating.
 
     After the operation, `tried` lists the credentials offered and `skipped` the keys
-    left out, and why.
+    left out, and why. `progress()` is called at each of libgit2's progress reports (pack
+    sent or received, a server message): set it to learn that a long transfer moves.
     """
 
     def __init__(self, *, credentials: Credentials, url: RemoteUrl, deadline: float) -> None:
         super().__init__()
+        self.progress: Callable[[], object] = lambda: None
         self._creds = credentials
         self._url = url
         self._deadline = deadline
@@ -214,6 +216,18 @@ class AuthCallbacks(pygit2.RemoteCallbacks):
         """Raise `TimedOut` when the deadline has passed."""
         if time.monotonic() > self._deadline:
             raise TimedOut("timed out")
+
+    def sideband_progress(self, string: str) -> None:
+        """A server message (e.g. a hook's output): the operation is alive."""
+        self.progress()
+
+    def transfer_progress(self, stats: pygit2.remotes.TransferProgress) -> None:
+        """More of a fetched pack arrived: the operation is alive."""
+        self.progress()
+
+    def push_transfer_progress(self, objects_pushed: int, total_objects: int, bytes_pushed: int) -> None:
+        """libgit2 sent more of the pack (reported at most every 0.5 s): the operation is alive."""
+        self.progress()
 
     def _ssh_candidate_iter(self) -> Iterator[_KeyCandidate]:
         """The SSH credentials to offer, in `Credentials` order; a key that cannot be used

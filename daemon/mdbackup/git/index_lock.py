@@ -211,7 +211,12 @@ class HeldIndex:
         content id (the SHA-1 trailer). The index in place is unchanged until
         `put_in_place`."""
         try:
-            self.index.write()  # libgit2 writes index.next (through index.next.lock)
+            # libgit2 writes index.next through index.next.lock: one left by a kill during
+            # that write would fail every later write. It is ours (our state folder), and we
+            # hold index.lock and the repository lock: no one else writes index.next.
+            with contextlib.suppress(FileNotFoundError):
+                os.unlink(f"{self._files._copy}.lock")
+            self.index.write()
             self._close_next()
             self._next_fd = os.open(self._files._copy, os.O_RDONLY | os.O_CLOEXEC)
             if FSYNC_INDEX:

@@ -18,22 +18,21 @@ Safety rules (see docs/ARCHITECTURE.md and the library notes):
   for a fast-forward, then writes the ref without comparing again): `local_push`
   writes the objects and moves the branch by compare-and-swap; a lost race is
   "the remote moved while pushing, retry".
-- The push writes the remote-tracking ref: it runs inside a `leftovers.writing`
-  marker naming that ref's lock, so a lock left by a kill is cleared at the next start.
-- Time: libgit2's connect and read timeouts are set from `timeout` for each call
-  (`transport.network_timeouts`); the credentials and host-key callbacks abort once
-  the deadline has passed.
-- Error strings are one line, name the URL without its credentials, and are
-  scrubbed of the token and passphrase values and of the secrets in the remote URL's
-  user part (`remote_errors.error_line`, `remote_url_secrets`).
-- Credentials stay with their host (`credentials.AuthCallbacks`); a URL carrying a
-  password over plain http to a host that is not loopback is refused before connecting.
+- The push writes the remote-tracking ref inside a `leftovers.writing` marker naming
+  that ref's lock, so a lock left by a kill is cleared at the next start.
+- Time: libgit2's connect and read timeouts come from `timeout` for each call
+  (`transport.network_timeouts`); the auth and host-key callbacks abort past the deadline.
+- Error strings are one line naming the URL without credentials, scrubbed of the token,
+  passphrase and URL user-part secrets (`remote_errors.error_line`, `remote_url_secrets`).
+- Credentials stay with their host (`credentials.AuthCallbacks`); a password over plain
+  http to a host that is not loopback is refused before connecting.
 """
 
 from __future__ import annotations
 
 import dataclasses
 import re
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -145,6 +144,7 @@ class _PushCallbacks(AuthCallbacks):
         """Keep the server's messages. No deadline here: a big transfer may take longer
         than `timeout`; libgit2's read timeout bounds a stalled one."""
         self.sideband.append(string)
+        self.progress()
 
     def remote_messages(self) -> str:
         """The server's sideband output (e.g. a hook's stderr) as one line: its last 5 lines."""
@@ -261,6 +261,7 @@ def push_branch(
     remote_branch: str,
     credentials: Credentials,
     timeout: float = DEFAULT_TIMEOUT,
+    progress: Callable[[], object] = lambda: None,
 ) -> PushResult:
     """Fast-forward `remote_branch` on the remote to the local branch's head. Never forces.
 
@@ -268,11 +269,10 @@ def push_branch(
     is unknown locally or not an ancestor of the local head is "diverged" and
     nothing is pushed. The push itself runs on another fresh Remote whose
     negotiation callback refuses non-fast-forward updates; a server-side
-    rejection is kind "rejected". The push runs inside a `leftovers.writing` marker
-    (in `layout.state_dir`) naming the lock of `refs/remotes/<remote>/<branch>`.
-    `timeout` bounds connecting, authenticating and every network read (a transfer
-    that keeps moving may take longer). Network and git errors come back as a failed
-    result; raises only OSError when the marker cannot be written.
+    rejection is kind "rejected". It runs inside the tracking ref's `leftovers.writing` marker.
+    `timeout` bounds connecting, authenticating and every network read (a moving transfer
+    may take longer; `progress()` is called as it moves). Network and git errors come back
+    as a failed result; raises only OSError when the marker cannot be written.
     """
     credentials = _with_url_secrets(repo, remote_name, credentials)
     with transport.network_timeouts(timeout) as deadline:
@@ -334,6 +334,7 @@ def push_branch(
             return _failure(KIND_NO_REMOTE, f"no remote named {remote_name!r}", credentials)
         url = parse_url(_remote_url(remote))
         callbacks = _PushCallbacks(credentials=credentials, url=url, deadline=deadline, repo=repo)
+        callbacks.progress = progress
         git_dir = Path(repo.path)
         with leftovers.writing(layout.state_dir(git_dir), [layout.ref_lock(git_dir, tracking_ref)]):
             try:

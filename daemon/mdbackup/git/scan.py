@@ -9,6 +9,9 @@ Like git's own walk it never enters a folder that is another repository (it hold
 `.git`, a folder or a file), never reports a skip-worktree entry (sparse checkout)
 and compares modes as `git add` would give them (core.fileMode, core.symlinks).
 
+A long scan reports progress: `progress` is called for every tree of HEAD read, every
+folder walked, every file hashed and every chunk of a big one (the daemon's liveness heartbeat beats on it).
+
 Nothing here can block or swallow a path: a file is hashed through a descriptor
 opened with O_NOFOLLOW and O_NONBLOCK and checked with fstat (a FIFO, device or link
 swapped in after the walk's lstat is reported changed, never waited on), in bounded
@@ -50,13 +53,15 @@ def changed_paths(
     store_prefix: str,
     wants: Callable[[str], bool],
     wants_dir: Callable[[str], bool],
+    progress: Callable[[], object] = lambda: None,
 ) -> ScanResult:
     """Every path under `store_prefix` that `wants` accepts and whose working-tree
     content differs from HEAD: new files not ignored by .gitignore (a tracked path
-    stays tracked), modified files and links, deleted files.
+    stays tracked), modified files and links, deleted files. `progress()` is called at
+    every tree and folder, every file hashed and every chunk read (never 1 MiB apart).
     """
     started = time.perf_counter()
-    head = _head_entries(repo, store_prefix)
+    head = _head_entries(repo, store_prefix, progress)
     index = repo.index
     core = core_settings(repo)
     cone = sparse_cone(repo, core)
@@ -64,7 +69,7 @@ def changed_paths(
     seen: set[str] = set()
     changed: list[str] = []
     hashed = 0
-    for path, st in _walk(repo.workdir, store_prefix, wants_dir):
+    for path, st in _walk(repo.workdir, store_prefix, wants_dir, progress):
         if st is None:  # unreadable: the commit says why
             changed.append(path)
             continue
@@ -85,7 +90,7 @@ def changed_paths(
         if _index_vouches(index, path, st, known, mode=mode, index_written_ns=index_written_ns):
             continue
         hashed += 1
-        if _content_entry(repo, path, st, mode) != known:
+        if _content_entry(repo, path, st, mode, progress) != known:
             changed.append(path)
     changed.extend(p for p in head if p not in seen and wants(p) and not _skip_worktree(index, p))
     return ScanResult(
@@ -97,6 +102,22 @@ def changed_paths(
 
 
 def path_is_ignored(repo: pygit2.Repository, path: str) -> bool:
+    """Whether git ignores `path` (untracked) by its ignore files, as `git check-ignore` says.
+
+    A folder above it that the rules exclude excludes it whatever comes after (git never
+    looks inside an excluded folder, so `!name` cannot re-include a file there); libgit2
+    alone answers from the file's own last matching rule, so the folders are asked
+    first, each as a folder (trailing `/`).
+    """
+    slash = path.find("/")
+    while slash > 0:
+        if _is_ignored(repo, path[: slash + 1]):
+            return True
+        slash = path.find("/", slash + 1)
+    return _is_ignored(repo, path)
+
+
+def _is_ignored(repo: pygit2.Repository, path: str) -> bool:
     """`repo.path_is_ignored(path)`, also for names that are not valid UTF-8.
 
     Such names travel as `str` with surrogate escapes (os.fsdecode), which pygit2
@@ -131,8 +152,11 @@ def _raw_ignore_function() -> Callable[..., int] | None:
     return function
 
 
-def _head_entries(repo: pygit2.Repository, prefix: str) -> dict[str, tuple[pygit2.Oid, int]]:
-    """Blob and link entries of HEAD's tree under `prefix`: path -> (oid, mode)."""
+def _head_entries(
+    repo: pygit2.Repository, prefix: str, progress: Callable[[], object]
+) -> dict[str, tuple[pygit2.Oid, int]]:
+    """Blob and link entries of HEAD's tree under `prefix`: path -> (oid, mode); `progress()`
+    at every tree read."""
     if repo.head_is_unborn:
         return {}
     tree = repo.head.peel(pygit2.Commit).tree
@@ -147,6 +171,7 @@ def _head_entries(repo: pygit2.Repository, prefix: str) -> dict[str, tuple[pygit
     entries: dict[str, tuple[pygit2.Oid, int]] = {}
     stack: list[tuple[pygit2.Tree, str]] = [(tree, prefix + "/" if prefix else "")]
     while stack:
+        progress()
         current, base = stack.pop()
         for entry in current:
             if entry.filemode == FileMode.TREE:
@@ -157,12 +182,14 @@ def _head_entries(repo: pygit2.Repository, prefix: str) -> dict[str, tuple[pygit
 
 
 def _walk(
-    workdir: str, prefix: str, wants_dir: Callable[[str], bool]
+    workdir: str, prefix: str, wants_dir: Callable[[str], bool], progress: Callable[[], object]
 ) -> Iterator[tuple[str, os.stat_result | None]]:
     """Files and links under the store folder: (repo-relative path, lstat). A folder or
-    entry that cannot be read (other than vanished) comes with None instead of lstat."""
+    entry that cannot be read (other than vanished) comes with None instead of lstat.
+    `progress()` at every folder."""
     stack = [prefix]
     while stack:
+        progress()
         rel_dir = stack.pop()
         try:
             with os.scandir(os.path.join(workdir, rel_dir)) as it:
@@ -242,7 +269,7 @@ _HASH_CHUNK = 1 << 20
 
 
 def _content_entry(
-    repo: pygit2.Repository, path: str, st: os.stat_result, mode: int
+    repo: pygit2.Repository, path: str, st: os.stat_result, mode: int, progress: Callable[[], object]
 ) -> tuple[pygit2.Oid, int]:
     full = os.path.join(repo.workdir, path)
     if stat.S_ISLNK(st.st_mode):
@@ -250,12 +277,13 @@ def _content_entry(
             return pygit2.hash(os.readlink(os.fsencode(full))), FileMode.LINK
         except OSError:
             return _UNREADABLE, FileMode.LINK
-    return hash_file(full) or _UNREADABLE, mode
+    return hash_file(full, progress=progress) or _UNREADABLE, mode
 
 
-def hash_file(full: str) -> pygit2.Oid | None:
+def hash_file(full: str, *, progress: Callable[[], object] = lambda: None) -> pygit2.Oid | None:
     """The blob id of the regular file at `full` (its raw bytes, as `pygit2.hashfile`),
-    read in bounded chunks through a descriptor that follows no link and never blocks.
+    read in bounded chunks through a descriptor that follows no link and never blocks;
+    `progress()` before each chunk.
 
     None when it is not a regular file now (a FIFO, device or link swapped in), cannot
     be read, or changed size while being read.
@@ -270,7 +298,11 @@ def hash_file(full: str) -> pygit2.Oid | None:
             return None
         digest = hashlib.sha1(f"blob {opened.st_size}\0".encode(), usedforsecurity=False)
         size = 0
-        while chunk := os.read(fd, _HASH_CHUNK):
+        while True:
+            progress()
+            chunk = os.read(fd, _HASH_CHUNK)
+            if not chunk:
+                break
             size += len(chunk)
             if size > opened.st_size:
                 return None

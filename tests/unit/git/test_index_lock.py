@@ -182,3 +182,18 @@ def test_a_fresh_index_of_another_commit_is_told_apart(repo: Path) -> None:
         ["notes/a.md"], message=lambda c: "b", author=SIG, committer=SIG, max_file_size=99
     )
     assert done.commit_id is not None
+
+
+def test_a_lock_on_our_index_copy_left_by_a_kill_does_not_stop_later_commits(repo: Path) -> None:
+    """libgit2 writes our copy (`mdbackup/index.next`) through `index.next.lock`; a kill -9
+    during that write left it behind and every later commit failed with "the index is
+    locked" (found by the soak). Under `index.lock` we are its only writer: it goes."""
+    write(repo, "notes/a.md", "a\n")
+    assert commit_racing(repo, ["notes/a.md"], during=lambda: None).commit_id
+    copy_lock = repo / ".git" / "mdbackup" / "index.next.lock"
+    copy_lock.write_bytes(b"DIRC half an index")  # what the kill left
+    write(repo, "notes/b.md", "b\n")
+    result = commit_racing(repo, ["notes/b.md"], during=lambda: None)
+    assert result.commit_id and head_files(repo)["notes/b.md"] == "b\n", result
+    assert not copy_lock.exists()
+    assert "notes/b.md" in git(repo, "ls-files") and not staged(repo)

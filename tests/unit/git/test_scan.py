@@ -179,3 +179,37 @@ def test_an_unreadable_folder_is_reported_not_swallowed(repo: Path, store: Path)
         os.close(fd)
     changed = scan(repo).changed
     assert len(changed) == 1 and changed[0].startswith(f"notes/{name}/") and len(changed[0]) > 4000
+
+
+def test_a_file_in_an_excluded_folder_stays_ignored_whatever_a_negation_says(repo: Path, store: Path) -> None:
+    """git never looks inside an excluded folder, so `!note-*.md` cannot re-include
+    `d5/note-1.md` once `d*/` excludes `d5`; libgit2 alone said it was not ignored."""
+    (store / ".gitignore").write_text("*.md\n!note-*.md\nd*/\n")
+    (store / "d5").mkdir()
+    for name in ("d5/note-1.md", "d5/n-1.md", "note-2.md", "n-2.md"):
+        (store / name).write_text(f"{name}\n")
+    r = open_repository(repo)
+    by_git = set(
+        git(repo, "check-ignore", "--no-index", "notes/d5/note-1.md", "notes/d5/n-1.md", "notes/note-2.md",
+            "notes/n-2.md", check=False).split()
+    )  # fmt: skip
+    assert by_git == {"notes/d5/note-1.md", "notes/d5/n-1.md", "notes/n-2.md"}
+    for path in ("notes/d5/note-1.md", "notes/d5/n-1.md", "notes/note-2.md", "notes/n-2.md"):
+        assert path_is_ignored(r, path) == (path in by_git), path
+    assert scan(repo).changed == ("notes/note-2.md",)
+
+
+def test_a_scan_reports_progress_at_every_folder_file_and_chunk(repo: Path, store: Path) -> None:
+    """The heartbeat beats on `progress`: never more than a folder, a file or 1 MiB apart."""
+    committed(repo, {"notes/a.md": "a\n", "notes/sub/b.md": "b\n", "notes/sub/deeper/c.md": "c\n"})
+    (store / "sub/b.md").write_text("b" * (3 << 20))  # 3 MiB: four reads, the last one empty
+    calls = []
+    result = changed_paths(
+        open_repository(repo),
+        store_prefix="notes",
+        wants=lambda path: path.endswith(".md"),
+        wants_dir=lambda path: True,
+        progress=lambda: calls.append(1),
+    )
+    assert result.changed == ("notes/sub/b.md",) and result.hashed == 1
+    assert len(calls) == 3 + 3 + 4  # three trees of HEAD, three folders, four chunks of b.md
