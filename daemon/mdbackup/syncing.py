@@ -187,7 +187,7 @@ class Syncer:
 
     def _bring_in(self, theirs: pygit2.Oid, *, reason: str) -> SyncReport:
         """Fast-forward or merge to `theirs`, committing the user's changes first."""
-        for _attempt in range(_ATTEMPTS):
+        for attempt in range(_ATTEMPTS):
             try:
                 ref_name, head = branch.checked_out(self._repo)
             except branch.Detached as exc:
@@ -224,6 +224,7 @@ class Syncer:
                 new=new,
                 is_store=self._is_store,
                 step=self._step,
+                dirty_is_raced=attempt > 0,  # saved again since it was committed: the save wins
             )
             if done.done:
                 return self._merged(plan, new, done, reason=reason)

@@ -6,7 +6,8 @@ own `index.lock` held from the first check to the rename (`index_lock`):
 1. HEAD, the branch and git's state are checked (anything moved: `moved`, nothing done);
 2. every path that differs between the old and the new tree is looked at: the file on
    disk must equal the old tree's version (or already the new one). A store path the
-   user changed is `dirty` (commit it first, then merge again); a path outside the store
+   user changed is `dirty` (commit it first, then merge again; with `dirty_is_raced`, for
+   a file that keeps changing, it is treated as `raced` below); a path outside the store
    the user changed (file or index entry) is `blocked_by`; nothing is written then;
 3. each file is written to a temporary file and swapped in only while the file there is
    still the one checked (`workfiles.place`: an atomic exchange, given back to a save that
@@ -173,10 +174,13 @@ def update_to(
     new: pygit2.Oid,
     is_store: Callable[[str], bool],
     step: Callable[[str], None],
+    dirty_is_raced: bool = False,
 ) -> UpdateResult:
     """Move branch `ref_name` (checked out) from commit `old` to commit `new`, bringing the
-    working tree and the index along as the module says. Raises RepositoryUnwritable when
-    the index, the branch or our marker cannot be written (the branch has not moved)."""
+    working tree and the index along as the module says. `dirty_is_raced`: a store file
+    the user changed is left as theirs and reported `raced` instead of stopping the update
+    as `dirty`. Raises RepositoryUnwritable when the index, the branch or our marker cannot
+    be written (the branch has not moved)."""
     reason = busy_reason(repo)
     if reason:
         return UpdateResult(busy=reason)
@@ -204,7 +208,7 @@ def update_to(
         dirty, blocked = preflight(repo, changes, is_store=is_store, index=held.index, seen=seen)
         if blocked is not None:
             return UpdateResult(blocked_by=blocked)
-        if dirty:
+        if dirty and not dirty_is_raced:
             return UpdateResult(dirty=tuple(dirty))
         written, raced = _write_tree(repo, git_dir, changes, seen)
         step("sync_tree_written")

@@ -34,7 +34,14 @@ def is_store(path: str) -> bool:
     return path.startswith("notes/") and path.endswith(".md")
 
 
-def update(repo: pygit2.Repository, old: pygit2.Oid, new: pygit2.Oid, steps: list[str] | None = None):
+def update(
+    repo: pygit2.Repository,
+    old: pygit2.Oid,
+    new: pygit2.Oid,
+    steps: list[str] | None = None,
+    *,
+    dirty_is_raced: bool = False,
+):
     return update_to(
         repo,
         files=IndexFiles(Path(repo.path)),
@@ -43,6 +50,7 @@ def update(repo: pygit2.Repository, old: pygit2.Oid, new: pygit2.Oid, steps: lis
         new=new,
         is_store=is_store,
         step=(steps.append if steps is not None else lambda _s: None),
+        dirty_is_raced=dirty_is_raced,
     )
 
 
@@ -76,6 +84,24 @@ def test_a_store_file_the_user_changed_is_dirty_and_nothing_is_written(clones: C
     assert (clones.a / "notes/a.md").read_text() == "a edited on a\n"
     assert (clones.a / "notes/b.md").read_text() == "b\n"
     assert git(clones.a, "rev-parse", "HEAD").strip() == str(ours)
+
+
+def test_a_file_that_keeps_changing_is_left_as_the_users_and_reported_raced(clones: Clones) -> None:
+    """`dirty_is_raced` (an editor saved again after its save was committed first): the
+    update goes on, the user's file stays, the index and branch take the new version, and
+    the path is reported `raced` (committed next, on top)."""
+    write(clones.b, "notes/a.md", "a from b\n")
+    write(clones.b, "notes/b.md", "b from b\n")
+    commit_all(clones.b)
+    write(clones.a, "notes/a.md", "a edited on a\n")
+    repo, _ours, theirs = fetched(clones)
+    result = update(repo, repo.head.target, theirs, dirty_is_raced=True)
+    assert result.done and result.raced == ("notes/a.md",), result
+    assert (clones.a / "notes/a.md").read_text() == "a edited on a\n"
+    assert (clones.a / "notes/b.md").read_text() == "b from b\n"
+    assert git(clones.a, "rev-parse", "HEAD").strip() == str(theirs)
+    assert git(clones.a, "show", ":notes/a.md") == "a from b\n"
+    assert git(clones.a, "status", "--porcelain") == " M notes/a.md\n"
 
 
 @pytest.mark.parametrize("how", ["worktree", "index"])
