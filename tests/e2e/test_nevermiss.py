@@ -148,13 +148,15 @@ def _pings_during(
 
 WATCHDOG_S = 0.5  # WATCHDOG_USEC of the push liveness test: pings every 0.25 s
 SCAN_WATCHDOG_S = 1.0  # of the scan one (its start-up and watcher restart do not beat inside)
+FOLDERS = 800  # of 100 files each: a scan well over 1.5 x SCAN_WATCHDOG_S on a quiet machine
 
 
 def test_a_long_scan_keeps_the_watchdog_pings_going(daemon, repo: Path, store: Path) -> None:
-    """A full scan longer than WATCHDOG_USEC (40,000 files the index does not vouch for: each
-    is hashed) beats at every folder and file: the pings go on and systemd leaves a healthy
-    daemon alone. Before, the scan counted as a stuck worker."""
-    for d_ in range(400):
+    """A full scan longer than WATCHDOG_USEC (80,000 files the index does not vouch for: each
+    is hashed; 40,000 took only 1.2 s on a quiet CI machine) beats at every folder and file:
+    the pings go on and systemd leaves a healthy daemon alone. Before, the scan counted as a
+    stuck worker."""
+    for d_ in range(FOLDERS):
         folder = store / f"d{d_}"
         folder.mkdir()
         for f in range(100):
@@ -176,7 +178,7 @@ def test_a_long_scan_keeps_the_watchdog_pings_going(daemon, repo: Path, store: P
 
     pings, _seconds = _pings_during(d, lambda: d.signal(signal.SIGHUP), done=rescanned)
     scan = rescanned()
-    assert scan is not None and scan["hashed"] == 40_000, scan
+    assert scan is not None and scan["hashed"] == FOLDERS * 100, scan
     took = scan["elapsed_ms"] / 1000
     # longer than one WATCHDOG_USEC plus a ping interval: without beats it is seen stuck
     assert took > 1.5 * SCAN_WATCHDOG_S, f"the scan took {took:.2f} s: too quick to show anything"
