@@ -283,8 +283,8 @@ class Syncer:
             self.log.warning(
                 "sync_blocked",
                 path=path,
-                detail="the remote changed a file outside the store that you changed too; commit or "
-                "undo your change there and the merge goes on (local backups continue meanwhile)",
+                detail="the remote changed a file mdbackup may not write (outside the store and changed "
+                "by you, or under a filter driver such as git-crypt or LFS): commit, undo or merge by hand",
             )
         self._record(SyncStatus.BLOCKED, fetched=True, blocked_by=path)
         return SyncReport(SyncStatus.BLOCKED)

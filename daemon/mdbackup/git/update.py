@@ -34,7 +34,7 @@ import pygit2
 from pygit2.enums import DeltaStatus, FileMode, FilterMode, RepositoryState
 
 from mdbackup.git import branch, workfiles
-from mdbackup.git.attributes import apply_filter_list
+from mdbackup.git.attributes import apply_filter_list, driver_for
 from mdbackup.git.index_lock import IndexBusy, IndexFiles
 from mdbackup.git.objects import Entry
 from mdbackup.git.repo import busy_reason
@@ -104,15 +104,19 @@ def preflight(
     index: pygit2.Index,
     seen: _Seen | None = None,
 ) -> tuple[list[str], str | None]:
-    """(store paths the user changed, the first path outside the store the user changed)
-    among `changes`: whose file is neither the old nor the new version, or (outside the
-    store) whose index entry is neither. `seen` collects what each file was."""
+    """(store paths the user changed, the first path that blocks the update) among
+    `changes`: a store path whose file is neither the old nor the new version; a path
+    outside the store whose file or index entry is neither, or any path under a filter
+    driver (git-crypt, LFS: its smudge is not run here, so its file is never written).
+    `seen` collects what each file was."""
     workdir = repo.workdir or ""
     dirty: list[str] = []
     looked: _Seen = {} if seen is None else seen
     for change in changes:
         if change.old is not None and change.old.mode == FileMode.COMMIT:
             continue  # a gitlink: its folder is another repository, never written here
+        if change.new is not None and change.new.mode != FileMode.LINK and driver_for(repo, change.path):
+            return dirty, change.path
         key = workfiles.stat_key(os.path.join(workdir, change.path))
         looked[change.path] = (key, _disk_oid(repo, workdir, change.path))
         on_disk = looked[change.path][1] in {None if e is None else e.oid for e in (change.old, change.new)}

@@ -104,6 +104,23 @@ def test_a_file_that_keeps_changing_is_left_as_the_users_and_reported_raced(clon
     assert git(clones.a, "status", "--porcelain") == " M notes/a.md\n"
 
 
+def test_a_path_under_a_filter_driver_blocks_and_is_never_written(clones: Clones) -> None:
+    """git-crypt, LFS: the blob is what the driver's clean made; its smudge is not run here,
+    so writing the blob would put ciphertext or a pointer in the note: the update stops."""
+    for repo in (clones.a, clones.b):
+        git(repo, "config", "filter.lock.clean", "cat")
+        git(repo, "config", "filter.lock.smudge", "cat")
+        (repo / ".git/info").mkdir(exist_ok=True)
+        (repo / ".git/info/attributes").write_text("notes/a.md filter=lock\n")
+    write(clones.b, "notes/a.md", "a from b\n")
+    commit_all(clones.b)
+    repo, ours, theirs = fetched(clones)
+    result = update(repo, ours, theirs, dirty_is_raced=True)
+    assert result.blocked_by == "notes/a.md" and not result.done, result
+    assert (clones.a / "notes/a.md").read_text() == "a\n"
+    assert git(clones.a, "rev-parse", "HEAD").strip() == str(ours)
+
+
 @pytest.mark.parametrize("how", ["worktree", "index"])
 def test_a_change_outside_the_store_blocks_and_is_untouched(clones: Clones, how: str) -> None:
     write(clones.b, "other/c.txt", "c from b\n")
