@@ -304,16 +304,16 @@ class Mutator:
 
     def revert(self, files, junk, dirs) -> None:
         """Put back a file's committed content (an edit undone)."""
-        committed = sorted(self.world.head_store())
-        if not committed:
+        entries = self.world.head_store()  # read once: the daemon moves HEAD meanwhile
+        if not entries:
             return self.write_new(files, junk, dirs)
-        rel = self.rng.choice(committed)
-        data = git_text(self.world.repo, "cat-file", "blob", f"HEAD:{rel}").encode("utf-8", "surrogateescape")
+        rel = self.rng.choice(sorted(entries))
+        mode, oid = entries[rel]
+        data = git_text(self.world.repo, "cat-file", "blob", oid).encode("utf-8", "surrogateescape")
         path = self.world.repo / rel
         if os.path.islink(path) or (path.exists() and not path.is_file()):
             return
         path.parent.mkdir(parents=True, exist_ok=True)
-        mode = self.world.head_store()[rel][0]
         if mode == "120000":
             path.unlink(missing_ok=True)
             os.symlink(os.fsdecode(data), path)
