@@ -3,6 +3,7 @@
 
 from __future__ import annotations
 
+import os
 from pathlib import Path
 
 import pytest
@@ -158,3 +159,27 @@ def test_a_kill_at_each_sync_step_converges_on_restart(clones: Clones, tmp_path:
 
 def heads_equal_two(repo: Path, remote: Path) -> bool:
     return git(repo, "rev-parse", "HEAD").strip() == git(remote, "rev-parse", "main").strip()
+
+
+def test_sync_never_runs_the_git_binary(clones: Clones, tmp_path: Path) -> None:
+    """Fetch, merge with a conflict copy, fast-forward, `check` and `status` with a `git` on
+    PATH that records any call: libgit2 does it all, nothing calls it."""
+    fake_bin = tmp_path / "fakebin"
+    fake_bin.mkdir()
+    record = tmp_path / "git-calls"
+    fake = fake_bin / "git"
+    fake.write_text(f'#!/bin/sh\necho "$@" >> {record}\nexit 1\n')
+    fake.chmod(0o755)
+    path = {"PATH": f"{fake_bin}:{os.environ['PATH']}"}
+    homes = {clones.a: tmp_path / "home-a", clones.b: tmp_path / "home-b"}
+    envs = {repo: {**env_for(home, repo), **path} for repo, home in homes.items()}
+    write(clones.a, "notes/a.md", "one\nTWO from a\nthree\n")
+    write(clones.b, "notes/a.md", "one\nTWO from b\nthree\n")
+    for repo in (clones.a, clones.b, clones.a):  # push; merge with a conflict; fast-forward
+        result = mdbackup("--once", cwd=repo, home=homes[repo], env=envs[repo])
+        assert result.code == 0, result.err
+    for args in (["check"], ["status", "--json"]):
+        assert mdbackup(*args, cwd=clones.b, home=homes[clones.b], env=envs[clones.b]).code == 0
+    assert not record.exists(), record.read_text()
+    assert heads_equal(clones)
+    assert any(p.startswith("notes/a.conflict-") for p in head_files(clones.remote, "main"))
