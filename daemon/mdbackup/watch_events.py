@@ -33,6 +33,7 @@ from mdbackup.inbox import Inbox
 from mdbackup.patterns import StoreFilter
 
 _IGNORED_EVENTS = (FileOpenedEvent, FileClosedNoWriteEvent)
+_FOLDER_EVENTS = (DirCreatedEvent, DirDeletedEvent, DirMovedEvent)
 # Asked of inotify: without a filter watchdog also subscribes to opens and read-only
 # closes, waking the observer (and taking the GIL) for every file anyone reads,
 # the daemon's own hashing included.
@@ -70,36 +71,48 @@ class StoreEventHandler(FileSystemEventHandler):
         return text[len(self._root) :]
 
     def on_any_event(self, event: FileSystemEvent) -> None:
-        """Never raises: an event that cannot be handled is logged and its folder (the
-        whole store when even that fails) is handed to the worker for a scan, so the
-        observer thread lives on and the change is still found."""
+        """A watchdog event (the polling observer's): its paths go to `path_changed`."""
         if isinstance(event, _IGNORED_EVENTS):
             return
-        for raw in (event.src_path, getattr(event, "dest_path", "")):
-            if not raw:
-                continue
-            try:
-                self._one_path(event, raw)
-            except Exception as exc:  # RecursionError, MemoryError, a bug: the observer must live on
-                self._failed(event, raw, exc)
+        if event.is_directory and not isinstance(event, _FOLDER_EVENTS):
+            return  # a folder's own modification: its files' events say what changed
+        gone = isinstance(event, (DirDeletedEvent, FileDeletedEvent, DirMovedEvent, FileMovedEvent))
+        self.path_changed(event.src_path, is_directory=event.is_directory, deleted=gone)
+        dest = getattr(event, "dest_path", "")
+        if dest:
+            self.path_changed(dest, is_directory=event.is_directory, deleted=False)
 
-    def _one_path(self, event: FileSystemEvent, raw: bytes | str) -> None:
-        rel = self._relative(raw)
-        if rel is None or rel == ".git" or rel.startswith(".git/") or "/.git/" in rel:
-            return
-        if event.is_directory:
-            self._folder_event(event, rel)
-        elif rel.rpartition("/")[2] == IGNORE_FILE_NAME:
-            # the rules of that folder changed: what they cover may now be wanted (or not)
-            self._inbox.add_folder(folder_of(rel))
-        elif self._filter.wants(rel):
-            self._inbox.add_path(rel)
+    def path_changed(self, raw: bytes | str, *, is_directory: bool, deleted: bool) -> None:
+        """Something changed at `raw` (absolute): a file, or a folder created, deleted or
+        moved (`deleted`: it is gone from there). Never raises: a path that cannot be
+        handled is logged and its folder (the whole store when even that fails) is handed
+        to the worker for a scan, so the watch lives on and the change is still found."""
+        try:
+            rel = self._relative(raw)
+            if rel is None or rel == ".git" or rel.startswith(".git/") or "/.git/" in rel:
+                return
+            if is_directory:
+                self._folder_changed(rel, deleted=deleted)
+            elif rel.rpartition("/")[2] == IGNORE_FILE_NAME:
+                # the rules of that folder changed: what they cover may now be wanted (or not)
+                self._inbox.add_folder(folder_of(rel))
+            elif self._filter.wants(rel):
+                self._inbox.add_path(rel)
+        except Exception as exc:  # RecursionError, MemoryError, a bug: the watch must live on
+            self._failed(raw, exc)
 
-    def _failed(self, event: FileSystemEvent, raw: bytes | str, exc: Exception) -> None:
+    def store_gone(self, reason: str) -> None:
+        """The store folder itself was deleted or moved: rescan, and watch it again."""
+        self._inbox.request_rescan(reason, rewatch=True)
+
+    def overflowed(self, detail: str) -> None:
+        """Events were lost (a queue overflow): rescan the store."""
+        self._inbox.request_rescan(detail)
+
+    def _failed(self, raw: bytes | str, exc: Exception) -> None:
         try:
             logs.get().error(
                 "watch_event_failed",
-                event_type=type(event).__name__,
                 path=os.fsdecode(raw)[-300:],
                 error=repr(exc)[:300],
                 detail="the store is rescanned instead",
@@ -107,14 +120,13 @@ class StoreEventHandler(FileSystemEventHandler):
         finally:
             self._inbox.request_rescan(f"event not handled: {type(exc).__name__}")
 
-    def _folder_event(self, event: FileSystemEvent, rel: str) -> None:
-        # A folder moved in gets synthetic events for its files; moved out or deleted
-        # gets none: a scoped scan of the folder finds what changed either way.
-        if isinstance(event, (DirDeletedEvent, DirMovedEvent, DirCreatedEvent)):
-            if self._filter.might_contain(rel):
-                self._inbox.add_folder(rel)
-            if isinstance(event, DirDeletedEvent) and rel == self._filter.store_prefix:
-                self._inbox.request_rescan("store folder deleted", rewatch=True)
+    def _folder_changed(self, rel: str, *, deleted: bool) -> None:
+        # A folder moved in gets no events for the files it holds, one moved out or
+        # deleted none for those it held: a scoped scan of the folder finds them.
+        if self._filter.might_contain(rel):
+            self._inbox.add_folder(rel)
+        if deleted and rel == self._filter.store_prefix:
+            self._inbox.request_rescan("store folder deleted", rewatch=True)
 
 
 class StoreReappeared(FileSystemEventHandler):

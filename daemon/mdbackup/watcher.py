@@ -17,6 +17,7 @@ import logging
 import os
 import queue
 import time
+from collections.abc import Callable
 from pathlib import Path
 
 from watchdog.events import FileSystemEvent
@@ -35,6 +36,7 @@ from mdbackup.watch_events import (
     StoreEventHandler,
     StoreReappeared,
 )
+from mdbackup.watch_inotify import StoreWatch
 
 __all__ = ["OverflowHook", "StoreEventHandler", "Watcher", "inotify_watch_count"]
 
@@ -68,6 +70,8 @@ class Watcher:
         self._inbox = inbox
         self._poll_interval = poll_interval
         self._observer: BaseObserver | None = None
+        self._store_watch: StoreWatch | None = None
+        """The store's own inotify watch (None when polling: then the observer watches it)."""
         self._watches: list[ObservedWatch] = []
         self._hook = OverflowHook(inbox)
         self._limit_reported = False
@@ -102,12 +106,26 @@ class Watcher:
         """Forget an observer that failed to start (its emitters closed)."""
         observer, self._observer = self._observer, None
         self._watches.clear()
+        self._stop_store_watch(drain=False)
         if observer is None:
             return
         try:
             observer.unschedule_all()
         except (OSError, KeyError) as exc:
             self.log.debug("unschedule_failed", error=str(exc))
+
+    def unwatched(self, folder: bytes | str) -> bool:
+        """True for a folder (absolute path) that holds nothing wanted, so is not watched:
+        `.git` and excluded folders (runs on watchdog's threads: never raises)."""
+        text = os.fsdecode(folder)
+        root = os.fsdecode(self._workdir)
+        if not text.startswith(root + "/"):
+            return False
+        try:
+            return not self._filter.might_contain(text[len(root) + 1 :])
+        except Exception as exc:  # a bug here must not stop watchdog: watch the folder
+            self.log.error("prune_failed", path=text[-300:], error=repr(exc)[:300])
+            return False
 
     def recover(self) -> bool:
         """At a degraded rescan: start the watcher again if it is down, watch every folder
@@ -172,17 +190,27 @@ class Watcher:
                     recursive=False,
                 )
             )
-        if store.is_dir():
+        if not store.is_dir():
+            self.log.warning("store_missing", path=str(store), detail="watching for it to appear")
+        elif self._poll_interval > 0:
             self._watches.append(
-                self._observer.schedule(
-                    handler,
-                    str(store),
-                    recursive=True,
-                    event_filter=WANTED_EVENTS,
-                )
+                self._observer.schedule(handler, str(store), recursive=True, event_filter=WANTED_EVENTS)
             )
         else:
-            self.log.warning("store_missing", path=str(store), detail="watching for it to appear")
+            watch = StoreWatch(
+                root=os.fsencode(store), sink=handler, unwatched=self.unwatched, on_limit=self._limit_hit
+            )
+            watch.start()
+            self._store_watch = watch
+
+    def _limit_hit(self, exc: OSError) -> None:
+        """A folder could not be watched (ENOSPC): degraded, reported once."""
+        self._report_start_error(exc)
+
+    def _stop_store_watch(self, *, drain: bool, settle_within: float = 2.0, timeout: float = 5.0) -> None:
+        watch, self._store_watch = self._store_watch, None
+        if watch is not None:
+            watch.stop(drain=drain, settle_within=settle_within, quiet=STOP_SETTLE, timeout=timeout)
 
     def rewatch(self) -> None:
         """Drop every watch and watch the store folder again (it was deleted or moved)."""
@@ -194,6 +222,7 @@ class Watcher:
             except (KeyError, OSError) as exc:
                 self.log.debug("unschedule_failed", error=str(exc))
         self._watches.clear()
+        self._stop_store_watch(drain=False)
         try:
             self._schedule()
         except OSError as exc:
@@ -252,7 +281,7 @@ class Watcher:
         if self._poll_interval > 0 or self._observer is None:
             return not self.degraded
         watched = inotify_watch_count()
-        folders = sum(1 for _ in os.walk(self.store_dir))
+        folders = _watchable_folders(self.store_dir, self.unwatched)
         if watched is not None and watched >= folders:
             return True
         self._partial = True
@@ -260,10 +289,12 @@ class Watcher:
         return False
 
     def stop(self, *, drain: bool = True, settle_within: float = 2.0, timeout: float = 5.0) -> None:
-        """Stop watching. With `drain`, first let watchdog hand over what it has read
-        (up to `settle_within` s for its queue to stay empty STOP_SETTLE s), then hand
-        every event still queued to the handler: nothing it saw is dropped."""
+        """Stop watching. With `drain`, first let the store watch and watchdog hand over
+        what they have read (up to `settle_within` s each, until nothing was pending for
+        STOP_SETTLE s), then hand every event still queued to the handler: nothing they
+        saw is dropped."""
         logging.getLogger("watchdog.observers").removeHandler(self._hook)
+        self._stop_store_watch(drain=drain, settle_within=settle_within, timeout=timeout)
         observer = self._observer
         if observer is None:
             return
@@ -290,7 +321,12 @@ class Watcher:
     def degraded(self) -> bool:
         """True when some changes are only found by rescans (the watcher could not start,
         or the inotify watch limit left folders unwatched)."""
-        return self._partial or self._observer is None or not self._observer.is_alive()
+        if self._partial or self._observer is None or not self._observer.is_alive():
+            return True
+        watch = self._store_watch
+        return (
+            self._poll_interval <= 0 and self.store_dir.is_dir() and (watch is None or not watch.is_alive())
+        )
 
 
 def _folders_between(workdir: Path, store: Path) -> list[Path]:
@@ -304,6 +340,15 @@ def _folders_between(workdir: Path, store: Path) -> list[Path]:
         if folder == workdir or folder == folder.parent:
             return found
         folder = folder.parent
+
+
+def _watchable_folders(store: Path, unwatched: Callable[[str], bool]) -> int:
+    """How many folders a complete watch of `store` holds (`unwatched` ones left out)."""
+    count = 0
+    for root, dirnames, _ in os.walk(store):
+        count += 1
+        dirnames[:] = [d for d in dirnames if not unwatched(os.path.join(root, d))]
+    return count
 
 
 def _settle(events: queue.Queue[object], *, within: float) -> None:

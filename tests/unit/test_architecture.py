@@ -35,7 +35,10 @@ ROOMS: dict[str, tuple[tuple[str, ...], tuple[str, ...]]] = {
     # room: (its modules, the mdbackup modules it may import; a name covers its submodules)
     "entry": (("__main__", "cli", "actions", "service"), ("",)),
     "scheduling": (("worker",), ("backup", "inbox", "watcher", "clock", "config", "logs")),
-    "watching": (("watcher", "watch_events"), ("inbox", "patterns", "logs", "watch_events")),
+    "watching": (
+        ("watcher", "watch_events", "watch_inotify"),
+        ("inbox", "patterns", "logs", "watch_events", "watch_inotify"),
+    ),
     "orchestration": (
         ("backup", "reporting", "reading", "pushing", "syncing", "schedule"),
         ("state", "git", "config", *LEAVES, "schedule", "pushing", "syncing", "reporting", "reading"),
@@ -55,7 +58,7 @@ THIRD_PARTY_OWNERS = {
         "syncing",
     ),  # orchestration holds the Repository and names its errors
     "peewee": ("state", "backup"),  # backup names the database's errors
-    "watchdog": ("watcher", "watch_events"),
+    "watchdog": ("watcher", "watch_events", "watch_inotify"),
 }
 """Which modules may import each library directly (everyone else goes through them)."""
 
