@@ -83,6 +83,7 @@ class _Shape:
     cone: SparseCone | None
     folders: dict[str, bool]  # folder -> is a real folder (not a link), this pass
     filters: FilterScope  # whether an attribute file can reach a path, this pass
+    ignored: dict[str, bool]  # folder + "/" -> the ignore rules exclude it, this pass
 
 
 def plan_paths(
@@ -113,6 +114,7 @@ def plan_paths(
         cone=sparse_cone(repo, core),
         folders={},
         filters=FilterScope(repo, index),
+        ignored={},
     )
     names: dict[str, str] = {}
     icase = IndexNames(index) if core.ignore_case else None
@@ -235,6 +237,7 @@ def _path_snapshot(
         existing_id=None if info is None else info.oid,
         core=shape.core,
         filters=shape.filters,
+        ignored_folders=shape.ignored,
     )
     if isinstance(new, Entry) and new.mode == FileMode.LINK:  # the rest was checked above
         reason = refusal(path, new.mode)

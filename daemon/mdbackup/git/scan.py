@@ -68,6 +68,7 @@ def changed_paths(
     index_written_ns = _mtime_ns(os.path.join(repo.path, "index"))
     seen: set[str] = set()
     changed: list[str] = []
+    ignored_folders: dict[str, bool] = {}
     hashed = 0
     for path, st in _walk(repo.workdir, store_prefix, wants_dir, progress):
         if st is None:  # unreadable: the commit says why
@@ -80,7 +81,7 @@ def changed_paths(
         if known is None:
             if cone is not None and path not in index and not cone.contains(path):
                 continue  # outside the sparse cone: git add refuses it
-            if path in index or not path_is_ignored(repo, path):
+            if path in index or not path_is_ignored(repo, path, folders=ignored_folders):
                 changed.append(path)
             continue
         info = index_entry_info(index, path)
@@ -101,17 +102,24 @@ def changed_paths(
     )
 
 
-def path_is_ignored(repo: pygit2.Repository, path: str) -> bool:
+def path_is_ignored(repo: pygit2.Repository, path: str, *, folders: dict[str, bool] | None = None) -> bool:
     """Whether git ignores `path` (untracked) by its ignore files, as `git check-ignore` says.
 
     A folder above it that the rules exclude excludes it whatever comes after (git never
     looks inside an excluded folder, so `!name` cannot re-include a file there); libgit2
     alone answers from the file's own last matching rule, so the folders are asked
-    first, each as a folder (trailing `/`).
+    first, each as a folder (trailing `/`). `folders` keeps those answers (folder + "/"
+    -> ignored): share one dict across the paths of one pass, never across passes.
     """
     slash = path.find("/")
     while slash > 0:
-        if _is_ignored(repo, path[: slash + 1]):
+        folder = path[: slash + 1]
+        known = None if folders is None else folders.get(folder)
+        if known is None:
+            known = _is_ignored(repo, folder)
+            if folders is not None:
+                folders[folder] = known
+        if known:
             return True
         slash = path.find("/", slash + 1)
     return _is_ignored(repo, path)

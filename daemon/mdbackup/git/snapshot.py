@@ -73,6 +73,7 @@ def snapshot(
     existing_id: pygit2.Oid | None = None,
     core: CoreSettings = _GIT_DEFAULTS,
     filters: FilterScope | None = None,
+    ignored_folders: dict[str, bool] | None = None,
 ) -> Snapshot:
     """The working-tree content of the repository-relative `path`, stored as a blob.
 
@@ -88,7 +89,8 @@ def snapshot(
     blocking, so the blob is one snapshot of its bytes even while it grows; a file
     swapped for another, a link or a FIFO under the read is looked at again.
     `folders` caches which folders on the way are real folders: share one dict
-    across the paths of one pass, never across passes. `existing_mode` is the index
+    across the paths of one pass, never across passes; `ignored_folders` likewise
+    caches which folders the ignore rules exclude. `existing_mode` is the index
     entry's mode and `core` the repository's core settings: with core.fileMode or
     core.symlinks false they decide the mode as git does. `existing_id` is the index
     entry's object: under core.autocrlf (or `text=auto`) a file whose index blob is text
@@ -112,6 +114,7 @@ def snapshot(
             existing_id=existing_id,
             core=core,
             filters=filters,
+            ignored_folders=ignored_folders,
         )
     except _Skip:
         return SKIPPED
@@ -149,6 +152,7 @@ def _snapshot(
     existing_id: pygit2.Oid | None,
     core: CoreSettings,
     filters: FilterScope | None = None,
+    ignored_folders: dict[str, bool] | None = None,
 ) -> Entry | None:
     """`snapshot`, with Skipped and Failed raised as _Skip and _Failed."""
     workdir = _workdir(repo)
@@ -165,7 +169,7 @@ def _snapshot(
             raise _Failed(f"cannot read: {exc.strerror}") from exc
         if stat.S_ISDIR(st.st_mode):
             return None  # the file became a folder: its files are paths of their own
-        if not tracked and path_is_ignored(repo, path):
+        if not tracked and path_is_ignored(repo, path, folders=ignored_folders):
             raise _Skip(path)
         if stat.S_ISLNK(st.st_mode):
             try:
