@@ -158,10 +158,10 @@ class Worker(threading.Thread):
         return max(0.0, min(waits)) if waits else None
 
     def _status_due(self) -> float | None:
-        """Send the status line, at most every STATUS_EVERY seconds (and only when it
-        changed): a burst wakes the worker hundreds of times and the line costs queries.
-        Returns when a deferred line is due (`time.monotonic()`: a rate on real time, not on
-        the injected clock; None: nothing deferred)."""
+        """Work out the status line and send it when it changed, at most every STATUS_EVERY
+        seconds: a burst or an edit stream wakes the worker for every save and the line
+        costs queries. Returns when a deferred line is due (`time.monotonic()`: a rate on
+        real time, not on the injected clock; None: nothing deferred)."""
         now = time.monotonic()
         if self._status_sent_at is not None and now < self._status_sent_at + STATUS_EVERY:
             return self._status_sent_at + STATUS_EVERY
@@ -170,8 +170,6 @@ class Worker(threading.Thread):
         if line != self._status_line:
             self._status_line = line
             self._on_status(line)
-            return None
-        self._status_sent_at = None  # unchanged: the next change is shown at once
         return None
 
     def _take_in_all(self) -> bool:
