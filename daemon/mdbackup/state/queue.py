@@ -103,6 +103,11 @@ SELECT COUNT(path), MAX(last_event_at), MIN(first_seen_at),
 FROM paths WHERE status = 'pending'
 """
 _COUNTS_SQL = "SELECT status, COUNT(path) FROM paths GROUP BY status"
+_DUE_SQL = "status IN ('pending', 'failed')"
+_DUE_NOW_SQL = (
+    "(status = 'pending' OR (status = 'failed' AND (next_attempt_at IS NULL OR next_attempt_at <= :now)))"
+)
+_QUEUED_SQL = "SELECT path, generation, attempts FROM paths WHERE status = 'queued'"
 _LAST_BACKUP_SQL = "SELECT MAX(last_backup_at) FROM paths"
 
 RetryDelay = Callable[[int], float]
@@ -177,17 +182,16 @@ class PathQueue:
         Due: pending, or failed whose `next_attempt_at` has come (any failed path
         when `include_failed_early`). Done in one IMMEDIATE transaction.
         """
-        R = self._R
-        due_failed = R.status == PathStatus.FAILED.value
-        if not include_failed_early:
-            due_failed &= (R.next_attempt_at.is_null()) | (R.next_attempt_at <= now)
-        condition = (R.status == PathStatus.PENDING.value) | due_failed
+        due = _DUE_SQL if include_failed_early else _DUE_NOW_SQL
+        params = {"now": now}
+        connection = self._state.db.connection()
+        # Raw SQL: peewee's building of `path IN (...)` for a 5,000-path batch cost more
+        # than the commit's trees.
         with self._state.immediate():
-            rows = list(
-                R.select(R.path, R.generation, R.first_seen_at).where(condition).order_by(R.path).tuples()
-            )
-            for chunk in pw.chunked([stored for stored, _, _ in rows], _IN_CLAUSE_CHUNK):
-                R.update(status=PathStatus.QUEUED.value, updated_at=now).where(R.path.in_(chunk)).execute()
+            rows = connection.execute(
+                f"SELECT path, generation, first_seen_at FROM paths WHERE {due} ORDER BY path", params
+            ).fetchall()
+            connection.execute(f"UPDATE paths SET status = 'queued', updated_at = :now WHERE {due}", params)
         return Batch(
             tuple(BatchItem(path_from_db(stored), generation, first) for stored, generation, first in rows)
         )
@@ -202,66 +206,36 @@ class PathQueue:
         success. A path missing from `outcomes` is deferred. A failed path is retried
         `retry_delay(attempts)` seconds from `now`.
         """
-        R = self._R
+        connection = self._state.db.connection()
         with self._state.immediate():
-            current = self._generations_and_attempts(batch.paths)
-            # Paths with the same outcome get one UPDATE ... WHERE path IN (...): a
-            # batch of 10,000 successes is a handful of statements, not 10,000.
-            groups: dict[tuple[Outcome, bool, float], list[str]] = {}
-            forgotten: list[str] = []
+            current = self._generations_and_attempts()
+            # Paths with the same outcome share one prepared UPDATE, run for each of them.
+            groups: dict[tuple[Outcome, bool, float], list[tuple[str]]] = {}
+            forgotten: list[tuple[str]] = []
             for item in batch.items:
                 outcome = outcomes.get(item.path, DEFERRED)
-                generation, attempts = current.get(item.path, (item.generation, 0))
-                changed_since = generation != item.generation
                 stored = path_to_db(item.path)
+                generation, attempts = current.get(stored, (item.generation, 0))
+                changed_since = generation != item.generation
                 if outcome.forget and not changed_since:
-                    forgotten.append(stored)
+                    forgotten.append((stored,))
                     continue
                 retry_after = retry_delay(attempts + 1) if outcome.status is PathStatus.FAILED else 0.0
-                groups.setdefault((outcome, changed_since, retry_after), []).append(stored)
+                groups.setdefault((outcome, changed_since, retry_after), []).append((stored,))
             for (outcome, changed_since, retry_after), stored_paths in groups.items():
-                update = self._outcome_update(
+                assignments, values = _outcome_assignments(
                     outcome, changed_since=changed_since, now=now, retry_after=retry_after
                 )
-                for chunk in pw.chunked(stored_paths, _IN_CLAUSE_CHUNK):
-                    R.update(update).where(R.path.in_(chunk)).execute()
-            for chunk in pw.chunked(forgotten, _IN_CLAUSE_CHUNK):
-                R.delete().where(R.path.in_(chunk)).execute()
+                connection.executemany(
+                    f"UPDATE paths SET {assignments} WHERE path = ?", [(*values, *p) for p in stored_paths]
+                )
+            connection.executemany("DELETE FROM paths WHERE path = ?", forgotten)
 
-    def _generations_and_attempts(self, paths: Iterable[str]) -> dict[str, tuple[int, int]]:
-        R = self._R
-        found: dict[str, tuple[int, int]] = {}
-        for chunk in pw.chunked([path_to_db(p) for p in paths], _IN_CLAUSE_CHUNK):
-            query = R.select(R.path, R.generation, R.attempts).where(R.path.in_(chunk))
-            found.update((path_from_db(stored), (gen, att)) for stored, gen, att in query.tuples())
-        return found
-
-    def _outcome_update(
-        self, outcome: Outcome, *, changed_since: bool, now: float, retry_after: float
-    ) -> dict[Any, Any]:
-        R = self._R
-        update: dict[Any, Any] = {R.updated_at: now}
-        if outcome.status is PathStatus.SUCCESS:
-            update.update({R.last_backup_at: now, R.last_error: None, R.attempts: 0, R.next_attempt_at: None})
-        elif outcome.status is PathStatus.FAILED:
-            update.update(
-                {
-                    R.last_error: outcome.error,
-                    R.attempts: R.attempts + 1,
-                    R.next_attempt_at: now + retry_after,
-                }
-            )
-        if changed_since:
-            update.update({R.status: PathStatus.PENDING.value, R.first_seen_at: now})
-            if outcome.status is PathStatus.FAILED:
-                update[R.next_attempt_at] = None
-        elif outcome.status is PathStatus.PENDING:
-            update[R.status] = PathStatus.PENDING.value
-        else:
-            update[R.status] = outcome.status.value
-            if outcome.status is PathStatus.SUCCESS:
-                update[R.first_seen_at] = None
-        return update
+    def _generations_and_attempts(self) -> dict[str, tuple[int, int]]:
+        """Stored path -> (generation, attempts) of every queued path (a batch's paths stay
+        queued until it finishes, whatever is recorded meanwhile)."""
+        rows = self._state.db.connection().execute(_QUEUED_SQL)
+        return {stored: (generation, attempts) for stored, generation, attempts in rows}
 
     # -- what scheduling and `status` read --------------------------------------------
 
@@ -307,3 +281,30 @@ class PathQueue:
         """When a path was last committed (epoch seconds), or None."""
         (value,) = self._state.db.execute_sql(_LAST_BACKUP_SQL).fetchone()
         return None if value is None else float(value)
+
+
+def _outcome_assignments(
+    outcome: Outcome, *, changed_since: bool, now: float, retry_after: float
+) -> tuple[str, tuple[object, ...]]:
+    """The SET clause (`col = ?, ...`) applying `outcome` to a row, and its values."""
+    values: dict[str, object] = {"updated_at": now}
+    expressions: dict[str, str] = {}
+    if outcome.status is PathStatus.SUCCESS:
+        values.update(last_backup_at=now, last_error=None, attempts=0, next_attempt_at=None)
+    elif outcome.status is PathStatus.FAILED:
+        values.update(last_error=outcome.error, next_attempt_at=now + retry_after)
+        expressions["attempts"] = "attempts + 1"
+    if changed_since:
+        values.update(status=PathStatus.PENDING.value, first_seen_at=now)
+        if outcome.status is PathStatus.FAILED:
+            values["next_attempt_at"] = None
+    elif outcome.status is PathStatus.PENDING:
+        values["status"] = PathStatus.PENDING.value
+    else:
+        values["status"] = outcome.status.value
+        if outcome.status is PathStatus.SUCCESS:
+            values["first_seen_at"] = None
+    clause = ", ".join(
+        [f"{column} = ?" for column in values] + [f"{c} = {e}" for c, e in expressions.items()]
+    )
+    return clause, tuple(values.values())
