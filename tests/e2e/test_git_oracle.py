@@ -29,6 +29,7 @@ import pygit2
 from hypothesis import HealthCheck, given, reject, seed, settings
 from hypothesis import strategies as st
 
+from mdbackup.git import pack
 from mdbackup.git.commit import Committer
 from mdbackup.git.repo import open_repository
 from tests.support.git import git, init_repo
@@ -302,11 +303,23 @@ def run_git(repo: Path) -> bool:
     return True
 
 
-def run_mdbackup(repo: Path) -> frozenset[str]:
-    """Commit every candidate with mdbackup; returns the paths it found equal to HEAD."""
-    result = Committer(open_repository(repo)).commit_paths(
-        candidates(repo), message=lambda changes: "backup", author=SIG, committer=SIG, max_file_size=1 << 20
-    )
+def run_mdbackup(repo: Path, *, packed: bool = False) -> frozenset[str]:
+    """Commit every candidate with mdbackup; returns the paths it found equal to HEAD.
+    `packed`: the blobs go into one pack, as for a large batch (`mdbackup.git.pack`)."""
+    threshold = pack.PACK_MIN
+    pack.PACK_MIN = 1 if packed else threshold
+    try:
+        result = Committer(open_repository(repo)).commit_paths(
+            candidates(repo),
+            message=lambda changes: "backup",
+            author=SIG,
+            committer=SIG,
+            max_file_size=1 << 20,
+        )
+    finally:
+        pack.PACK_MIN = threshold
+    if packed:
+        git(repo, "fsck", "--strict", "--no-dangling")  # every object there and well formed
     return frozenset(result.unchanged)
 
 
@@ -339,8 +352,8 @@ def _line_path(line: str) -> str:
     suppress_health_check=[HealthCheck.too_slow, HealthCheck.data_too_large],
     derandomize=False,
 )
-@given(shape=shapes, operations=ops)
-def test_mdbackup_commits_what_git_would(shape: Shape, operations: list[Op]) -> None:
+@given(shape=shapes, operations=ops, packed=st.booleans())
+def test_mdbackup_commits_what_git_would(shape: Shape, operations: list[Op], packed: bool) -> None:
     with tempfile.TemporaryDirectory(prefix="mdbackup-oracle-", dir=FAST_TMP) as tmp:
         root = Path(tmp)
         repo = build(root / "built", shape)
@@ -353,7 +366,7 @@ def test_mdbackup_commits_what_git_would(shape: Shape, operations: list[Op]) -> 
         ours = repo
         theirs = twin / "repo"
         index_before = observe(ours)["index"]
-        equal_to_head = run_mdbackup(ours)
+        equal_to_head = run_mdbackup(ours, packed=packed)
         if not run_git(theirs):
             reject()
         # Documented difference (README "What gets committed"): a path whose content equals

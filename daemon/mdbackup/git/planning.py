@@ -22,6 +22,7 @@ from pygit2.enums import FileMode
 from mdbackup.git.attributes import FilterScope
 from mdbackup.git.names import refusal
 from mdbackup.git.objects import Entry, RepositoryUnwritable
+from mdbackup.git.pack import BlobPack, packable
 from mdbackup.git.shapes import (
     Boundaries,
     CoreSettings,
@@ -84,6 +85,7 @@ class _Shape:
     folders: dict[str, bool]  # folder -> is a real folder (not a link), this pass
     filters: FilterScope  # whether an attribute file can reach a path, this pass
     ignored: dict[str, bool]  # folder + "/" -> the ignore rules exclude it, this pass
+    blobs: BlobPack | None  # a large batch's blobs, written as one pack at the end
 
 
 def plan_paths(
@@ -115,6 +117,7 @@ def plan_paths(
         folders={},
         filters=FilterScope(repo, index),
         ignored={},
+        blobs=BlobPack(repo) if packable(repo, len(paths)) else None,
     )
     names: dict[str, str] = {}
     icase = IndexNames(index) if core.ignore_case else None
@@ -154,6 +157,8 @@ def plan_paths(
             continue
         if new == old:
             unchanged.append(path)
+            if shape.blobs is not None and new is not None:
+                shape.blobs.release(new.oid)  # committed already: not written again
         else:
             plan[path] = new
             if icase is not None and new is not None and source == path:
@@ -162,6 +167,8 @@ def plan_paths(
             changes.append(PathChange(path, kind))
     if unwritable is not None and not stored:
         raise unwritable  # no path could be stored: the repository itself is unwritable
+    if shape.blobs is not None:
+        shape.blobs.flush()  # before any tree names them; RepositoryUnwritable when it cannot
     by_name = {names.get(path, path): path for path in plan}
     for path in (by_name[name] for name in file_folder_clashes({n: plan[p] for n, p in by_name.items()})):
         # A file at `a` and files under `a/` in one snapshot: `a` changed between its
@@ -238,6 +245,7 @@ def _path_snapshot(
         core=shape.core,
         filters=shape.filters,
         ignored_folders=shape.ignored,
+        store=None if shape.blobs is None else shape.blobs.store,
     )
     if isinstance(new, Entry) and new.mode == FileMode.LINK:  # the rest was checked above
         reason = refusal(path, new.mode)

@@ -280,3 +280,25 @@ class IndexNames:
         """`name` was added to the index in this pass."""
         self._added.setdefault(_fold(name), name)
         self._note_folders(name)
+
+
+def real_folders_on_the_way(workdir: str, path: str, known: dict[str, bool]) -> bool:
+    """True when every folder above `path` is a real folder, not a link (nor a file).
+
+    Git does not look beyond a symbolic link: `a/b.md` with `a` a link is no file
+    of the working tree. `known` remembers answers for the pass.
+    """
+    slash = path.find("/")
+    while slash != -1:
+        folder = path[:slash]
+        real = known.get(folder)
+        if real is None:
+            try:
+                real = stat.S_ISDIR(os.lstat(os.path.join(workdir, folder)).st_mode)
+            except OSError:
+                real = False
+            known[folder] = real
+        if not real:
+            return False
+        slash = path.find("/", slash + 1)
+    return True

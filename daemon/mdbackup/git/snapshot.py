@@ -31,7 +31,7 @@ from mdbackup.git.attributes import DriverFailed, FilterScope, clean, driver_for
 from mdbackup.git.eol import Conversion, EolRefused, conversion_for, has_crlf_in_index, to_git
 from mdbackup.git.objects import Entry, RepositoryUnwritable, storing
 from mdbackup.git.scan import path_is_ignored
-from mdbackup.git.shapes import CoreSettings, git_mode
+from mdbackup.git.shapes import CoreSettings, git_mode, real_folders_on_the_way
 
 _GIT_DEFAULTS = CoreSettings()
 _AS_IT_IS = Conversion()  # stored as it is: no eol conversion, no ident
@@ -58,6 +58,9 @@ class Failed:
 
 SKIPPED = Skipped()
 
+Store = Callable[[bytes], pygit2.Oid]
+"""Stores a blob's content, returning its id (`Repository.create_blob`, `BlobPack.store`)."""
+
 Snapshot = Entry | Skipped | Failed | None
 """A path's working-tree state: its entry, Skipped, Failed, or None when it is gone."""
 
@@ -74,6 +77,7 @@ def snapshot(
     core: CoreSettings = _GIT_DEFAULTS,
     filters: FilterScope | None = None,
     ignored_folders: dict[str, bool] | None = None,
+    store: Store | None = None,
 ) -> Snapshot:
     """The working-tree content of the repository-relative `path`, stored as a blob.
 
@@ -90,7 +94,8 @@ def snapshot(
     swapped for another, a link or a FIFO under the read is looked at again.
     `folders` caches which folders on the way are real folders: share one dict
     across the paths of one pass, never across passes; `ignored_folders` likewise
-    caches which folders the ignore rules exclude. `existing_mode` is the index
+    caches which folders the ignore rules exclude; `store` stores a file's content (by
+    default `repo.create_blob`: a loose object; a batch's `BlobPack`). `existing_mode` is the index
     entry's mode and `core` the repository's core settings: with core.fileMode or
     core.symlinks false they decide the mode as git does. `existing_id` is the index
     entry's object: under core.autocrlf (or `text=auto`) a file whose index blob is text
@@ -115,6 +120,7 @@ def snapshot(
             core=core,
             filters=filters,
             ignored_folders=ignored_folders,
+            store=store,
         )
     except _Skip:
         return SKIPPED
@@ -153,13 +159,14 @@ def _snapshot(
     core: CoreSettings,
     filters: FilterScope | None = None,
     ignored_folders: dict[str, bool] | None = None,
+    store: Store | None = None,
 ) -> Entry | None:
     """`snapshot`, with Skipped and Failed raised as _Skip and _Failed."""
     workdir = _workdir(repo)
     full = os.path.join(workdir, path)
     folders = {} if folders is None else folders
     for _attempt in range(_READ_ATTEMPTS):
-        if not _real_folders_on_the_way(workdir, path, folders):
+        if not real_folders_on_the_way(workdir, path, folders):
             return None
         try:
             st = os.lstat(full)
@@ -195,6 +202,7 @@ def _snapshot(
                 max_file_size,
                 index_has_crlf=lambda: has_crlf_in_index(repo, existing_id, existing_mode),
                 scope=filters,
+                store=store or repo.create_blob,
             )
         except _Changed:
             folders.clear()  # something moved: look at the folders again too
@@ -214,6 +222,7 @@ def _file_blob(
     *,
     index_has_crlf: Callable[[], bool],
     scope: FilterScope | None = None,
+    store: Store,
 ) -> pygit2.Oid | None:
     """Store the regular file's content as a blob, converted as `git add` converts it
     (clean driver, then line endings and ident: `mdbackup.git.eol`); None when it
@@ -227,10 +236,12 @@ def _file_blob(
     if driver is None and conversion.changes_nothing:  # stored as it is: streamed
 
         def folders_still_real() -> None:
-            if not _real_folders_on_the_way(workdir, path, {}):
+            if not real_folders_on_the_way(workdir, path, {}):
                 raise _Changed(path)  # a folder became a link while we read
 
-        return _read_regular(full, max_file_size, expected=st, repo=repo, check=folders_still_real)
+        return _read_regular(
+            full, max_file_size, expected=st, repo=repo, check=folders_still_real, store=store
+        )
     data = _read_whole(full, max_file_size, expected=st)
     if data is None:
         return None
@@ -240,10 +251,10 @@ def _file_blob(
         data = to_git(conversion, data, path=path, index_has_crlf=index_has_crlf)
     except (DriverFailed, EolRefused) as exc:
         raise _Failed(str(exc)) from exc
-    if not _real_folders_on_the_way(workdir, path, {}):
+    if not real_folders_on_the_way(workdir, path, {}):
         raise _Changed(path)
     with storing("store the file"):
-        return repo.create_blob(data)
+        return store(data)
 
 
 def _open_for_reading(full: str) -> int | None:
@@ -268,6 +279,7 @@ def _read_regular(
     expected: os.stat_result | None = None,
     repo: pygit2.Repository,
     check: Callable[[], None] = lambda: None,
+    store: Store | None = None,
 ) -> pygit2.Oid | None:
     """Store the bytes of the regular file at `full` as a blob, streamed (memory per file
     bounded by one chunk, whatever its size); None when it is gone.
@@ -298,7 +310,7 @@ def _read_regular(
         reader = _FileReader(fd, opened.st_size, full, check)
         try:
             if opened.st_size <= _READ_CHUNK:  # at once: one object write (the stream writes a temp file too)
-                return repo.create_blob(reader.readall())
+                return (store or repo.create_blob)(reader.readall())
             return repo.create_blob_fromiobase(reader)
         except (pygit2.GitError, OSError) as exc:
             reason = _stream_failure(repo, exc)
@@ -373,25 +385,3 @@ class _FileReader(io.RawIOBase):
         self._left -= len(chunk)
         buffer[: len(chunk)] = chunk
         return len(chunk)
-
-
-def _real_folders_on_the_way(workdir: str, path: str, known: dict[str, bool]) -> bool:
-    """True when every folder above `path` is a real folder, not a link (nor a file).
-
-    Git does not look beyond a symbolic link: `a/b.md` with `a` a link is no file
-    of the working tree. `known` remembers answers for the pass.
-    """
-    slash = path.find("/")
-    while slash != -1:
-        folder = path[:slash]
-        real = known.get(folder)
-        if real is None:
-            try:
-                real = stat.S_ISDIR(os.lstat(os.path.join(workdir, folder)).st_mode)
-            except OSError:
-                real = False
-            known[folder] = real
-        if not real:
-            return False
-        slash = path.find("/", slash + 1)
-    return True
